@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Eight-lane `Float` vector used by the elementwise kernels.
+public typealias Float8 = SIMD8<Float>
+
+/// Vectorised transcendental functions on eight lanes.
+///
+/// The polynomials are the classic single-precision minimax fits (Cephes `expf`, `logf`,
+/// `tanhf` coefficients); accuracy is within about 2 ulp over the normal float range, which the
+/// tests check against the C library. Every lane is computed independently, so a value's
+/// result does not depend on its position in a buffer.
+public enum FastMath {
+  /// e^x: 0 below -87.33 (where e^x leaves the normal float range), +inf above 88.72,
+  /// NaN for NaN.
+  @inlinable @inline(__always)
+  public static func exp(_ x0: Float8) -> Float8 {
+    let x = x0.clamped(lowerBound: Float8(repeating: -87.3), upperBound: Float8(repeating: 88.3))
+    // n = round(x / ln 2) via the 1.5 * 2^23 trick; its bits hold n in the low mantissa.
+    let magic = Float8(repeating: 12_582_912)
+    let t = x * Float8(repeating: 1.442_695_04) + magic
+    let n = t - magic
+    let r = x - n * Float8(repeating: 0.693_359_375) - n * Float8(repeating: -2.121_944_40e-4)
+    var p = Float8(repeating: 1.987_569_150_0e-4)
+    p = p * r + Float8(repeating: 1.398_199_950_7e-3)
+    p = p * r + Float8(repeating: 8.333_451_907_3e-3)
+    p = p * r + Float8(repeating: 4.166_579_589_4e-2)
+    p = p * r + Float8(repeating: 1.666_666_545_9e-1)
+    p = p * r + Float8(repeating: 5.000_000_120_1e-1)
+    let y = p * (r * r) + r + Float8(repeating: 1)
+    let ti = unsafeBitCast(t, to: SIMD8<Int32>.self)
+    let e = (ti &- SIMD8(repeating: 0x4B40_0000) &+ SIMD8(repeating: 127)) &<< SIMD8(repeating: 23)
+    var result = y * unsafeBitCast(e, to: Float8.self)
+    // Outside [-87.3, 88.3] the clamped value is only an approximation: fix the ends exactly.
+    let high = x0 .> Float8(repeating: 88.3)
+    let low = x0 .< Float8(repeating: -87.3)
+    if any(high .| low .| (x0 .!= x0)) {
+      for k in 0..<8 where high[k] || low[k] || x0[k].isNaN {
+        result[k] = Float(_exp(Double(x0[k])))
+      }
+    }
+    return result
+  }
+
+  /// Natural logarithm: -inf at 0, NaN below 0, +inf at +inf.
+  @inlinable @inline(__always)
+  public static func log(_ x0: Float8) -> Float8 {
+    // Scale subnormals into the normal range first.
+    let tiny = x0 .< Float8(repeating: Float.leastNormalMagnitude)
+    let x = x0.replacing(with: x0 * Float8(repeating: 8_388_608), where: tiny)
+    let bits = unsafeBitCast(x, to: SIMD8<Int32>.self)
+    var e = Float8((bits &>> SIMD8(repeating: 23)) & SIMD8(repeating: 0xFF))
+      - Float8(repeating: 126)
+    e = e.replacing(with: e - Float8(repeating: 23), where: tiny)
+    var m = unsafeBitCast(
+      (bits & SIMD8(repeating: Int32(bitPattern: 0x807F_FFFF))) | SIMD8(repeating: 0x3F00_0000),
+      to: Float8.self)  // mantissa in [0.5, 1)
+    let small = m .< Float8(repeating: 0.707_106_781_186_547_524)
+    e = e.replacing(with: e - Float8(repeating: 1), where: small)
+    m = m.replacing(with: m + m - Float8(repeating: 1), where: small)
+    m = m.replacing(with: m - Float8(repeating: 1), where: .!small)
+    let z = m * m
+    var y = Float8(repeating: 7.037_683_629_2e-2)
+    y = y * m - Float8(repeating: 1.151_461_031_0e-1)
+    y = y * m + Float8(repeating: 1.167_699_874_0e-1)
+    y = y * m - Float8(repeating: 1.242_014_084_6e-1)
+    y = y * m + Float8(repeating: 1.424_932_278_7e-1)
+    y = y * m - Float8(repeating: 1.666_805_766_5e-1)
+    y = y * m + Float8(repeating: 2.000_071_476_5e-1)
+    y = y * m - Float8(repeating: 2.499_999_399_3e-1)
+    y = y * m + Float8(repeating: 3.333_333_117_4e-1)
+    y = y * m * z
+    y = y + e * Float8(repeating: -2.121_944_40e-4)
+    y = y - Float8(repeating: 0.5) * z
+    var result = m + y + e * Float8(repeating: 0.693_359_375)
+    result = result.replacing(with: -.infinity, where: x0 .== Float8(repeating: 0))
+    result = result.replacing(with: .nan, where: x0 .< Float8(repeating: 0))
+    result = result.replacing(with: .infinity, where: x0 .== Float8(repeating: .infinity))
+    result = result.replacing(with: .nan, where: x0 .!= x0)
+    return result
+  }
+
+  /// Hyperbolic tangent; a polynomial near 0 keeps the relative error small for tiny inputs.
+  @inlinable @inline(__always)
+  public static func tanh(_ x: Float8) -> Float8 {
+    let a = vabs(x)
+    let z = x * x
+    var p = Float8(repeating: -5.704_988_727_45e-3)
+    p = p * z + Float8(repeating: 2.063_908_879_54e-2)
+    p = p * z - Float8(repeating: 5.373_971_555_31e-2)
+    p = p * z + Float8(repeating: 1.333_144_220_36e-1)
+    p = p * z - Float8(repeating: 3.333_328_194_22e-1)
+    let small = p * z * x + x
+    let e = exp(a + a)
+    var large = Float8(repeating: 1) - Float8(repeating: 2) / (e + Float8(repeating: 1))
+    large = large.replacing(with: -large, where: x .< Float8(repeating: 0))
+    return small.replacing(with: large, where: a .>= Float8(repeating: 0.625))
+  }
+
+  /// The logistic function 1 / (1 + e^-x).
+  @inlinable @inline(__always)
+  public static func sigmoid(_ x: Float8) -> Float8 {
+    Float8(repeating: 1) / (Float8(repeating: 1) + exp(-x))
+  }
+
+  /// Scalar forms: the vector code on one lane, so scalar and vector paths agree exactly.
+  @inlinable @inline(__always)
+  public static func exp(_ x: Float) -> Float { exp(Float8(repeating: x))[0] }
+  @inlinable @inline(__always)
+  public static func log(_ x: Float) -> Float { log(Float8(repeating: x))[0] }
+  @inlinable @inline(__always)
+  public static func tanh(_ x: Float) -> Float { tanh(Float8(repeating: x))[0] }
+  @inlinable @inline(__always)
+  public static func sigmoid(_ x: Float) -> Float { sigmoid(Float8(repeating: x))[0] }
+}
+
+@usableFromInline func _exp(_ x: Double) -> Double { exp(x) }
+
+/// |x| on eight lanes (clears the sign bits).
+@inlinable @inline(__always)
+public func vabs(_ x: Float8) -> Float8 {
+  unsafeBitCast(
+    unsafeBitCast(x, to: SIMD8<UInt32>.self) & SIMD8(repeating: 0x7FFF_FFFF), to: Float8.self)
+}
+
+/// Loads eight floats at `p + i` (no alignment needed).
+@inlinable @inline(__always)
+public func loadFloat8(_ p: UnsafePointer<Float>, _ i: Int) -> Float8 {
+  UnsafeRawPointer(p + i).loadUnaligned(as: Float8.self)
+}
+
+/// Stores eight floats at `p + i` (no alignment needed).
+@inlinable @inline(__always)
+public func storeFloat8(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+  UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: Float8.self)
+}
+
+/// Loads `n` < 8 floats at `p + i` into the low lanes (the rest are `fill`).
+@inlinable @inline(__always)
+public func loadPartialFloat8(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int, fill: Float = 0)
+  -> Float8
+{
+  var v = Float8(repeating: fill)
+  for k in 0..<n { v[k] = p[i + k] }
+  return v
+}
+
+/// Stores the low `n` < 8 lanes of `v` at `p + i`.
+@inlinable @inline(__always)
+public func storePartialFloat8(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
+  for k in 0..<n { p[i + k] = v[k] }
+}

@@ -1,0 +1,116 @@
+internal import COpenBLAS
+
+/// Matrix product through `cblas_sgemm`, with optional transposes of either operand.
+///
+/// - `a` of rank >= 2 with `b` of rank 2: the leading axes of `a` are batch rows
+///   ([..., M, K] x [K, N] -> [..., M, N]), one sgemm call (with `transposeA`, `a` must be 2-D).
+/// - both of rank >= 3: a batched product over equal leading axes; or `a` 2-D shared across a
+///   batched `b`.
+///
+/// ```swift
+/// let y = matmul(x, w)                       // [B, T, in] x [in, out] -> [B, T, out]
+/// let gW = matmul(x2d, g2d, transposeA: true) // x^T g
+/// ```
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false)
+  -> Tensor
+{
+  precondition(
+    a.rank >= 2 && b.rank >= 2,
+    "matmul needs rank >= 2 operands, got \(a.shape) and \(b.shape)")
+  if b.rank == 2 && (a.rank == 2 || !transposeA) {
+    let k = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
+    let m = transposeA ? a.shape[a.rank - 1] : a.count / Swift.max(k, 1)
+    let kb = transposeB ? b.shape[1] : b.shape[0]
+    let n = transposeB ? b.shape[0] : b.shape[1]
+    precondition(
+      k == kb,
+      "matmul: inner extents differ: \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")"
+    )
+    var outShape = transposeA ? [m] : Array(a.shape.dropLast())
+    outShape.append(n)
+    let out = Tensor(uninitializedShape: outShape)
+    sgemm(
+      transposeA, transposeB, m, n, k, 1, a.storage.base, b.storage.base, 0, out.storage.base)
+    return out
+  }
+  // Batched.
+  let aBatch = Array(a.shape.dropLast(2))
+  let bBatch = Array(b.shape.dropLast(2))
+  let batchShape: [Int]
+  if a.rank == 2 {
+    batchShape = bBatch
+  } else {
+    precondition(
+      b.rank == 2 || aBatch == bBatch,
+      "matmul: batch axes differ: \(a.shape) and \(b.shape)")
+    batchShape = aBatch
+  }
+  let batch = batchShape.reduce(1, *)
+  let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+  let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+  let m = transposeA ? ac : ar
+  let k = transposeA ? ar : ac
+  let kb = transposeB ? bc : br
+  let n = transposeB ? br : bc
+  precondition(k == kb, "matmul: inner extents differ: \(a.shape) x \(b.shape)")
+  let out = Tensor(uninitializedShape: batchShape + [m, n])
+  let aStep = a.rank == 2 ? 0 : ar * ac
+  let bStep = b.rank == 2 ? 0 : br * bc
+  for i in 0..<batch {
+    sgemm(
+      transposeA, transposeB, m, n, k, 1, a.storage.base + i * aStep, b.storage.base + i * bStep,
+      0, out.storage.base + i * m * n)
+  }
+  return out
+}
+
+/// `c = alpha * op(a) op(b) + beta * c` on row-major buffers: the raw sgemm, for fused kernels.
+/// `a` is stored [m, k] (or [k, m] when transposed), `b` [k, n] (or [n, k]), `c` [m, n].
+@inlinable
+public func sgemm(
+  _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ beta: Float,
+  _ c: UnsafeMutablePointer<Float>
+) {
+  sgemmStrided(
+    transposeA, transposeB, m, n, k, alpha, a, transposeA ? m : k, b, transposeB ? k : n, beta, c,
+    n)
+}
+
+/// The raw sgemm with explicit leading dimensions (row-major).
+public func sgemmStrided(
+  _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+  _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+  _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+) {
+  if m == 0 || n == 0 { return }
+  if k == 0 {
+    for i in 0..<m {
+      for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
+    }
+    return
+  }
+  cblas_sgemm(
+    CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+    blasint(ldc))
+}
+
+extension Tensor {
+  /// `self += alpha * op(a) op(b)` in place (shapes as in ``matmul(_:_:transposeA:transposeB:)``
+  /// for 2-D operands): accumulates a product without a temporary.
+  public mutating func addMatmul(
+    _ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
+    alpha: Float = 1
+  ) {
+    let k = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
+    let m = transposeA ? a.shape[a.rank - 1] : a.count / Swift.max(k, 1)
+    let n = transposeB ? b.shape[0] : b.shape[1]
+    precondition(
+      b.rank == 2 && (a.rank == 2 || !transposeA) && count == m * n
+        && (transposeB ? b.shape[1] : b.shape[0]) == k,
+      "addMatmul: \(shape) += \(a.shape) x \(b.shape) does not fit")
+    makeUnique()
+    sgemm(transposeA, transposeB, m, n, k, alpha, a.storage.base, b.storage.base, 1, storage.base)
+  }
+}

@@ -1,0 +1,86 @@
+internal import COpenBLAS
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// How many threads the numerical kernels use.
+///
+/// Large elementwise loops, reductions, convolutions' im2col and the SSM scan split their work
+/// into at most ``threadCount`` chunks with Dispatch; OpenBLAS uses the same count for matrix
+/// products. The default is the number of online cores. Chunk boundaries depend only on the
+/// problem size and the thread count, so results are repeatable for a fixed thread count.
+///
+/// ```swift
+/// Parallelism.setThreadCount(1)   // single-threaded kernels and BLAS
+/// ```
+public enum Parallelism {
+  static let threads = Atomic<Int>(Parallelism.onlineCores)
+
+  /// The number of online cores of this machine.
+  public static let onlineCores: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+  /// The number of threads kernels and BLAS currently use.
+  public static var threadCount: Int { threads.load(ordering: .relaxed) }
+
+  /// Sets the number of threads for the project's kernels and for OpenBLAS.
+  /// - Parameter count: at least 1.
+  public static func setThreadCount(_ count: Int) {
+    precondition(count >= 1, "Parallelism.setThreadCount needs at least 1 thread, got \(count)")
+    threads.store(count, ordering: .relaxed)
+    openblas_set_num_threads(Int32(count))
+  }
+
+  /// The thread count OpenBLAS reports.
+  public static var blasThreadCount: Int { Int(openblas_get_num_threads()) }
+
+  /// Calls `body` on disjoint chunks that cover `0..<count`, in parallel when the work is large.
+  ///
+  /// - Parameters:
+  ///   - count: the number of items.
+  ///   - grain: the minimum number of items worth a thread of its own.
+  ///   - body: receives a chunk of item indices; it must only write to locations its chunk owns.
+  @inlinable
+  public static func forEachChunk(
+    count: Int, grain: Int, _ body: (Range<Int>) -> Void
+  ) {
+    let chunks = chunkCount(count: count, grain: grain)
+    if chunks <= 1 {
+      if count > 0 { body(0..<count) }
+      return
+    }
+    withoutActuallyEscaping(body) { escapable in
+      nonisolated(unsafe) let work = escapable
+      DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let lo = count * c / chunks
+        let hi = count * (c + 1) / chunks
+        if lo < hi { work(lo..<hi) }
+      }
+    }
+  }
+
+  /// The number of chunks ``forEachChunk(count:grain:_:)`` would use.
+  @inlinable
+  public static func chunkCount(count: Int, grain: Int) -> Int {
+    let t = threadCount
+    if t <= 1 || count <= grain { return 1 }
+    return min(t, (count + grain - 1) / max(grain, 1))
+  }
+
+  /// Calls `body(i)` for `i` in `0..<iterations` in parallel (one task per iteration).
+  @inlinable
+  public static func forEach(iterations: Int, _ body: (Int) -> Void) {
+    if iterations <= 1 || threadCount <= 1 {
+      for i in 0..<iterations { body(i) }
+      return
+    }
+    withoutActuallyEscaping(body) { escapable in
+      nonisolated(unsafe) let work = escapable
+      DispatchQueue.concurrentPerform(iterations: iterations) { i in work(i) }
+    }
+  }
+}

@@ -1,0 +1,64 @@
+// swift-tools-version: 6.0
+// R2I: model-based reinforcement learning with long memory (Recall to Imagine), CPU-first.
+// Layout and dependency direction: see CONTRIBUTING.md.
+import PackageDescription
+
+let package = Package(
+  name: "R2I",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "Random", targets: ["Random"]),
+    .library(name: "Tensor", targets: ["Tensor"]),
+    .library(name: "Autodiff", targets: ["Autodiff"]),
+    .library(name: "NN", targets: ["NN"]),
+    .library(name: "Imaging", targets: ["Imaging"]),
+    .executable(name: "r2i", targets: ["r2i"]),
+    .executable(name: "r2i-bench", targets: ["r2i-bench"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // System libraries, found by pkg-config.
+    .systemLibrary(
+      name: "COpenBLAS", path: "Modules/COpenBLAS", pkgConfig: "openblas",
+      providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(
+      name: "CPNG", path: "Modules/CPNG", pkgConfig: "libpng",
+      providers: [.apt(["libpng-dev", "zlib1g-dev"])]),
+
+    // Plain-Swift building blocks with no tensor code.
+    .target(name: "Random", path: "Modules/Random"),
+
+    // Numerical core.
+    .target(name: "Tensor", dependencies: ["COpenBLAS", "Random"], path: "Modules/Tensor"),
+    .target(name: "Autodiff", dependencies: ["Tensor"], path: "Modules/Autodiff"),
+    .target(name: "NN", dependencies: ["Autodiff", "Tensor", "Random"], path: "Modules/NN"),
+    .target(name: "Imaging", dependencies: ["CPNG"], path: "Modules/Imaging"),
+
+    // Executables.
+    .executableTarget(
+      name: "r2i",
+      dependencies: [
+        "Tensor", "Autodiff", "NN", "Imaging",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Tools/r2i"),
+    .executableTarget(
+      name: "r2i-bench",
+      dependencies: [
+        "Tensor", "Autodiff", "NN", "COpenBLAS",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Benchmarks/r2i-bench"),
+
+    // Tests: one target per module.
+    .testTarget(name: "RandomTests", dependencies: ["Random"], path: "Tests/RandomTests"),
+    .testTarget(
+      name: "TensorTests", dependencies: ["Tensor", "COpenBLAS"], path: "Tests/TensorTests"),
+    .testTarget(
+      name: "AutodiffTests", dependencies: ["Autodiff", "Tensor"], path: "Tests/AutodiffTests"),
+    .testTarget(name: "NNTests", dependencies: ["NN", "Autodiff", "Tensor"], path: "Tests/NNTests"),
+    .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
+  ]
+)

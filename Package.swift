@@ -8,6 +8,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .library(name: "Random", targets: ["Random"]),
+    .library(name: "FileSupport", targets: ["FileSupport"]),
     .library(name: "Tensor", targets: ["Tensor"]),
     .library(name: "Autodiff", targets: ["Autodiff"]),
     .library(name: "NN", targets: ["NN"]),
@@ -29,12 +30,14 @@ let package = Package(
 
     // Plain-Swift building blocks with no tensor code.
     .target(name: "Random", path: "Modules/Random"),
+    .target(name: "FileSupport", path: "Modules/FileSupport"),
 
     // Numerical core.
     .target(name: "Tensor", dependencies: ["COpenBLAS", "Random"], path: "Modules/Tensor"),
     .target(name: "Autodiff", dependencies: ["Tensor"], path: "Modules/Autodiff"),
-    .target(name: "NN", dependencies: ["Autodiff", "Tensor", "Random"], path: "Modules/NN"),
-    .target(name: "Imaging", dependencies: ["CPNG"], path: "Modules/Imaging"),
+    .target(
+      name: "NN", dependencies: ["Autodiff", "Tensor", "Random", "FileSupport"], path: "Modules/NN"),
+    .target(name: "Imaging", dependencies: ["CPNG", "FileSupport"], path: "Modules/Imaging"),
 
     // Executables.
     .executableTarget(
@@ -55,10 +58,14 @@ let package = Package(
     // Tests: one target per module.
     .testTarget(name: "RandomTests", dependencies: ["Random"], path: "Tests/RandomTests"),
     .testTarget(
+      name: "FileSupportTests", dependencies: ["FileSupport"], path: "Tests/FileSupportTests"),
+    .testTarget(
       name: "TensorTests", dependencies: ["Tensor", "COpenBLAS"], path: "Tests/TensorTests"),
     .testTarget(
       name: "AutodiffTests", dependencies: ["Autodiff", "Tensor"], path: "Tests/AutodiffTests"),
-    .testTarget(name: "NNTests", dependencies: ["NN", "Autodiff", "Tensor"], path: "Tests/NNTests"),
+    .testTarget(
+      name: "NNTests", dependencies: ["NN", "Autodiff", "Tensor", "FileSupport"],
+      path: "Tests/NNTests"),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
   ]
 )

@@ -9,10 +9,20 @@ public struct GradientCheckReport: CustomStringConvertible, Sendable {
     public let numeric: Double
     /// |analytic - numeric| / (atol + rtol * max(|analytic|, |numeric|)); <= 1 passes.
     public let score: Double
+
+    public init(input: Int, coordinate: Int, analytic: Double, numeric: Double, score: Double) {
+      self.input = input
+      self.coordinate = coordinate
+      self.analytic = analytic
+      self.numeric = numeric
+      self.score = score
+    }
   }
 
   /// Every comparison made.
   public let entries: [Entry]
+
+  public init(entries: [Entry]) { self.entries = entries }
 
   /// Whether every comparison is within tolerance.
   public var passed: Bool { entries.allSatisfy { $0.score <= 1 } }

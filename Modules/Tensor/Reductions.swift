@@ -44,6 +44,32 @@ extension Tensor {
     Float(Tensor.sumDouble(storage.base, count))
   }
 
+  /// The sum of squared elements, accumulated in eight lanes per block and `Double` across
+  /// blocks (for norms of gradients and parameters).
+  public func sumOfSquares() -> Double {
+    let p = UnsafePointer(storage.base)
+    var total = 0.0
+    var start = 0
+    while start < count {
+      let end = Swift.min(count, start + 1024)
+      var acc = Float8()
+      var i = start
+      while i + 8 <= end {
+        let v = loadFloat8(p, i)
+        acc += v * v
+        i += 8
+      }
+      var tail: Float = 0
+      while i < end {
+        tail += p[i] * p[i]
+        i += 1
+      }
+      total += Double(acc.sum()) + Double(tail)
+      start = end
+    }
+    return total
+  }
+
   /// The index of the largest element along `axis` (the first one on ties), as floats.
   public func argmax(axis: Int = -1, keepDims: Bool = false) -> Tensor {
     argReduce(axis: axis, keepDims: keepDims, greater: true)

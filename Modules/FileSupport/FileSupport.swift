@@ -1,0 +1,212 @@
+import Foundation
+
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as used by zlib and PNG.
+///
+/// ```swift
+/// var crc = CRC32()
+/// crc.update(bytes)
+/// let value = crc.value          // CRC32.checksum(Array("123456789".utf8)) == 0xCBF43926
+/// ```
+public struct CRC32: Sendable {
+  static let table: [UInt32] = (0..<256).map { i in
+    var c = UInt32(i)
+    for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+    return c
+  }
+
+  private var state: UInt32 = 0xFFFF_FFFF
+
+  public init() {}
+
+  /// Feeds raw bytes.
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    var c = state
+    CRC32.table.withUnsafeBufferPointer { t in
+      for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+    }
+    state = c
+  }
+
+  /// Feeds the bytes of a collection.
+  public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+    if let done: Void = bytes.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) {
+      return done
+    }
+    let copy = Array(bytes)
+    copy.withUnsafeBytes { update($0) }
+  }
+
+  /// The checksum of everything fed so far.
+  public var value: UInt32 { state ^ 0xFFFF_FFFF }
+
+  /// The checksum of `bytes`.
+  public static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+    var c = CRC32()
+    c.update(bytes)
+    return c.value
+  }
+
+  /// The checksum of raw memory.
+  public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    var c = CRC32()
+    c.update(bytes)
+    return c.value
+  }
+}
+
+/// Errors from reading or writing project files, each naming the file and what to do.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+  public let path: String
+  public let problem: String
+  public init(path: String, problem: String) {
+    self.path = path
+    self.problem = problem
+  }
+  public var description: String { "\(path): \(problem)" }
+}
+
+/// Writes files so a crash or a full disk never leaves a half-written file under the final
+/// name: the data goes to a temporary file in the same directory, is flushed, then renamed.
+public enum AtomicFile {
+  /// Writes `data` to `url` atomically, creating parent directories as needed.
+  public static func write(_ data: Data, to url: URL) throws {
+    try write(to: url) { handle in try handle.write(contentsOf: data) }
+  }
+
+  /// Calls `body` with a handle to a temporary file, then renames it to `url`.
+  public static func write(to url: URL, _ body: (FileHandle) throws -> Void) throws {
+    let dir = url.deletingLastPathComponent()
+    let fm = FileManager.default
+    do {
+      try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+    } catch {
+      throw FileError(
+        path: dir.path,
+        problem: "cannot create the directory (\(error.localizedDescription)); check the path and permissions")
+    }
+    let tmp = dir.appendingPathComponent(
+      ".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+    )
+    guard fm.createFile(atPath: tmp.path, contents: nil) else {
+      throw FileError(
+        path: tmp.path, problem: "cannot create a temporary file; check that the directory is writable")
+    }
+    do {
+      let handle = try FileHandle(forWritingTo: tmp)
+      do {
+        try body(handle)
+        try handle.synchronize()
+        try handle.close()
+      } catch {
+        try? handle.close()
+        throw error
+      }
+      if rename(tmp.path, url.path) != 0 {
+        let code = errno
+        throw FileError(
+          path: url.path, problem: "cannot move the finished file into place (errno \(code))")
+      }
+    } catch {
+      try? fm.removeItem(at: tmp)
+      if let e = error as? FileError { throw e }
+      throw FileError(
+        path: url.path,
+        problem: "write failed (\(error.localizedDescription)); the previous file, if any, is unchanged")
+    }
+  }
+}
+
+/// Little-endian binary encoding into a byte array.
+public struct BinaryWriter: Sendable {
+  public private(set) var bytes: [UInt8] = []
+  public init() {}
+  public mutating func write<T: FixedWidthInteger>(_ v: T) {
+    withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+  }
+  public mutating func write(_ v: Float) { write(v.bitPattern) }
+  public mutating func write(_ v: Double) { write(v.bitPattern) }
+  public mutating func write(_ v: Bool) { write(UInt8(v ? 1 : 0)) }
+  public mutating func write(bytes b: some Collection<UInt8>) { bytes.append(contentsOf: b) }
+  public mutating func write(string s: String) {
+    let u = Array(s.utf8)
+    write(UInt32(u.count))
+    bytes.append(contentsOf: u)
+  }
+  /// Appends `values` as raw little-endian Float32.
+  public mutating func write(floats values: UnsafeBufferPointer<Float>) {
+    #if _endian(little)
+      bytes.append(contentsOf: UnsafeRawBufferPointer(values))
+    #else
+      for v in values { write(v) }
+    #endif
+  }
+}
+
+/// Little-endian binary decoding with bounds checks that throw instead of trapping.
+public struct BinaryReader {
+  public let bytes: [UInt8]
+  public private(set) var offset: Int = 0
+  let source: String
+
+  /// A reader over `bytes`; `source` names the file in errors.
+  public init(_ bytes: [UInt8], source: String) {
+    self.bytes = bytes
+    self.source = source
+  }
+
+  public var remaining: Int { bytes.count - offset }
+
+  mutating func need(_ n: Int, _ what: String) throws {
+    guard n >= 0, offset + n <= bytes.count else {
+      throw FileError(
+        path: source,
+        problem: "truncated: needed \(n) bytes for \(what) at offset \(offset), only \(bytes.count - offset) left")
+    }
+  }
+
+  public mutating func read<T: FixedWidthInteger>(_: T.Type, _ what: String = "a field") throws -> T {
+    try need(MemoryLayout<T>.size, what)
+    var v: T = 0
+    withUnsafeMutableBytes(of: &v) { dst in
+      for i in 0..<MemoryLayout<T>.size { dst[i] = bytes[offset + i] }
+    }
+    offset += MemoryLayout<T>.size
+    return T(littleEndian: v)
+  }
+  public mutating func readFloat(_ what: String = "a float") throws -> Float {
+    Float(bitPattern: try read(UInt32.self, what))
+  }
+  public mutating func readDouble(_ what: String = "a double") throws -> Double {
+    Double(bitPattern: try read(UInt64.self, what))
+  }
+  public mutating func readBool(_ what: String = "a flag") throws -> Bool {
+    try read(UInt8.self, what) != 0
+  }
+  public mutating func readBytes(_ n: Int, _ what: String = "bytes") throws -> ArraySlice<UInt8> {
+    try need(n, what)
+    defer { offset += n }
+    return bytes[offset..<(offset + n)]
+  }
+  public mutating func readString(_ what: String = "a string") throws -> String {
+    let n = Int(try read(UInt32.self, what))
+    let b = try readBytes(n, what)
+    guard let s = String(bytes: b, encoding: .utf8) else {
+      throw FileError(path: source, problem: "\(what) is not valid UTF-8 at offset \(offset - n)")
+    }
+    return s
+  }
+  public mutating func readFloats(_ n: Int, _ what: String = "float data") throws -> [Float] {
+    try need(n * 4, what)
+    var out = [Float](repeating: 0, count: n)
+    out.withUnsafeMutableBytes { dst in
+      bytes.withUnsafeBytes { src in
+        dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[offset..<(offset + n * 4)]))
+      }
+    }
+    #if !_endian(little)
+      for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: out[i].bitPattern)) }
+    #endif
+    offset += n * 4
+    return out
+  }
+}

@@ -1,0 +1,254 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Independent one-hot categoricals over the last axis ("classes"), with every axis before it a
+/// batch or group axis, and a uniform mixture ("unimix") in the probabilities.
+///
+/// The DreamerV3 latent is 32 groups of 32 classes: pass logits of shape [..., 32, 32] and use
+/// `eventAxes: 2` so log-probabilities, entropies and KLs sum over both groups and classes.
+///
+/// ```swift
+/// let post = OneHotCategorical(logits: logits.reshaped([b, t, 32, 32]), eventAxes: 2)
+/// let z = post.sample(using: &rng)          // straight-through one-hot, [b, t, 32, 32]
+/// let kl = OneHotCategorical.kl(post, prior) // [b, t]
+/// ```
+public struct OneHotCategorical {
+  /// The raw logits.
+  public let logits: Variable
+  /// Probabilities after mixing in `unimix` of the uniform distribution.
+  public let probs: Variable
+  /// log of ``probs``.
+  public let logProbs: Variable
+  /// The uniform weight mixed in.
+  public let unimix: Float
+  /// How many trailing axes form one event (1 = classes only, 2 = groups and classes).
+  public let eventAxes: Int
+
+  public init(logits: Variable, unimix: Float = 0.01, eventAxes: Int = 1) {
+    precondition(logits.rank >= eventAxes && eventAxes >= 1, "OneHotCategorical: logits \(logits.shape)")
+    precondition(unimix >= 0 && unimix < 1, "OneHotCategorical: unimix \(unimix) must be in [0, 1)")
+    self.logits = logits
+    self.unimix = unimix
+    self.eventAxes = eventAxes
+    let k = Float(logits.shape[logits.rank - 1])
+    if unimix > 0 {
+      probs = logits.softmax(axis: -1) * (1 - unimix) + unimix / k
+      logProbs = log(probs)
+    } else {
+      probs = logits.softmax(axis: -1)
+      logProbs = logits.logSoftmax(axis: -1)
+    }
+  }
+
+  /// The number of classes.
+  public var classes: Int { logits.shape[logits.rank - 1] }
+
+  var eventReduceAxes: [Int] { Array((logits.rank - eventAxes)..<logits.rank) }
+
+  /// A one-hot sample per categorical; gradients pass straight through to ``probs``
+  /// (sample = onehot + probs - sg(probs), with the forward value exactly one-hot).
+  public func sample(using rng: inout SeededGenerator) -> Variable {
+    let idx = probs.value.sampleCategorical(using: &rng)
+    let onehot = Tensor.oneHot(idx, depth: classes).reshaped(probs.shape)
+    return straightThrough(onehot)
+  }
+
+  /// The most likely class of each categorical, one-hot, with straight-through gradients.
+  public var mode: Variable {
+    let idx = probs.value.argmax(axis: -1).scalars.map { Int($0) }
+    return straightThrough(Tensor.oneHot(idx, depth: classes).reshaped(probs.shape))
+  }
+
+  func straightThrough(_ onehot: Tensor) -> Variable {
+    customVJP(inputs: [probs], outputs: [onehot]) { g in [g[0]] }[0]
+  }
+
+  /// log p(value) for one-hot `value`, summed over the event axes.
+  public func logProb(_ value: Variable) -> Variable {
+    (value * logProbs).sum(axes: eventReduceAxes)
+  }
+
+  /// Entropy, summed over the event axes.
+  public func entropy() -> Variable {
+    -(probs * logProbs).sum(axes: eventReduceAxes)
+  }
+
+  /// KL(p || q), summed over the event axes.
+  public static func kl(_ p: OneHotCategorical, _ q: OneHotCategorical) -> Variable {
+    precondition(p.logits.shape == q.logits.shape, "kl: shapes \(p.logits.shape) and \(q.logits.shape)")
+    return (p.probs * (p.logProbs - q.logProbs)).sum(axes: p.eventReduceAxes)
+  }
+
+  /// The same distribution with gradients stopped.
+  public var detached: OneHotCategorical {
+    OneHotCategorical(logits: logits.detached, unimix: unimix, eventAxes: eventAxes)
+  }
+}
+
+/// A categorical over fixed bins in symlog space, trained on two-hot targets: the DreamerV3
+/// reward and value head.
+///
+/// Bins are `linspace(low, high, count)` (default -20...20, 255 bins) in symlog space. The
+/// prediction is `symexp(sum(softmax(logits) * bins))`; the log-probability of a target y is
+/// `sum(twohot(symlog(y)) * log_softmax(logits))`.
+public struct TwoHotSymlog {
+  public let logits: Variable
+  public let bins: Tensor
+
+  /// The DreamerV3 bins: 255 points from -20 to 20.
+  public static let defaultBins = Tensor.linspace(-20, 20, count: 255)
+
+  public init(logits: Variable, bins: Tensor = TwoHotSymlog.defaultBins) {
+    precondition(
+      logits.shape.last == bins.count,
+      "TwoHotSymlog: logits \(logits.shape) need \(bins.count) entries on the last axis")
+    self.logits = logits
+    self.bins = bins
+  }
+
+  /// The expected value in symlog space, [...].
+  public var symlogMean: Variable { (logits.softmax(axis: -1) * bins).sum(axes: [-1]) }
+
+  /// The prediction symexp(E[bin]), [...].
+  public var mean: Variable { symexp(symlogMean) }
+
+  /// log p(target) under the two-hot encoding of symlog(target), [...].
+  public func logProb(_ target: Tensor) -> Variable {
+    let weights = TwoHotSymlog.encode(symlog(target), bins: bins)
+    return (logits.logSoftmax(axis: -1) * weights).sum(axes: [-1])
+  }
+
+  /// Two-hot weights of `values` (already in bin space) over sorted `bins`: each value splits
+  /// its mass between the two neighbouring bins in proportion to closeness; values outside the
+  /// range go wholly to the end bin. Output shape: values.shape + [bins.count].
+  public static func encode(_ values: Tensor, bins: Tensor) -> Tensor {
+    let k = bins.count
+    let b = bins.scalars
+    let v = values.scalars
+    var out = Tensor.zeros(values.shape + [k])
+    out.withUnsafeMutableBufferPointer { p in
+      for (i, x) in v.enumerated() {
+        let row = i * k
+        if !(x > b[0]) {
+          p[row] = 1
+          continue
+        }
+        if !(x < b[k - 1]) {
+          p[row + k - 1] = 1
+          continue
+        }
+        // Largest bin index with bins[j] <= x.
+        var lo = 0
+        var hi = k - 1
+        while hi - lo > 1 {
+          let mid = (lo + hi) / 2
+          if b[mid] <= x { lo = mid } else { hi = mid }
+        }
+        let span = b[hi] - b[lo]
+        let wHi = (x - b[lo]) / span
+        p[row + lo] = 1 - wHi
+        p[row + hi] += wHi
+      }
+    }
+    return out
+  }
+}
+
+/// A Bernoulli distribution from logits (the continue head).
+public struct Bernoulli {
+  public let logits: Variable
+  public init(logits: Variable) { self.logits = logits }
+
+  /// P(x = 1).
+  public var mean: Variable { sigmoid(logits) }
+  /// 1 where P(x = 1) > 0.5.
+  public var mode: Tensor { greater(logits.value, Tensor(0)) }
+
+  /// log p(x) for x in {0, 1} (or soft targets in [0, 1]).
+  public func logProb(_ x: Tensor) -> Variable {
+    -(softplus(-logits) * x + softplus(logits) * (1 - x))
+  }
+
+  /// Entropy in nats.
+  public func entropy() -> Variable {
+    let p = sigmoid(logits)
+    return softplus(-logits) * p + softplus(logits) * (1 - p)
+  }
+
+  /// A 0/1 sample.
+  public func sample(using rng: inout SeededGenerator) -> Tensor {
+    let p = sigmoid(logits.value).scalars
+    return Tensor(p.map { rng.nextFloat() < $0 ? 1 : 0 }, shape: logits.shape)
+  }
+}
+
+/// A "distribution" whose log-probability is minus the squared error summed over the last
+/// `eventAxes` axes (the vector decoder's loss).
+public struct MSEDistribution {
+  public let prediction: Variable
+  public let eventAxes: Int
+  public init(prediction: Variable, eventAxes: Int = 1) {
+    self.prediction = prediction
+    self.eventAxes = eventAxes
+  }
+  public var mode: Variable { prediction }
+  public func logProb(_ target: Tensor) -> Variable {
+    let axes = Array((prediction.rank - eventAxes)..<prediction.rank)
+    return -square(prediction - target).sum(axes: axes)
+  }
+}
+
+/// Squared error in symlog space: the prediction lives in symlog space, `mode` maps it back.
+public struct SymlogDistribution {
+  public let prediction: Variable
+  public let eventAxes: Int
+  public init(prediction: Variable, eventAxes: Int = 1) {
+    self.prediction = prediction
+    self.eventAxes = eventAxes
+  }
+  public var mode: Variable { symexp(prediction) }
+  public func logProb(_ target: Tensor) -> Variable {
+    let axes = Array((prediction.rank - eventAxes)..<prediction.rank)
+    return -square(prediction - symlog(target)).sum(axes: axes)
+  }
+}
+
+/// A diagonal normal with tanh-squashed mean and std bounded to [minStd, maxStd]:
+/// mean = tanh(m), std = (maxStd - minStd) * sigmoid(s + 2) + minStd (the continuous policy).
+public struct BoundedNormal {
+  public let mean: Variable
+  public let std: Variable
+
+  /// From raw outputs `m` and `s` of equal shape [..., actions].
+  public init(rawMean m: Variable, rawStd s: Variable, minStd: Float = 0.1, maxStd: Float = 1) {
+    precondition(m.shape == s.shape, "BoundedNormal: \(m.shape) vs \(s.shape)")
+    precondition(0 < minStd && minStd <= maxStd, "BoundedNormal: need 0 < minStd <= maxStd")
+    mean = tanh(m)
+    std = sigmoid(s + 2) * (maxStd - minStd) + minStd
+  }
+
+  public var mode: Variable { mean }
+
+  /// A reparameterised sample mean + std * eps.
+  public func sample(using rng: inout SeededGenerator) -> Variable {
+    mean + std * Tensor.normal(mean.shape, using: &rng)
+  }
+
+  /// log density summed over the last axis.
+  public func logProb(_ x: Variable) -> Variable {
+    let z = (x - mean) / std
+    let halfLog2Pi = Float(0.5 * logDouble(2 * Double.pi))
+    return (square(z) * -0.5 - log(std) - halfLog2Pi).sum(axes: [-1])
+  }
+
+  /// Entropy summed over the last axis.
+  public func entropy() -> Variable {
+    let c = Float(0.5 * logDouble(2 * Double.pi * M_E))
+    return (log(std) + c).sum(axes: [-1])
+  }
+}
+
+@inline(__always) func logDouble(_ x: Double) -> Double { log(x) }

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+@testable import Imaging
+
+@Suite struct ImagingTests {
+  func randomImage(_ w: Int, _ h: Int, _ c: Int, seed: UInt64) -> Image {
+    var s = seed
+    let bytes = (0..<(w * h * c)).map { _ -> UInt8 in
+      s = s &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return UInt8(truncatingIfNeeded: s >> 33)
+    }
+    return Image(width: w, height: h, channels: c, pixels: bytes)
+  }
+
+  @Test(arguments: [1, 3, 4])
+  func pngRoundTripGivesIdenticalPixels(channels: Int) throws {
+    let img = randomImage(37, 23, channels, seed: UInt64(channels))
+    let data = try img.pngData()
+    #expect(data.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+    let back = try Image(pngData: data)
+    #expect(back == img)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("img-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let url = dir.appendingPathComponent("x.png")
+    try img.writePNG(to: url)
+    #expect(try Image(pngFile: url) == img)
+  }
+
+  @Test func corruptOrMissingFilesGiveClearErrors() throws {
+    let img = randomImage(8, 8, 3, seed: 9)
+    var data = try img.pngData()
+    data[1] = 0  // break the signature
+    #expect(throws: ImageError.self) { try Image(pngData: data) }
+    do {
+      _ = try Image(pngFile: URL(fileURLWithPath: "/nonexistent/frame.png"))
+      Issue.record("missing file accepted")
+    } catch let e as ImageError {
+      #expect(e.description.contains("/nonexistent/frame.png"))
+    }
+  }
+
+  @Test func grayConvertsToRGBAndGridPlacesTiles() {
+    var g = Image(width: 2, height: 1, channels: 1)
+    g.pixels = [10, 200]
+    #expect(g.rgb().pixels == [10, 10, 10, 200, 200, 200])
+    var a = Image(width: 2, height: 2, channels: 3)
+    a.fill(x0: 0, y0: 0, x1: 2, y1: 2, color: [255, 0, 0])
+    var b = Image(width: 2, height: 2, channels: 3)
+    b.fill(x0: 0, y0: 0, x1: 2, y1: 2, color: [0, 0, 255])
+    let grid = Image.grid([a, b, a], columns: 2, padding: 1, background: 7)
+    #expect(grid.width == 2 * 2 + 3 && grid.height == 2 * 2 + 3)
+    #expect(grid[1, 1] == [255, 0, 0])
+    #expect(grid[4, 1] == [0, 0, 255])
+    #expect(grid[1, 4] == [255, 0, 0])
+    #expect(grid[4, 4] == [7, 7, 7])  // empty cell
+    #expect(grid[0, 0] == [7, 7, 7])
+    #expect(a.scaled(by: 3).width == 6 && a.scaled(by: 3)[5, 5] == [255, 0, 0])
+    let r = Image.row([a, b], padding: 1)
+    #expect(r.width == 7 && r[4, 1] == [0, 0, 255])
+  }
+
+  @Test func framesAreWrittenInOrder() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("frames-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let frames = (0..<3).map { randomImage(4, 4, 3, seed: UInt64(100 + $0)) }
+    let urls = try Image.writeFrames(frames, to: dir, prefix: "ep")
+    #expect(urls.map { $0.lastPathComponent } == ["ep_00000.png", "ep_00001.png", "ep_00002.png"])
+    for (u, f) in zip(urls, frames) { #expect(try Image(pngFile: u) == f) }
+  }
+}

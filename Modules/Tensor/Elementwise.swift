@@ -23,13 +23,13 @@
   @inlinable func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 { x / y }
 }
 struct MinKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 { x.replacing(with: y, where: y .< x) }
+  @inline(__always) func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 { x.replacing(with: y, where: y .< x) }
 }
 struct MaxKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 { x.replacing(with: y, where: y .> x) }
+  @inline(__always) func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 { x.replacing(with: y, where: y .> x) }
 }
 struct PowKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 {
     var r = Float8()
     for i in 0..<8 { r[i] = powf(x[i], y[i]) }
     return r
@@ -38,7 +38,7 @@ struct PowKernel: BinaryKernel {
 enum Comparison { case greater, greaterEqual, less, lessEqual, equal, notEqual }
 struct CompareKernel: BinaryKernel {
   let op: Comparison
-  func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 {
     let mask: SIMDMask<SIMD8<Int32>>
     switch op {
     case .greater: mask = x .> y
@@ -55,65 +55,65 @@ struct CompareKernel: BinaryKernel {
 struct ScaleShiftKernel: UnaryKernel {
   let scale: Float
   let shift: Float
-  func callAsFunction(_ x: Float8) -> Float8 { x * scale + shift }
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { x * scale + shift }
 }
 struct RightScalarKernel<K: BinaryKernel>: UnaryKernel {
   let k: K
   let s: Float8
-  func callAsFunction(_ x: Float8) -> Float8 { k(x, s) }
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { k(x, s) }
 }
 struct LeftScalarKernel<K: BinaryKernel>: UnaryKernel {
   let k: K
   let s: Float8
-  func callAsFunction(_ x: Float8) -> Float8 { k(s, x) }
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { k(s, x) }
 }
-struct NegKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { -x } }
-struct ExpKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { FastMath.exp(x) } }
-struct LogKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { FastMath.log(x) } }
-struct SqrtKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { x.squareRoot() } }
+struct NegKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { -x } }
+struct ExpKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { FastMath.exp(x) } }
+struct LogKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { FastMath.log(x) } }
+struct SqrtKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { x.squareRoot() } }
 struct RsqrtKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 { 1 / x.squareRoot() }
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { 1 / x.squareRoot() }
 }
-struct AbsKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { vabs(x) } }
+struct AbsKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { vabs(x) } }
 struct SignKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     Float8(repeating: 0).replacing(with: 1, where: x .> 0).replacing(with: -1, where: x .< 0)
   }
 }
-struct SquareKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { x * x } }
-struct ReciprocalKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { 1 / x } }
-struct TanhKernel: UnaryKernel { func callAsFunction(_ x: Float8) -> Float8 { FastMath.tanh(x) } }
+struct SquareKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { x * x } }
+struct ReciprocalKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { 1 / x } }
+struct TanhKernel: UnaryKernel { @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { FastMath.tanh(x) } }
 struct SigmoidKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 { FastMath.sigmoid(x) }
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { FastMath.sigmoid(x) }
 }
 struct SoftplusKernel: UnaryKernel {
   // log(1 + e^x) = max(x, 0) + log(1 + e^-|x|); the log argument is in [1, 2], no cancellation.
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     let pos = x.replacing(with: 0, where: x .< 0)
     return pos + FastMath.log(1 + FastMath.exp(-vabs(x)))
   }
 }
 struct ReluKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 { x.replacing(with: 0, where: x .< 0) }
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { x.replacing(with: 0, where: x .< 0) }
 }
 struct SiluKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 { x * FastMath.sigmoid(x) }
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 { x * FastMath.sigmoid(x) }
 }
 /// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 struct GeluKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     let inner = 0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)
     return 0.5 * x * (1 + FastMath.tanh(inner))
   }
 }
 struct SymlogKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     let m = FastMath.log(1 + vabs(x))
     return m.replacing(with: -m, where: x .< 0)
   }
 }
 struct SymexpKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     let m = FastMath.exp(vabs(x)) - 1
     return m.replacing(with: -m, where: x .< 0)
   }
@@ -121,40 +121,40 @@ struct SymexpKernel: UnaryKernel {
 struct ClampKernel: UnaryKernel {
   let lo: Float
   let hi: Float
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     x.replacing(with: Float8(repeating: lo), where: x .< lo)
       .replacing(with: Float8(repeating: hi), where: x .> hi)
   }
 }
 struct PowScalarKernel: UnaryKernel {
   let p: Float
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     var r = Float8()
     for i in 0..<8 { r[i] = powf(x[i], p) }
     return r
   }
 }
 struct SelectKernel: TernaryKernel {
-  func callAsFunction(_ c: Float8, _ a: Float8, _ b: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ c: Float8, _ a: Float8, _ b: Float8) -> Float8 {
     b.replacing(with: a, where: c .!= 0)
   }
 }
 
 // Derivative kernels: (x or y, upstream gradient g) -> g * f'(.)
 struct TanhGradKernel: BinaryKernel {  // from the output y
-  func callAsFunction(_ y: Float8, _ g: Float8) -> Float8 { g * (1 - y * y) }
+  @inline(__always) func callAsFunction(_ y: Float8, _ g: Float8) -> Float8 { g * (1 - y * y) }
 }
 struct SigmoidGradKernel: BinaryKernel {  // from the output y
-  func callAsFunction(_ y: Float8, _ g: Float8) -> Float8 { g * y * (1 - y) }
+  @inline(__always) func callAsFunction(_ y: Float8, _ g: Float8) -> Float8 { g * y * (1 - y) }
 }
 struct SiluGradKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 {
     let s = FastMath.sigmoid(x)
     return g * s * (1 + x * (1 - s))
   }
 }
 struct GeluGradKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 {
     let c: Float = 0.797_884_560_802_865_4
     let x2 = x * x
     let t = FastMath.tanh(c * (x + 0.044_715 * x2 * x))
@@ -163,16 +163,16 @@ struct GeluGradKernel: BinaryKernel {
   }
 }
 struct SoftplusGradKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 { g * FastMath.sigmoid(x) }
+  @inline(__always) func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 { g * FastMath.sigmoid(x) }
 }
 struct SymlogGradKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 { g / (1 + vabs(x)) }
+  @inline(__always) func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 { g / (1 + vabs(x)) }
 }
 struct SymexpGradKernel: BinaryKernel {
-  func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 { g * FastMath.exp(vabs(x)) }
+  @inline(__always) func callAsFunction(_ x: Float8, _ g: Float8) -> Float8 { g * FastMath.exp(vabs(x)) }
 }
 struct MaskGradKernel: BinaryKernel {  // g where mask != 0
-  func callAsFunction(_ m: Float8, _ g: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ m: Float8, _ g: Float8) -> Float8 {
     Float8(repeating: 0).replacing(with: g, where: m .!= 0)
   }
 }
@@ -223,7 +223,7 @@ extension Tensor {
   public mutating func addScaled(_ other: Tensor, _ alpha: Float) {
     struct Axpy: BinaryKernel {
       let alpha: Float
-      func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 { x + alpha * y }
+      @inline(__always) func callAsFunction(_ x: Float8, _ y: Float8) -> Float8 { x + alpha * y }
     }
     update(with: other, Axpy(alpha: alpha))
   }

@@ -14,11 +14,13 @@ public typealias Float8 = SIMD8<Float>
 /// tests check against the C library. Every lane is computed independently, so a value's
 /// result does not depend on its position in a buffer.
 public enum FastMath {
-  /// e^x: 0 below -87.33 (where e^x leaves the normal float range), +inf above 88.72,
-  /// NaN for NaN.
+  /// e^x over the whole float range: +inf above 88.72, 0 below -87.33 (results that would be
+  /// subnormal are flushed to 0), NaN for NaN. Branch-free.
   @inlinable @inline(__always)
   public static func exp(_ x0: Float8) -> Float8 {
-    let x = x0.clamped(lowerBound: Float8(repeating: -87.3), upperBound: Float8(repeating: 88.3))
+    let lo = Float8(repeating: -87.33)
+    let hi = Float8(repeating: 88.72)
+    let x = x0.replacing(with: lo, where: x0 .< lo).replacing(with: hi, where: x0 .> hi)
     // n = round(x / ln 2) via the 1.5 * 2^23 trick; its bits hold n in the low mantissa.
     let magic = Float8(repeating: 12_582_912)
     let t = x * Float8(repeating: 1.442_695_04) + magic
@@ -31,18 +33,16 @@ public enum FastMath {
     p = p * r + Float8(repeating: 1.666_666_545_9e-1)
     p = p * r + Float8(repeating: 5.000_000_120_1e-1)
     let y = p * (r * r) + r + Float8(repeating: 1)
-    let ti = unsafeBitCast(t, to: SIMD8<Int32>.self)
-    let e = (ti &- SIMD8(repeating: 0x4B40_0000) &+ SIMD8(repeating: 127)) &<< SIMD8(repeating: 23)
-    var result = y * unsafeBitCast(e, to: Float8.self)
-    // Outside [-87.3, 88.3] the clamped value is only an approximation: fix the ends exactly.
-    let high = x0 .> Float8(repeating: 88.3)
-    let low = x0 .< Float8(repeating: -87.3)
-    if any(high .| low .| (x0 .!= x0)) {
-      for k in 0..<8 where high[k] || low[k] || x0[k].isNaN {
-        result[k] = Float(_exp(Double(x0[k])))
-      }
-    }
-    return result
+    // 2^n as two factors 2^(n/2) * 2^(n - n/2), so n = 128 and n = -126 stay representable.
+    let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- SIMD8(repeating: 0x4B40_0000)
+    let half = ni &>> 1
+    let bias = SIMD8<Int32>(repeating: 127)
+    let s1 = unsafeBitCast((half &+ bias) &<< 23, to: Float8.self)
+    let s2 = unsafeBitCast((ni &- half &+ bias) &<< 23, to: Float8.self)
+    var result = y * s1 * s2
+    result = result.replacing(with: 0, where: x0 .< lo)
+    result = result.replacing(with: .infinity, where: x0 .> hi)
+    return result.replacing(with: x0, where: x0 .!= x0)
   }
 
   /// Natural logarithm: -inf at 0, NaN below 0, +inf at +inf.
@@ -116,8 +116,6 @@ public enum FastMath {
   @inlinable @inline(__always)
   public static func sigmoid(_ x: Float) -> Float { sigmoid(Float8(repeating: x))[0] }
 }
-
-@usableFromInline func _exp(_ x: Double) -> Double { exp(x) }
 
 /// |x| on eight lanes (clears the sign bits).
 @inlinable @inline(__always)

@@ -307,7 +307,7 @@ extension Tensor {
 }
 
 struct FiniteOrZeroKernel: UnaryKernel {
-  func callAsFunction(_ x: Float8) -> Float8 {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
     x.replacing(with: 0, where: .!(vabs(x) .< .infinity))
   }
 }

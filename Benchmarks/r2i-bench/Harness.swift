@@ -1,0 +1,115 @@
+import Dispatch
+import Foundation
+import Tensor
+
+/// Median, min and max of repeated timings, in milliseconds.
+struct Timing: CustomStringConvertible {
+  let samples: [Double]
+  var median: Double {
+    let s = samples.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+  }
+  var min: Double { samples.min() ?? .nan }
+  var max: Double { samples.max() ?? .nan }
+  var description: String {
+    String(format: "%.3f ms (min %.3f, max %.3f, n=%d)", median, min, max, samples.count)
+  }
+}
+
+/// Runs `body` `warmup` times, then times it until `repeats` samples or `budget` seconds.
+func measure(warmup: Int = 2, repeats: Int = 9, budget: Double = 10, _ body: () -> Void) -> Timing {
+  for _ in 0..<warmup { body() }
+  var samples: [Double] = []
+  let start = DispatchTime.now().uptimeNanoseconds
+  while samples.count < repeats {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    body()
+    let t1 = DispatchTime.now().uptimeNanoseconds
+    samples.append(Double(t1 - t0) / 1e6)
+    if Double(t1 - start) / 1e9 > budget && samples.count >= 3 { break }
+  }
+  return Timing(samples: samples)
+}
+
+/// Process memory from /proc (Linux): current and peak resident set size in MB.
+enum ProcessMemory {
+  static func field(_ name: String) -> Double? {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    for line in s.split(separator: "\n") where line.hasPrefix(name + ":") {
+      let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+      if parts.count >= 2, let kb = Double(parts[1]) { return kb / 1024 }
+    }
+    return nil
+  }
+  static var residentMB: Double { field("VmRSS") ?? .nan }
+  static var peakResidentMB: Double { field("VmHWM") ?? .nan }
+  /// Resets the kernel's peak RSS mark (VmHWM) to the current RSS.
+  static func resetPeak() {
+    try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+  }
+}
+
+/// A description of the machine for result files.
+enum Machine {
+  static var cpuModel: String {
+    guard let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+    for line in s.split(separator: "\n") where line.hasPrefix("model name") {
+      return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+    }
+    return "unknown"
+  }
+  static var summary: String {
+    "\(cpuModel), \(Parallelism.onlineCores) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
+  }
+}
+
+/// A table printed with aligned columns and optionally written as CSV.
+struct ResultTable {
+  let columns: [String]
+  var rows: [[String]] = []
+
+  init(_ columns: [String]) { self.columns = columns }
+
+  mutating func add(_ row: [String]) {
+    precondition(row.count == columns.count)
+    rows.append(row)
+  }
+
+  func render() -> String {
+    var widths = columns.map { $0.count }
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = Swift.max(widths[i], c.count) } }
+    func line(_ cells: [String]) -> String {
+      cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+        .joined(separator: "  ")
+    }
+    return ([line(columns), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
+      + rows.map(line)).joined(separator: "\n")
+  }
+
+  func csv() -> String {
+    ([columns] + rows).map { $0.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ",") }
+      .joined(separator: "\n") + "\n"
+  }
+
+  func writeCSV(to url: URL) throws {
+    try FileManager.default.createDirectory(
+      at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try csv().write(to: url, atomically: true, encoding: .utf8)
+  }
+}
+
+func fmt(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
+
+/// Parses a comma-separated list of thread counts such as "1,2".
+func parseThreads(_ s: String) throws -> [Int] {
+  let parts = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+  guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+    throw BenchError("--threads must be a comma-separated list of positive integers, got '\(s)'")
+  }
+  return parts.map { $0! }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+  let description: String
+  init(_ d: String) { description = d }
+}

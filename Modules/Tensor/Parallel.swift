@@ -24,8 +24,19 @@ public enum Parallelism {
   /// The number of online cores of this machine.
   public static let onlineCores: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
-  /// The number of threads kernels and BLAS currently use.
-  public static var threadCount: Int { threads.load(ordering: .relaxed) }
+  /// A thread count for the current task only (see ``withThreadCount(_:_:)``).
+  @TaskLocal static var scopedCount: Int?
+
+  /// The number of threads the kernels use in this task: the scoped count if one is set,
+  /// otherwise the process-wide setting.
+  public static var threadCount: Int { scopedCount ?? threads.load(ordering: .relaxed) }
+
+  /// Runs `body` with this task's kernels limited to `count` threads, leaving the process-wide
+  /// setting (and OpenBLAS, whose pool is process-wide) unchanged.
+  public static func withThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+    precondition(count >= 1, "Parallelism.withThreadCount needs at least 1 thread, got \(count)")
+    return try $scopedCount.withValue(count) { try body() }
+  }
 
   /// Sets the number of threads for the project's kernels and for OpenBLAS.
   /// - Parameter count: at least 1.

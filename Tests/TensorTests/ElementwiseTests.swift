@@ -221,12 +221,9 @@ import Testing
   @Test func resultsDoNotDependOnThreadCount() {
     var fx = Fixture(seed: 25)
     let x = fx.tensor([1 << 18 + 13], low: -5, high: 5)
-    let saved = Parallelism.threadCount
-    defer { Parallelism.setThreadCount(saved) }
-    Parallelism.setThreadCount(1)
-    let one = [silu(x), tanh(x), exp(x), x.softmax(), x.sum()]
-    Parallelism.setThreadCount(2)
-    let two = [silu(x), tanh(x), exp(x), x.softmax(), x.sum()]
+    let one = Parallelism.withThreadCount(1) { [silu(x), tanh(x), exp(x), x.softmax(), x.sum()] }
+    let two = Parallelism.withThreadCount(2) { [silu(x), tanh(x), exp(x), x.softmax(), x.sum()] }
+    #expect(Parallelism.withThreadCount(3) { Parallelism.threadCount } == 3)
     for (p, q) in zip(one, two) { #expect(p == q) }
   }
 

@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "Autodiff", targets: ["Autodiff"]),
     .library(name: "NN", targets: ["NN"]),
     .library(name: "Imaging", targets: ["Imaging"]),
+    .library(name: "Envs", targets: ["Envs"]),
     .executable(name: "r2i", targets: ["r2i"]),
     .executable(name: "r2i-bench", targets: ["r2i-bench"]),
   ],
@@ -31,6 +32,7 @@ let package = Package(
     // Plain-Swift building blocks with no tensor code.
     .target(name: "Random", path: "Modules/Random"),
     .target(name: "FileSupport", path: "Modules/FileSupport"),
+    .target(name: "Envs", dependencies: ["Random"], path: "Modules/Envs"),
 
     // Numerical core.
     .target(name: "Tensor", dependencies: ["COpenBLAS", "Random"], path: "Modules/Tensor"),
@@ -43,14 +45,14 @@ let package = Package(
     .executableTarget(
       name: "r2i",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "Imaging",
+        "Tensor", "Autodiff", "NN", "Imaging", "Envs",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tools/r2i"),
     .executableTarget(
       name: "r2i-bench",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "COpenBLAS",
+        "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),
@@ -67,5 +69,6 @@ let package = Package(
       name: "NNTests", dependencies: ["NN", "Autodiff", "Tensor", "FileSupport"],
       path: "Tests/NNTests"),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
+    .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
   ]
 )

@@ -9,7 +9,7 @@ struct R2ICommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "r2i",
     abstract: "R2I (Recall to Imagine): model-based RL with long memory, CPU-first.",
-    subcommands: [Info.self])
+    subcommands: [Info.self, Envs.self, Render.self])
 }
 
 /// Prints the build, thread and BLAS configuration.

@@ -1,0 +1,234 @@
+@_exported import Random
+
+/// The set of valid observations or actions of an environment.
+public enum Space: Equatable, Hashable, Sendable, CustomStringConvertible {
+  /// One integer in `0..<n`.
+  case discrete(Int)
+  /// A vector of integers, entry i in `0..<counts[i]`.
+  case multiDiscrete([Int])
+  /// A float vector with per-entry bounds (infinite bounds allowed).
+  case box(low: [Float], high: [Float])
+  /// An 8-bit image, height x width x channels.
+  case image(height: Int, width: Int, channels: Int)
+
+  /// A box of `count` entries with the same bounds.
+  public static func box(count: Int, low: Float, high: Float) -> Space {
+    .box(low: [Float](repeating: low, count: count), high: [Float](repeating: high, count: count))
+  }
+
+  /// The length of the float vector this space becomes when flattened (one-hot for discrete
+  /// parts), or the pixel count for images.
+  public var flatSize: Int {
+    switch self {
+    case .discrete(let n): return n
+    case .multiDiscrete(let ns): return ns.reduce(0, +)
+    case .box(let low, _): return low.count
+    case .image(let h, let w, let c): return h * w * c
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .discrete(let n): return "Discrete(\(n))"
+    case .multiDiscrete(let ns): return "MultiDiscrete(\(ns))"
+    case .box(let low, let high):
+      if Set(low).count == 1 && Set(high).count == 1 {
+        return "Box(\(low.first ?? 0), \(high.first ?? 0), [\(low.count)])"
+      }
+      return "Box(low: \(low), high: \(high))"
+    case .image(let h, let w, let c): return "Image(\(h)x\(w)x\(c))"
+    }
+  }
+
+  /// Throws an ``EnvError`` naming the problem when `action` is not in this space.
+  public func validate(_ action: Action, env: String) throws {
+    switch (self, action) {
+    case (.discrete(let n), .discrete(let a)):
+      guard a >= 0 && a < n else {
+        throw EnvError.invalidAction(env: env, "action \(a) is outside Discrete(\(n)); valid actions are 0...\(n - 1)")
+      }
+    case (.multiDiscrete(let ns), .multiDiscrete(let a)):
+      guard a.count == ns.count else {
+        throw EnvError.invalidAction(env: env, "action \(a) has \(a.count) entries; \(self) needs \(ns.count)")
+      }
+      for (i, (v, n)) in zip(a, ns).enumerated() where v < 0 || v >= n {
+        throw EnvError.invalidAction(env: env, "entry \(i) of action \(a) is \(v), outside 0...\(n - 1) of \(self)")
+      }
+    case (.box(let low, let high), .continuous(let a)):
+      guard a.count == low.count else {
+        throw EnvError.invalidAction(env: env, "action has \(a.count) entries; \(self) needs \(low.count)")
+      }
+      for i in 0..<a.count where !(a[i] >= low[i] && a[i] <= high[i]) {
+        throw EnvError.invalidAction(
+          env: env,
+          "entry \(i) of the action is \(a[i]), outside [\(low[i]), \(high[i])] (clip actions, e.g. with ClipAction)")
+      }
+    default:
+      throw EnvError.invalidAction(env: env, "action \(action) does not fit the action space \(self)")
+    }
+  }
+
+  /// A uniformly random member of a discrete, multi-discrete or bounded box space.
+  public func sample(using rng: inout SeededGenerator) -> Action {
+    switch self {
+    case .discrete(let n): return .discrete(rng.nextInt(below: n))
+    case .multiDiscrete(let ns): return .multiDiscrete(ns.map { rng.nextInt(below: $0) })
+    case .box(let low, let high):
+      return .continuous(
+        zip(low, high).map { l, h in
+          let lo = l.isFinite ? l : -1
+          let hi = h.isFinite ? h : 1
+          return lo + (hi - lo) * rng.nextFloat()
+        })
+    case .image: preconditionFailure("cannot sample an action from an image space")
+    }
+  }
+}
+
+/// An action for ``Env/step(_:)``.
+public enum Action: Equatable, Hashable, Sendable, CustomStringConvertible {
+  case discrete(Int)
+  case multiDiscrete([Int])
+  case continuous([Float])
+
+  public var description: String {
+    switch self {
+    case .discrete(let a): return "\(a)"
+    case .multiDiscrete(let a): return "\(a)"
+    case .continuous(let a): return "\(a)"
+    }
+  }
+}
+
+/// An 8-bit RGB (or gray/RGBA) picture, rows top to bottom.
+public struct Frame: Equatable, Sendable {
+  public let width: Int
+  public let height: Int
+  public let channels: Int
+  public var pixels: [UInt8]
+
+  public init(width: Int, height: Int, channels: Int = 3, pixels: [UInt8]? = nil) {
+    self.width = width
+    self.height = height
+    self.channels = channels
+    self.pixels = pixels ?? [UInt8](repeating: 0, count: width * height * channels)
+    precondition(self.pixels.count == width * height * channels, "Frame: pixel count mismatch")
+  }
+
+  /// The bytes of the pixel at (x, y).
+  public subscript(x: Int, y: Int) -> [UInt8] {
+    let o = (y * width + x) * channels
+    return Array(pixels[o..<(o + channels)])
+  }
+}
+
+/// What an environment returns.
+public enum Observation: Equatable, Sendable {
+  case discrete(Int)
+  case multiDiscrete([Int])
+  case vector([Float])
+  case image(Frame)
+
+  /// The observation as a float vector: one-hot for discrete parts (using `space`), the values
+  /// for vectors, pixels / 255 for images.
+  public func flattened(in space: Space) -> [Float] {
+    switch (self, space) {
+    case (.discrete(let v), .discrete(let n)):
+      var out = [Float](repeating: 0, count: n)
+      out[v] = 1
+      return out
+    case (.multiDiscrete(let vs), .multiDiscrete(let ns)):
+      var out = [Float](repeating: 0, count: ns.reduce(0, +))
+      var offset = 0
+      for (v, n) in zip(vs, ns) {
+        out[offset + v] = 1
+        offset += n
+      }
+      return out
+    case (.vector(let v), _): return v
+    case (.image(let f), _): return f.pixels.map { Float($0) / 255 }
+    default: preconditionFailure("observation \(self) does not match space \(space)")
+    }
+  }
+}
+
+/// The result of one environment step.
+public struct StepResult: Equatable, Sendable {
+  public var observation: Observation
+  public var reward: Double
+  /// The episode ended by the task's rules (the value of the next state is zero).
+  public var terminated: Bool
+  /// The episode was cut by a time limit (the next state still has value).
+  public var truncated: Bool
+
+  public init(observation: Observation, reward: Double, terminated: Bool, truncated: Bool) {
+    self.observation = observation
+    self.reward = reward
+    self.terminated = terminated
+    self.truncated = truncated
+  }
+
+  /// Whether this is the last step of the episode.
+  public var isLast: Bool { terminated || truncated }
+}
+
+/// Errors a user of an environment can cause.
+public enum EnvError: Error, CustomStringConvertible, Equatable {
+  case invalidAction(env: String, String)
+  case episodeOver(env: String)
+  case unknownName(String, available: [String])
+  case invalidConfiguration(String)
+
+  public var description: String {
+    switch self {
+    case .invalidAction(let env, let msg): return "\(env): \(msg)"
+    case .episodeOver(let env):
+      return "\(env): the episode is over; call reset() before step()"
+    case .unknownName(let name, let available):
+      return "unknown environment '\(name)'. Available: \(available.joined(separator: ", "))"
+    case .invalidConfiguration(let msg): return msg
+    }
+  }
+}
+
+/// An environment in the spirit of Gymnasium.
+///
+/// ```swift
+/// let env = try EnvRegistry.make("popgym/RepeatPreviousEasy", seed: 1)
+/// var obs = env.reset(seed: nil)
+/// var done = false
+/// while !done {
+///   let r = try env.step(env.actionSpace.sample(using: &rng))
+///   obs = r.observation
+///   done = r.isLast
+/// }
+/// ```
+public protocol Env: AnyObject {
+  /// The registry name, e.g. `popgym/RepeatPreviousEasy`.
+  var name: String { get }
+  var observationSpace: Space { get }
+  var actionSpace: Space { get }
+  /// Starts an episode. A seed restarts the environment's random stream (same seed, same
+  /// episode); nil continues it.
+  func reset(seed: UInt64?) -> Observation
+  /// Advances one step; throws for an action outside the space or after the episode ended.
+  func step(_ action: Action) throws -> StepResult
+  /// An RGB picture of the current state, if the environment can draw one.
+  func render() -> Frame?
+}
+
+extension Env {
+  public func render() -> Frame? { nil }
+  /// Starts an episode continuing the environment's random stream.
+  public func reset() -> Observation { reset(seed: nil) }
+}
+
+/// Tracks whether an episode is running, for the shared "call reset first" rule.
+struct EpisodeGuard {
+  var running = false
+  mutating func begin() { running = true }
+  func check(_ env: String) throws {
+    if !running { throw EnvError.episodeOver(env: env) }
+  }
+  mutating func end(if last: Bool) { if last { running = false } }
+}

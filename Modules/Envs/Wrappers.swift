@@ -1,0 +1,308 @@
+/// Ends episodes after `maxSteps` steps by truncation (unless the inner environment ended
+/// them first).
+public final class TimeLimit: Env {
+  public let inner: any Env
+  public let maxSteps: Int
+  var steps = 0
+
+  public init(_ inner: any Env, maxSteps: Int) throws {
+    guard maxSteps >= 1 else { throw EnvError.invalidConfiguration("TimeLimit needs maxSteps >= 1, got \(maxSteps)") }
+    self.inner = inner
+    self.maxSteps = maxSteps
+  }
+
+  public var name: String { inner.name }
+  public var observationSpace: Space { inner.observationSpace }
+  public var actionSpace: Space { inner.actionSpace }
+
+  public func reset(seed: UInt64?) -> Observation {
+    steps = 0
+    return inner.reset(seed: seed)
+  }
+
+  public func step(_ action: Action) throws -> StepResult {
+    var r = try inner.step(action)
+    steps += 1
+    if steps >= maxSteps && !r.terminated { r.truncated = true }
+    return r
+  }
+
+  public func render() -> Frame? { inner.render() }
+}
+
+/// Turns discrete and multi-discrete observations into one-hot float vectors (box observations
+/// pass through).
+public final class FlattenObservation: Env {
+  public let inner: any Env
+  public let observationSpace: Space
+
+  public init(_ inner: any Env) throws {
+    if case .image = inner.observationSpace {
+      throw EnvError.invalidConfiguration("FlattenObservation: \(inner.name) has image observations; use them as images")
+    }
+    self.inner = inner
+    let n = inner.observationSpace.flatSize
+    if case .box(let low, let high) = inner.observationSpace {
+      observationSpace = .box(low: low, high: high)
+    } else {
+      observationSpace = .box(count: n, low: 0, high: 1)
+    }
+  }
+
+  public var name: String { inner.name }
+  public var actionSpace: Space { inner.actionSpace }
+
+  public func reset(seed: UInt64?) -> Observation {
+    .vector(inner.reset(seed: seed).flattened(in: inner.observationSpace))
+  }
+
+  public func step(_ action: Action) throws -> StepResult {
+    var r = try inner.step(action)
+    r.observation = .vector(r.observation.flattened(in: inner.observationSpace))
+    return r
+  }
+
+  public func render() -> Frame? { inner.render() }
+}
+
+/// Appends the previous action (one-hot for discrete parts, zeros after a reset) and an
+/// is-first flag to the flattened observation, as the POPGym baselines do.
+public final class PreviousActionObservation: Env {
+  public let inner: any Env
+  public let observationSpace: Space
+  var previous: [Float]
+  let actionSize: Int
+
+  public init(_ inner: any Env) throws {
+    if case .image = inner.observationSpace {
+      throw EnvError.invalidConfiguration("PreviousActionObservation needs vector observations; \(inner.name) has images")
+    }
+    self.inner = inner
+    actionSize = inner.actionSpace.flatSize
+    previous = [Float](repeating: 0, count: actionSize)
+    let obs = inner.observationSpace
+    var low: [Float]
+    var high: [Float]
+    if case .box(let l, let h) = obs {
+      low = l
+      high = h
+    } else {
+      low = [Float](repeating: 0, count: obs.flatSize)
+      high = [Float](repeating: 1, count: obs.flatSize)
+    }
+    if case .box(let al, let ah) = inner.actionSpace {
+      low += al
+      high += ah
+    } else {
+      low += [Float](repeating: 0, count: actionSize)
+      high += [Float](repeating: 1, count: actionSize)
+    }
+    observationSpace = .box(low: low + [0], high: high + [1])
+  }
+
+  public var name: String { inner.name }
+  public var actionSpace: Space { inner.actionSpace }
+
+  /// The flat encoding of an action in `space`.
+  public static func encode(_ action: Action, in space: Space) -> [Float] {
+    switch (action, space) {
+    case (.discrete(let a), .discrete(let n)):
+      var v = [Float](repeating: 0, count: n)
+      v[a] = 1
+      return v
+    case (.multiDiscrete(let a), .multiDiscrete(let ns)):
+      return Observation.multiDiscrete(a).flattened(in: .multiDiscrete(ns))
+    case (.continuous(let a), _): return a
+    default: preconditionFailure("action \(action) does not match \(space)")
+    }
+  }
+
+  public func reset(seed: UInt64?) -> Observation {
+    previous = [Float](repeating: 0, count: actionSize)
+    return .vector(inner.reset(seed: seed).flattened(in: inner.observationSpace) + previous + [1])
+  }
+
+  public func step(_ action: Action) throws -> StepResult {
+    var r = try inner.step(action)
+    previous = PreviousActionObservation.encode(action, in: inner.actionSpace)
+    r.observation = .vector(r.observation.flattened(in: inner.observationSpace) + previous + [0])
+    return r
+  }
+
+  public func render() -> Frame? { inner.render() }
+}
+
+/// Replaces the observation by the environment's 64x64 RGB rendering (pixel variants of the
+/// classic control tasks).
+public final class PixelObservation: Env {
+  public let inner: any Env
+  public let observationSpace: Space
+
+  public init(_ inner: any Env) throws {
+    guard let f = inner.render() else {
+      throw EnvError.invalidConfiguration("PixelObservation: \(inner.name) cannot render")
+    }
+    self.inner = inner
+    observationSpace = .image(height: f.height, width: f.width, channels: f.channels)
+  }
+
+  public var name: String { inner.name + "-pixels" }
+  public var actionSpace: Space { inner.actionSpace }
+
+  public func reset(seed: UInt64?) -> Observation {
+    _ = inner.reset(seed: seed)
+    return .image(inner.render()!)
+  }
+
+  public func step(_ action: Action) throws -> StepResult {
+    var r = try inner.step(action)
+    r.observation = .image(inner.render()!)
+    return r
+  }
+
+  public func render() -> Frame? { inner.render() }
+}
+
+/// Clips continuous actions into the action box before passing them on (policies sample from
+/// unbounded distributions; environments reject out-of-range actions).
+public final class ClipAction: Env {
+  public let inner: any Env
+  public init(_ inner: any Env) { self.inner = inner }
+  public var name: String { inner.name }
+  public var observationSpace: Space { inner.observationSpace }
+  public var actionSpace: Space { inner.actionSpace }
+  public func reset(seed: UInt64?) -> Observation { inner.reset(seed: seed) }
+  public func step(_ action: Action) throws -> StepResult {
+    if case .continuous(let a) = action, case .box(let low, let high) = inner.actionSpace,
+      a.count == low.count
+    {
+      return try inner.step(.continuous((0..<a.count).map { min(max(a[$0].isNaN ? 0 : a[$0], low[$0]), high[$0]) }))
+    }
+    return try inner.step(action)
+  }
+  public func render() -> Frame? { inner.render() }
+}
+
+/// One step of one environment in a ``BatchEnv``, in the replay's convention: the observation
+/// reached, the reward received on arriving there, and the episode flags.
+public struct Transition: Equatable, Sendable {
+  public var observation: Observation
+  public var reward: Double
+  public var isFirst: Bool
+  public var isLast: Bool
+  public var isTerminal: Bool
+}
+
+/// N environments stepped together with automatic resets, for acting on a batch.
+///
+/// The first call, and the call after an episode's last step, resets that environment and
+/// returns its first observation with `isFirst` and reward 0; the action given for it is
+/// ignored (the DreamerV3 convention). Environment i is seeded with stream i of `seed`.
+public final class BatchEnv {
+  public let envs: [any Env]
+  var needsReset: [Bool]
+  var rngs: [SeededGenerator]
+
+  public init(_ envs: [any Env], seed: UInt64) throws {
+    guard !envs.isEmpty else { throw EnvError.invalidConfiguration("BatchEnv needs at least one environment") }
+    let a = envs[0].actionSpace
+    let o = envs[0].observationSpace
+    for e in envs where e.actionSpace != a || e.observationSpace != o {
+      throw EnvError.invalidConfiguration("BatchEnv: \(e.name) has different spaces from \(envs[0].name)")
+    }
+    self.envs = envs
+    needsReset = [Bool](repeating: true, count: envs.count)
+    rngs = (0..<envs.count).map { SeededGenerator(seed: seed, stream: UInt64($0)) }
+  }
+
+  /// `count` copies of the environment `name` from the registry.
+  public convenience init(name: String, count: Int, seed: UInt64) throws {
+    guard count >= 1 else { throw EnvError.invalidConfiguration("BatchEnv needs count >= 1, got \(count)") }
+    try self.init((0..<count).map { try EnvRegistry.make(name, seed: seed &+ UInt64($0)) }, seed: seed)
+  }
+
+  public var count: Int { envs.count }
+  public var observationSpace: Space { envs[0].observationSpace }
+  public var actionSpace: Space { envs[0].actionSpace }
+
+  /// Steps every environment (or resets it when its episode is over).
+  public func step(_ actions: [Action]) throws -> [Transition] {
+    guard actions.count == envs.count else {
+      throw EnvError.invalidConfiguration("BatchEnv.step got \(actions.count) actions for \(envs.count) environments")
+    }
+    var out: [Transition] = []
+    out.reserveCapacity(envs.count)
+    for i in envs.indices {
+      if needsReset[i] {
+        let seed = rngs[i].next()
+        out.append(Transition(observation: envs[i].reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false))
+        needsReset[i] = false
+      } else {
+        let r = try envs[i].step(actions[i])
+        out.append(Transition(observation: r.observation, reward: r.reward, isFirst: false, isLast: r.isLast, isTerminal: r.terminated))
+        needsReset[i] = r.isLast
+      }
+    }
+    return out
+  }
+}
+
+/// Environments by name.
+///
+/// Names: `bsuite/memory_len/<L>`, `bsuite/discounting_chain/<mapping seed>`,
+/// `popgym/<Game><Easy|Medium|Hard>`, `memorymaze/<9|11|13|15>x<same>`, `classic/CartPole`,
+/// `classic/Pendulum`, `classic/Acrobot`, and `-pixels` variants of the classic tasks.
+public enum EnvRegistry {
+  /// Every accepted name (parametric ones with their parameter in angle brackets).
+  public static var names: [String] {
+    ["bsuite/memory_len/<L>", "bsuite/discounting_chain/<mapping seed>"]
+      + POPGym.games.flatMap { g in Difficulty.allCases.map { "popgym/\(g)\($0.rawValue)" } }
+      + MemoryMaze.configurations.map { "memorymaze/\($0.size)x\($0.size)" }
+      + ["classic/CartPole", "classic/Pendulum", "classic/Acrobot"]
+      + ["classic/CartPole-pixels", "classic/Pendulum-pixels", "classic/Acrobot-pixels"]
+  }
+
+  /// Builds the environment called `name`; throws listing the available names when unknown.
+  public static func make(_ name: String, seed: UInt64 = 0) throws -> any Env {
+    let parts = name.split(separator: "/").map(String.init)
+    func unknown() -> EnvError { .unknownName(name, available: names) }
+    guard parts.count >= 2 else { throw unknown() }
+    switch parts[0] {
+    case "bsuite":
+      guard parts.count == 3, let v = Int(parts[2]) else { throw unknown() }
+      switch parts[1] {
+      case "memory_len": return try MemoryLength(memoryLength: v, seed: seed)
+      case "discounting_chain": return try DiscountingChain(mappingSeed: v, seed: seed)
+      default: throw unknown()
+      }
+    case "popgym":
+      guard parts.count == 2 else { throw unknown() }
+      for d in Difficulty.allCases where parts[1].hasSuffix(d.rawValue) {
+        let game = String(parts[1].dropLast(d.rawValue.count))
+        if let env = POPGym.make(game: game, difficulty: d, seed: seed) { return env }
+      }
+      throw unknown()
+    case "memorymaze":
+      let dims = parts[1].split(separator: "x").compactMap { Int($0) }
+      guard parts.count == 2, dims.count == 2, dims[0] == dims[1] else { throw unknown() }
+      return try MemoryMaze(size: dims[0], seed: seed)
+    case "classic":
+      guard parts.count == 2 else { throw unknown() }
+      let pixels = parts[1].hasSuffix("-pixels")
+      let base: any Env
+      switch pixels ? String(parts[1].dropLast(7)) : parts[1] {
+      case "CartPole": base = CartPole(seed: seed)
+      case "Pendulum": base = Pendulum(seed: seed)
+      case "Acrobot": base = Acrobot(seed: seed)
+      default: throw unknown()
+      }
+      if pixels {
+        _ = base.reset(seed: seed)
+        return try PixelObservation(base)
+      }
+      return base
+    default:
+      throw unknown()
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Envs
+import Foundation
+import Imaging
+
+/// Writes an episode of an image environment as numbered PNG frames.
+struct Render: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write an episode of an image task as PNG frames (Memory Maze: first-person and top-down side by side).")
+
+  @Option(help: "Environment name, e.g. memorymaze/9x9 or classic/CartPole-pixels (see 'r2i envs').")
+  var env: String = "memorymaze/9x9"
+
+  @Option(help: "Steps to record (the episode may end earlier).")
+  var steps: Int = 200
+
+  @Option(help: "Policy: oracle (Memory Maze only) or random.")
+  var policy: String = "oracle"
+
+  @Option(help: "Seed for the environment and the random policy.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Integer upscaling of the saved frames.")
+  var scale: Int = 4
+
+  @Option(help: "Output directory for the PNG files.")
+  var output: String = "runs/render"
+
+  func validate() throws {
+    guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+    guard (1...16).contains(scale) else { throw ValidationError("--scale must be in 1...16, got \(scale)") }
+    guard ["oracle", "random"].contains(policy) else {
+      throw ValidationError("--policy must be 'oracle' or 'random', got '\(policy)'")
+    }
+  }
+
+  func run() throws {
+    let environment = try EnvRegistry.make(env, seed: seed)
+    guard case .image = environment.observationSpace else {
+      throw ValidationError(
+        "\(env) has \(environment.observationSpace) observations, not images; try memorymaze/9x9 or classic/CartPole-pixels")
+    }
+    let maze = environment as? MemoryMaze
+    if policy == "oracle" && maze == nil {
+      throw ValidationError("--policy oracle needs a Memory Maze; use --policy random for \(env)")
+    }
+    var rng = SeededGenerator(seed: seed, stream: 1)
+    var frames: [Image] = []
+    func picture(_ obs: Observation) -> Image {
+      guard case .image(let f) = obs else { preconditionFailure() }
+      let view = Image(width: f.width, height: f.height, channels: f.channels, pixels: f.pixels).scaled(by: scale)
+      guard let maze else { return view }
+      let map = maze.renderTopDown(cell: max(1, (view.height) / maze.gridSize))
+      let mapImage = Image(width: map.width, height: map.height, channels: 3, pixels: map.pixels)
+      return Image.row([view, mapImage], padding: 4)
+    }
+    var obs = environment.reset(seed: seed)
+    frames.append(picture(obs))
+    var total = 0.0
+    let start = Date()
+    for _ in 0..<steps {
+      let action = maze.map { policy == "oracle" ? $0.oracleAction() : $0.actionSpace.sample(using: &rng) }
+        ?? environment.actionSpace.sample(using: &rng)
+      let r = try environment.step(action)
+      total += r.reward
+      obs = r.observation
+      frames.append(picture(obs))
+      if r.isLast { break }
+    }
+    let elapsed = Date().timeIntervalSince(start)
+    let dir = URL(fileURLWithPath: output)
+    let urls = try Image.writeFrames(frames, to: dir, prefix: env.replacingOccurrences(of: "/", with: "_"))
+    print("Wrote \(urls.count) frames to \(dir.path) (return \(total), \(String(format: "%.0f", Double(frames.count - 1) / max(elapsed, 1e-9))) steps/s including picture assembly)")
+  }
+}
+
+/// Lists the registered environments with their spaces.
+struct Envs: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "envs", abstract: "List the environments and their spaces.")
+
+  func run() throws {
+    for name in EnvRegistry.names {
+      let concrete = name.replacingOccurrences(of: "<L>", with: "30").replacingOccurrences(of: "<mapping seed>", with: "0")
+      let e = try EnvRegistry.make(concrete)
+      print("\(name.padding(toLength: 36, withPad: " ", startingAt: 0)) obs \(e.observationSpace)  action \(e.actionSpace)")
+    }
+  }
+}

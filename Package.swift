@@ -14,6 +14,7 @@ let package = Package(
     .library(name: "NN", targets: ["NN"]),
     .library(name: "Imaging", targets: ["Imaging"]),
     .library(name: "Envs", targets: ["Envs"]),
+    .library(name: "Replay", targets: ["Replay"]),
     .executable(name: "r2i", targets: ["r2i"]),
     .executable(name: "r2i-bench", targets: ["r2i-bench"]),
   ],
@@ -33,6 +34,7 @@ let package = Package(
     .target(name: "Random", path: "Modules/Random"),
     .target(name: "FileSupport", path: "Modules/FileSupport"),
     .target(name: "Envs", dependencies: ["Random"], path: "Modules/Envs"),
+    .target(name: "Replay", dependencies: ["Random", "FileSupport"], path: "Modules/Replay"),
 
     // Numerical core.
     .target(name: "Tensor", dependencies: ["COpenBLAS", "Random"], path: "Modules/Tensor"),
@@ -52,7 +54,7 @@ let package = Package(
     .executableTarget(
       name: "r2i-bench",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs",
+        "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),
@@ -70,5 +72,6 @@ let package = Package(
       path: "Tests/NNTests"),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
+    .testTarget(name: "ReplayTests", dependencies: ["Replay"], path: "Tests/ReplayTests"),
   ]
 )

@@ -50,6 +50,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Hashable {
   @inlinable @inline(__always)
   func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
+  /// The full internal state, for saving and restoring a generator exactly.
+  public var state: [UInt64] { [s0, s1, s2, s3] }
+
+  /// A generator restored from ``state``; nil unless `state` has four words, not all zero.
+  public init?(state: [UInt64]) {
+    guard state.count == 4, state.contains(where: { $0 != 0 }) else { return nil }
+    (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
+  }
+
   /// A new generator whose stream is independent of this one; advances this generator.
   public mutating func split() -> SeededGenerator {
     SeededGenerator(seed: next(), stream: next())

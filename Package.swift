@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "Autodiff", targets: ["Autodiff"]),
     .library(name: "NN", targets: ["NN"]),
     .library(name: "Imaging", targets: ["Imaging"]),
+    .library(name: "SSM", targets: ["SSM"]),
     .library(name: "Envs", targets: ["Envs"]),
     .library(name: "Replay", targets: ["Replay"]),
     .executable(name: "r2i", targets: ["r2i"]),
@@ -42,6 +43,7 @@ let package = Package(
     .target(
       name: "NN", dependencies: ["Autodiff", "Tensor", "Random", "FileSupport"], path: "Modules/NN"),
     .target(name: "Imaging", dependencies: ["CPNG", "FileSupport"], path: "Modules/Imaging"),
+    .target(name: "SSM", dependencies: ["NN", "Autodiff", "Tensor", "COpenBLAS"], path: "Modules/SSM"),
 
     // Executables.
     .executableTarget(
@@ -54,7 +56,7 @@ let package = Package(
     .executableTarget(
       name: "r2i-bench",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay",
+        "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),
@@ -71,6 +73,7 @@ let package = Package(
       name: "NNTests", dependencies: ["NN", "Autodiff", "Tensor", "FileSupport"],
       path: "Tests/NNTests"),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
+    .testTarget(name: "SSMTests", dependencies: ["SSM", "NN", "Autodiff", "Tensor"], path: "Tests/SSMTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
     .testTarget(name: "ReplayTests", dependencies: ["Replay"], path: "Tests/ReplayTests"),
   ]

@@ -175,6 +175,18 @@ public func symexp(_ x: Variable) -> Variable {
   return unary(x, symexp(xv)) { Tensor.symexpBackward(input: xv, gradient: $0) }
 }
 
+/// Cosine.
+public func cos(_ x: Variable) -> Variable {
+  let xv = x.value
+  return unary(x, cos(xv)) { g in -(g * sin(xv)) }
+}
+
+/// Sine.
+public func sin(_ x: Variable) -> Variable {
+  let xv = x.value
+  return unary(x, sin(xv)) { g in g * cos(xv) }
+}
+
 /// x limited to [lower, upper]; the gradient passes only where x is strictly inside.
 public func clamp(_ x: Variable, min lower: Float, max upper: Float) -> Variable {
   let xv = x.value

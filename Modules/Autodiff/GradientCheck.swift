@@ -42,7 +42,7 @@ public struct GradientCheckReport: CustomStringConvertible, Sendable {
 ///
 /// The output is projected on a fixed random direction r (so `f` may return any shape) and
 /// L(x) = sum(f(x) * r) is accumulated in `Double`. For each input, `samplesPerInput` random
-/// coordinates (all of them when fewer) and one random direction are checked:
+/// coordinates (all of them when fewer) and one random unit direction are checked:
 /// `|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)`.
 ///
 /// Float32 limits the accuracy: epsilon around 1e-2 to 1e-3 on inputs of order 1 works; far
@@ -95,9 +95,10 @@ public func checkGradients(
       let numeric = step == 0 ? 0 : (loss(plus) - loss(minus)) / step
       entries.append(.init(input: k, coordinate: c, analytic: Double(g[c]), numeric: numeric, score: score(Double(g[c]), numeric)))
     }
-    // Random direction: checks every coordinate at once.
+    // Random unit direction: checks every coordinate at once with a step of size epsilon.
     if x.count > 0 {
-      let d = Tensor.normal(x.shape, using: &rng)
+      let raw = Tensor.normal(x.shape, using: &rng)
+      let d = raw / Float(max(raw.sumOfSquares().squareRoot(), 1e-12))
       var plus = inputs
       var minus = inputs
       plus[k] = x + d * epsilon

@@ -2,7 +2,7 @@
 /// against central finite differences of the same loss.
 ///
 /// `loss` must be a deterministic function of the parameters (re-seed any sampling inside it).
-/// For every parameter, `samplesPerParameter` random coordinates and one random direction are
+/// For every parameter, `samplesPerParameter` random coordinates and one random unit direction are
 /// checked with the tolerance rule of ``checkGradients(of:at:epsilon:relativeTolerance:absoluteTolerance:samplesPerInput:seed:)``.
 ///
 /// ```swift
@@ -48,7 +48,8 @@ public func checkParameterGradients(
           score: score(Double(g[c]), numeric)))
     }
     if original.count > 0 {
-      let d = Tensor.normal(original.shape, using: &rng)
+      let raw = Tensor.normal(original.shape, using: &rng)
+      let d = raw / Float(max(raw.sumOfSquares().squareRoot(), 1e-12))
       p.value = original + d * epsilon
       let lp = evaluate()
       p.value = original - d * epsilon

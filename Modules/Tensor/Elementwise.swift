@@ -134,6 +134,20 @@ struct PowScalarKernel: UnaryKernel {
     return r
   }
 }
+struct CosKernel: UnaryKernel {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
+    var r = Float8()
+    for i in 0..<8 { r[i] = cosf(x[i]) }
+    return r
+  }
+}
+struct SinKernel: UnaryKernel {
+  @inline(__always) func callAsFunction(_ x: Float8) -> Float8 {
+    var r = Float8()
+    for i in 0..<8 { r[i] = sinf(x[i]) }
+    return r
+  }
+}
 struct SelectKernel: TernaryKernel {
   @inline(__always) func callAsFunction(_ c: Float8, _ a: Float8, _ b: Float8) -> Float8 {
     b.replacing(with: a, where: c .!= 0)
@@ -276,6 +290,10 @@ public func gelu(_ x: Tensor) -> Tensor { x.map(GeluKernel(), grain: transcenden
 public func symlog(_ x: Tensor) -> Tensor { x.map(SymlogKernel(), grain: transcendentalGrain) }
 /// sign(x) (e^|x| - 1) elementwise, the inverse of ``symlog(_:)``.
 public func symexp(_ x: Tensor) -> Tensor { x.map(SymexpKernel(), grain: transcendentalGrain) }
+/// Cosine elementwise (libm, per element).
+public func cos(_ x: Tensor) -> Tensor { x.map(CosKernel(), grain: transcendentalGrain) }
+/// Sine elementwise (libm, per element).
+public func sin(_ x: Tensor) -> Tensor { x.map(SinKernel(), grain: transcendentalGrain) }
 /// x limited to [lower, upper] elementwise.
 public func clamp(_ x: Tensor, min lower: Float, max upper: Float) -> Tensor {
   precondition(lower <= upper, "clamp: min \(lower) is above max \(upper)")

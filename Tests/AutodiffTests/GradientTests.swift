@@ -83,7 +83,7 @@ func expectGradients(
       ("relu", away, { relu($0) }), ("silu", x, { silu($0) }), ("gelu", x, { gelu($0) }),
       ("symlog", away, { symlog($0) }), ("symexp", x, { symexp($0) }),
       ("clamp", away * 2, { clamp($0, min: -1.1, max: 0.9) }), ("pow", pos, { pow($0, 1.7) }),
-      ("sign*x", away, { sign($0) * $0 }),
+      ("sign*x", away, { sign($0) * $0 }), ("cos", x, { cos($0) }), ("sin", x, { sin($0) }),
     ]
     for (name, input, f) in cases {
       expectGradients(name, [input]) { f($0[0]) }

@@ -140,6 +140,8 @@ import Testing
     check(square(x), { $0 * $0 }, "square")
     check(clamp(x, min: -1, max: 2), { min(max($0, -1), 2) }, "clamp")
     check(-x, { -$0 }, "neg")
+    check(cos(x), Foundation.cos, "cos")
+    check(sin(x), Foundation.sin, "sin")
     let pos = abs(x) + 0.1
     let pv = pos.scalars.map { Double($0) }
     for (y, f, name) in [

@@ -1,0 +1,300 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+@_exported import NN
+
+/// How the continuous-time SSM is discretised.
+public enum Discretization: String, Sendable, Codable, CaseIterable {
+  /// Lambda_bar = (1 + Delta Lambda / 2) / (1 - Delta Lambda / 2),
+  /// B_bar = Delta / (1 - Delta Lambda / 2) * B~ (the default).
+  case bilinear
+  /// Lambda_bar = exp(Delta Lambda), B_bar = (Lambda_bar - 1) / Lambda * B~.
+  case zeroOrderHold
+}
+
+/// An S5-style diagonal MIMO state-space layer: P complex states, H channels.
+///
+/// `x_t = Lambda_bar x_{t-1} + B_bar u_t`, `y_t = Re(C~ x_t) + D u_t`, with episode resets
+/// that restart from the (optionally learned) initial state x_init. Complex values are pairs of
+/// real tensors; states use the split layout [..., 2P] (real parts, then imaginary parts).
+///
+/// Initialisation (HiPPO-N): Lambda = -1/2 + i w from the normal part of HiPPO-LegS of size
+/// P / blocks, tiled over the blocks with block-diagonal eigenvectors V; B~ = V^H B and
+/// C~ = C V with B (P x H) and C (H x P) lecun-normal (fan-in = the first axis, as JAX's
+/// default); D ~ N(0, 1); log Delta ~ U[log 0.001, log 0.1] per state.
+///
+/// ```swift
+/// let layer = SSMLayer(states: 128, channels: 512, rng: &rng)
+/// let (y, xs) = layer(u, isFirst: flags, carry: nil)     // [B, T, H], [B, T, 2P]
+/// let (yt, x) = layer.step(ut, isFirst: f, state: x)      // one step, [B, H], [B, 2P]
+/// ```
+public final class SSMLayer: Module {
+  public let states: Int
+  public let channels: Int
+  public let blocks: Int
+  public let discretization: Discretization
+
+  public let lambdaRe: Parameter
+  public let lambdaIm: Parameter
+  /// B~ = V^H B, [P, H] real and imaginary parts.
+  public let bRe: Parameter
+  public let bIm: Parameter
+  /// C~ = C V, [H, P] real and imaginary parts.
+  public let cRe: Parameter
+  public let cIm: Parameter
+  /// Feed-through, [H].
+  public let d: Parameter
+  /// log Delta, [P].
+  public let logStep: Parameter
+  /// The learned initial state [2P] (nil: zeros).
+  public let initialState: Parameter?
+
+  public init(
+    states: Int, channels: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
+    learnedInitialState: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1,
+    rng: inout SeededGenerator
+  ) {
+    precondition(states >= 1 && channels >= 1, "SSMLayer needs positive sizes")
+    precondition(
+      blocks >= 1 && states % blocks == 0,
+      "SSMLayer: states \(states) must be divisible by blocks \(blocks)")
+    self.states = states
+    self.channels = channels
+    self.blocks = blocks
+    self.discretization = discretization
+    let bs = states / blocks
+    let hippo = HiPPO.normal(size: bs)
+    let (p, h) = (states, channels)
+    lambdaRe = Parameter(Tensor((0..<p).map { Float(hippo.lambdaRe[$0 % bs]) }))
+    lambdaIm = Parameter(Tensor((0..<p).map { Float(hippo.lambdaIm[$0 % bs]) }))
+    let b = Initializer.lecunNormal.make([p, h], rng: &rng).scalars
+    let c = Initializer.lecunNormal.make([h, p], rng: &rng).scalars
+    // B~ = V^H B block by block: B~[j*bs + r, :] = sum_k conj(V[k, r]) B[j*bs + k, :].
+    var br = [Float](repeating: 0, count: p * h)
+    var bi = [Float](repeating: 0, count: p * h)
+    // C~ = C V block by block: C~[:, j*bs + col] = sum_k C[:, j*bs + k] V[k, col].
+    var cr = [Float](repeating: 0, count: h * p)
+    var ci = [Float](repeating: 0, count: h * p)
+    for j in 0..<blocks {
+      for r in 0..<bs {
+        for k in 0..<bs {
+          let vr = hippo.vectorsRe[k * bs + r]
+          let vi = hippo.vectorsIm[k * bs + r]
+          for col in 0..<h {
+            let x = Double(b[(j * bs + k) * h + col])
+            br[(j * bs + r) * h + col] += Float(vr * x)
+            bi[(j * bs + r) * h + col] += Float(-vi * x)
+          }
+        }
+      }
+      for row in 0..<h {
+        for col in 0..<bs {
+          var sr = 0.0
+          var si = 0.0
+          for k in 0..<bs {
+            let x = Double(c[row * p + j * bs + k])
+            sr += x * hippo.vectorsRe[k * bs + col]
+            si += x * hippo.vectorsIm[k * bs + col]
+          }
+          cr[row * p + j * bs + col] = Float(sr)
+          ci[row * p + j * bs + col] = Float(si)
+        }
+      }
+    }
+    bRe = Parameter(Tensor(br, shape: [p, h]))
+    bIm = Parameter(Tensor(bi, shape: [p, h]))
+    cRe = Parameter(Tensor(cr, shape: [h, p]))
+    cIm = Parameter(Tensor(ci, shape: [h, p]))
+    d = Parameter(Tensor.normal([h], using: &rng))
+    logStep = Parameter(
+      Tensor.uniform([p], low: logf(minStep), high: logf(maxStep), using: &rng))
+    initialState = learnedInitialState ? Parameter(Tensor.zeros([2 * p])) : nil
+  }
+
+  /// x_init as a variable [2P] (zeros when not learned).
+  public var initialStateValue: Variable {
+    initialState?.variable ?? Variable(Tensor.zeros([2 * states]))
+  }
+
+  /// The discrete state diagonal [2P] and the input weight [2P, H] (rows: Re B_bar, Im B_bar).
+  public func discretize() -> (lambdaBar: Variable, inputWeight: Variable) {
+    let lr = lambdaRe.variable
+    let li = lambdaIm.variable
+    let delta = exp(logStep.variable)
+    let lbr: Variable
+    let lbi: Variable
+    let cr: Variable
+    let ci: Variable
+    switch discretization {
+    case .bilinear:
+      let hr = delta * lr * 0.5
+      let hi = delta * li * 0.5
+      let (nr, ni) = (1 + hr, hi)
+      let (dr, di) = (1 - hr, -hi)
+      let den2 = dr * dr + di * di
+      lbr = (nr * dr + ni * di) / den2
+      lbi = (ni * dr - nr * di) / den2
+      cr = delta * dr / den2
+      ci = -(delta * di) / den2
+    case .zeroOrderHold:
+      let er = exp(delta * lr)
+      lbr = er * cos(delta * li)
+      lbi = er * sin(delta * li)
+      let l2 = lr * lr + li * li
+      let mr = lbr - 1
+      cr = (mr * lr + lbi * li) / l2
+      ci = (lbi * lr - mr * li) / l2
+    }
+    let crc = cr.reshaped([states, 1])
+    let cic = ci.reshaped([states, 1])
+    let b1 = bRe.variable
+    let b2 = bIm.variable
+    let bbr = crc * b1 - cic * b2
+    let bbi = crc * b2 + cic * b1
+    return (
+      Variable.concat([lbr, lbi], axis: 0), Variable.concat([bbr, bbi], axis: 0)
+    )
+  }
+
+  /// The output weight [2P, H] = [C~re^T; -C~im^T], so y = x_split W.
+  public func outputWeight() -> Variable {
+    Variable.concat([cRe.variable.transposed(), -cIm.variable.transposed()], axis: 0)
+  }
+
+  /// Runs the layer over [B, T, H] inputs; returns the outputs [B, T, H] and the states
+  /// [B, T, 2P]. `carry` [B, 2P] is the state before the first step where it is not a reset.
+  public func callAsFunction(_ u: Variable, isFirst: Tensor, carry: Variable?) -> (
+    output: Variable, states: Variable
+  ) {
+    precondition(
+      u.rank == 3 && u.shape[2] == channels,
+      "SSMLayer(\(channels) channels) got input \(u.shape); expected [B, T, \(channels)]")
+    let (lambdaBar, wb) = discretize()
+    let bu = matmul(u, wb, transposeB: true)
+    let xs = linearRecurrence(
+      inputs: bu, lambdaBar: lambdaBar, initialState: initialStateValue, carry: carry,
+      isFirst: isFirst)
+    let y = matmul(xs, outputWeight()) + u * d.variable
+    return (y, xs)
+  }
+
+  /// One step: input [B, H], flags [B], state [B, 2P] (nil: zeros) -> output [B, H], state.
+  public func step(_ u: Variable, isFirst: Tensor, state: Variable?) -> (output: Variable, state: Variable) {
+    let b = u.shape[0]
+    let (y, xs) = self(
+      u.reshaped([b, 1, channels]), isFirst: isFirst.reshaped([b, 1]), carry: state)
+    return (y.reshaped([b, channels]), xs.reshaped([b, 2 * states]))
+  }
+}
+
+/// The R2I sequence block: SSM -> GELU -> GLU -> + input -> LayerNorm.
+public final class SSMBlock: Module {
+  public let ssm: SSMLayer
+  public let glu: GLU
+  public let norm: LayerNorm
+
+  public init(
+    states: Int, channels: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
+    learnedInitialState: Bool = true, rng: inout SeededGenerator
+  ) {
+    ssm = SSMLayer(
+      states: states, channels: channels, blocks: blocks, discretization: discretization,
+      learnedInitialState: learnedInitialState, rng: &rng)
+    glu = GLU(channels, channels, rng: &rng)
+    norm = LayerNorm(channels, epsilon: 1e-6)
+  }
+
+  /// [B, T, H] -> ([B, T, H], states [B, T, 2P]).
+  public func callAsFunction(_ u: Variable, isFirst: Tensor, carry: Variable?) -> (
+    output: Variable, states: Variable
+  ) {
+    let (y, xs) = ssm(u, isFirst: isFirst, carry: carry)
+    return (norm(glu(gelu(y)) + u), xs)
+  }
+
+  /// One step: [B, H] -> ([B, H], state [B, 2P]).
+  public func step(_ u: Variable, isFirst: Tensor, state: Variable?) -> (output: Variable, state: Variable) {
+    let (y, x) = ssm.step(u, isFirst: isFirst, state: state)
+    return (norm(glu(gelu(y)) + u), x)
+  }
+}
+
+/// The hidden state of an ``SSMStack``: every layer's complex state, [B, 2P] each.
+public struct SSMStackState {
+  public var layers: [Variable]
+  public init(layers: [Variable]) { self.layers = layers }
+
+  /// The flat real view [B, n * 2P]: each layer's real parts, then its imaginary parts.
+  public var features: Variable { Variable.concat(layers, axis: -1) }
+
+  /// The same state with gradients stopped.
+  public var detached: SSMStackState { SSMStackState(layers: layers.map { $0.detached }) }
+}
+
+/// A stack of ``SSMBlock``s, run over whole sequences (training) or one step at a time
+/// (acting and imagination) with the same parameters.
+public final class SSMStack: Module {
+  public let blocks: [SSMBlock]
+
+  public init(
+    layers: Int, states: Int, channels: Int, blocks: Int = 8,
+    discretization: Discretization = .bilinear, learnedInitialState: Bool = true,
+    rng: inout SeededGenerator
+  ) {
+    precondition(layers >= 1, "SSMStack needs at least one layer")
+    var bs: [SSMBlock] = []
+    for _ in 0..<layers {
+      bs.append(
+        SSMBlock(
+          states: states, channels: channels, blocks: blocks, discretization: discretization,
+          learnedInitialState: learnedInitialState, rng: &rng))
+    }
+    self.blocks = bs
+  }
+
+  public var layerCount: Int { blocks.count }
+  public var states: Int { blocks[0].ssm.states }
+  public var channels: Int { blocks[0].ssm.channels }
+  /// Size of the flat hidden-state features.
+  public var featureSize: Int { layerCount * 2 * states }
+
+  /// A zero state for `batch` sequences (the learned x_init takes over at every reset).
+  public func zeroState(batch: Int) -> SSMStackState {
+    SSMStackState(layers: blocks.map { _ in Variable(Tensor.zeros([batch, 2 * states])) })
+  }
+
+  /// Runs all layers over [B, T, H]. Returns the output [B, T, H], every layer's states
+  /// concatenated [B, T, n * 2P] (the hidden features of each step) and the final state.
+  public func callAsFunction(_ u: Variable, isFirst: Tensor, state: SSMStackState?) -> (
+    output: Variable, hidden: Variable, final: SSMStackState
+  ) {
+    let (b, t) = (u.shape[0], u.shape[1])
+    var h = u
+    var all: [Variable] = []
+    var finals: [Variable] = []
+    for (i, block) in blocks.enumerated() {
+      let (out, xs) = block(h, isFirst: isFirst, carry: state?.layers[i])
+      h = out
+      all.append(xs)
+      finals.append(xs.slice(axis: 1, (t - 1)..<t).reshaped([b, 2 * states]))
+    }
+    return (h, Variable.concat(all, axis: -1), SSMStackState(layers: finals))
+  }
+
+  /// One step for every sequence of the batch: [B, H] -> ([B, H], next state).
+  public func step(_ u: Variable, isFirst: Tensor, state: SSMStackState?) -> (
+    output: Variable, state: SSMStackState
+  ) {
+    var h = u
+    var next: [Variable] = []
+    for (i, block) in blocks.enumerated() {
+      let (out, x) = block.step(h, isFirst: isFirst, state: state?.layers[i])
+      h = out
+      next.append(x)
+    }
+    return (h, SSMStackState(layers: next))
+  }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+
+@testable import SSM
+
+@Suite struct HiPPOAndDiscretizationTests {
+  @Test(arguments: [4, 8, 16])
+  func hippoEigenvectorsAreUnitaryAndReconstructTheNormalPart(n: Int) {
+    let h = HiPPO.normal(size: n)
+    // V^H V = I
+    for i in 0..<n {
+      for j in 0..<n {
+        var re = 0.0
+        var im = 0.0
+        for k in 0..<n {
+          // conj(V[k, i]) * V[k, j]
+          let (ar, ai) = (h.vectorsRe[k * n + i], -h.vectorsIm[k * n + i])
+          let (br, bi) = (h.vectorsRe[k * n + j], h.vectorsIm[k * n + j])
+          re += ar * br - ai * bi
+          im += ar * bi + ai * br
+        }
+        #expect(abs(re - (i == j ? 1 : 0)) < 1e-9 && abs(im) < 1e-9)
+      }
+    }
+    // V diag(Lambda) V^H = S = -I/2 + K, K_rc = -/+ 0.5 sqrt(2r+1) sqrt(2c+1) below/above.
+    for r in 0..<n {
+      for c in 0..<n {
+        var re = 0.0
+        var im = 0.0
+        for k in 0..<n {
+          let (lr, li) = (h.lambdaRe[k], h.lambdaIm[k])
+          let (vr, vi) = (h.vectorsRe[r * n + k], h.vectorsIm[r * n + k])
+          let (wr, wi) = (h.vectorsRe[c * n + k], -h.vectorsIm[c * n + k])  // conj(V[c, k])
+          let (pr, pi) = (vr * lr - vi * li, vr * li + vi * lr)
+          re += pr * wr - pi * wi
+          im += pr * wi + pi * wr
+        }
+        let s = 0.5 * (2 * Double(r) + 1).squareRoot() * (2 * Double(c) + 1).squareRoot()
+        let expected = r == c ? -0.5 : (r > c ? -s : s)
+        #expect(abs(re - expected) < 1e-9 && abs(im) < 1e-9, "S[\(r),\(c)]")
+      }
+    }
+    #expect(h.lambdaIm == h.lambdaIm.sorted())
+    #expect(h.lambdaRe.allSatisfy { $0 == -0.5 })
+  }
+
+  @Test(arguments: Discretization.allCases)
+  func discretizationMatchesItsClosedForm(_ method: Discretization) {
+    var rng = SeededGenerator(seed: 1)
+    let layer = SSMLayer(states: 16, channels: 5, blocks: 4, discretization: method, rng: &rng)
+    let (lbar, wb) = layer.discretize()
+    let lr = layer.lambdaRe.value.scalars
+    let li = layer.lambdaIm.value.scalars
+    let ls = layer.logStep.value.scalars
+    let bre = layer.bRe.value.scalars
+    let bim = layer.bIm.value.scalars
+    for k in 0..<16 {
+      let lam = (Double(lr[k]), Double(li[k]))
+      let dt = exp(Double(ls[k]))
+      var bar: (Double, Double)
+      var coef: (Double, Double)
+      func div(_ a: (Double, Double), _ b: (Double, Double)) -> (Double, Double) {
+        let d = b.0 * b.0 + b.1 * b.1
+        return ((a.0 * b.0 + a.1 * b.1) / d, (a.1 * b.0 - a.0 * b.1) / d)
+      }
+      switch method {
+      case .bilinear:
+        let num = (1 + dt * lam.0 / 2, dt * lam.1 / 2)
+        let den = (1 - dt * lam.0 / 2, -dt * lam.1 / 2)
+        bar = div(num, den)
+        coef = div((dt, 0), den)
+      case .zeroOrderHold:
+        let e = exp(dt * lam.0)
+        bar = (e * cos(dt * lam.1), e * sin(dt * lam.1))
+        coef = div((bar.0 - 1, bar.1), lam)
+      }
+      #expect(abs(Double(lbar.value[k]) - bar.0) < 1e-5 && abs(Double(lbar.value[16 + k]) - bar.1) < 1e-5)
+      #expect((bar.0 * bar.0 + bar.1 * bar.1).squareRoot() < 1, "|Lambda_bar| < 1 at init")
+      for h in 0..<5 {
+        let b = (Double(bre[k * 5 + h]), Double(bim[k * 5 + h]))
+        let expected = (coef.0 * b.0 - coef.1 * b.1, coef.0 * b.1 + coef.1 * b.0)
+        #expect(abs(Double(wb.value[k, h]) - expected.0) < 1e-5 && abs(Double(wb.value[16 + k, h]) - expected.1) < 1e-5)
+      }
+    }
+    let steps = ls.map { exp($0) }
+    #expect(steps.allSatisfy { $0 >= 0.001 * 0.9999 && $0 <= 0.1 * 1.0001 })
+  }
+}
+
+@Suite struct SequenceAndStepModeTests {
+  @Test(arguments: Discretization.allCases)
+  func sequenceModeEqualsStepModeAcrossEpisodeBoundaries(_ method: Discretization) {
+    var rng = SeededGenerator(seed: 2)
+    let stack = SSMStack(layers: 3, states: 16, channels: 12, blocks: 4, discretization: method, rng: &rng)
+    // Make the learned initial states non-zero so resets matter.
+    for b in stack.blocks { b.ssm.initialState!.value = Tensor.normal([32], using: &rng) }
+    let (bn, tn) = (3, 40)
+    let u = Tensor.normal([bn, tn, 12], using: &rng)
+    var flags = Tensor.zeros([bn, tn])
+    for (b, t) in [(0, 0), (0, 17), (1, 0), (1, 5), (1, 6), (1, 39), (2, 0), (2, 30)] { flags[b, t] = 1 }
+    let (seqOut, hidden, final) = stack(Variable(u), isFirst: flags, state: nil)
+    var state: SSMStackState? = nil
+    var worst: Float = 0
+    for t in 0..<tn {
+      let ut = u.slice(axis: 1, t..<(t + 1)).reshaped([bn, 12])
+      let ft = flags.slice(axis: 1, t..<(t + 1)).reshaped([bn])
+      let (out, next) = stack.step(Variable(ut), isFirst: ft, state: state)
+      state = next
+      let expected = seqOut.value.slice(axis: 1, t..<(t + 1)).reshaped([bn, 12])
+      worst = max(worst, out.value.maxAbsDifference(expected))
+      let hExpected = hidden.value.slice(axis: 1, t..<(t + 1)).reshaped([bn, stack.featureSize])
+      worst = max(worst, next.features.value.maxAbsDifference(hExpected))
+    }
+    #expect(worst < 1e-5, "sequence vs one-step difference \(worst)")
+    for (a, b) in zip(final.layers, state!.layers) { #expect(a.value.maxAbsDifference(b.value) < 1e-5) }
+    // Continuing from a carried state equals running the concatenated sequence.
+    let u2 = Tensor.normal([bn, 10, 12], using: &rng)
+    let (cont, _, _) = stack(Variable(u2), isFirst: Tensor.zeros([bn, 10]), state: final)
+    let (whole, _, _) = stack(
+      Variable(Tensor.concat([u, u2], axis: 1)), isFirst: Tensor.concat([flags, Tensor.zeros([bn, 10])], axis: 1),
+      state: nil)
+    #expect(cont.value.maxAbsDifference(whole.value.slice(axis: 1, 40..<50)) < 1e-5)
+  }
+}
+
+@Suite struct SSMGradientTests {
+  @Test(arguments: [1, 2])
+  func scanKernelGradientsForEveryInput(threads: Int) {
+    // Includes a time-chunked case (B = 1, 8 states, 256 steps with 2 threads).
+    // The long case sums 4096 float32 outputs, so its difference quotients carry round-off of a
+    // few percent of the smallest directional derivatives; Lambda_bar^t curvature rules out a
+    // large epsilon. A wrong VJP is off by O(1), far outside either tolerance.
+    for (b, t, p, resets, eps, rtol) in [
+      (2, 12, 3, [(0, 0), (0, 4), (1, 7), (1, 8)], 1e-3, 1e-2),
+      (1, 256, 8, [(0, 70), (0, 200)], 2e-3, 3e-2),
+    ] as [(Int, Int, Int, [(Int, Int)], Float, Double)] {
+      let c = ScanCase(b: b, t: t, p: p, resets: resets, seed: 20)
+      let report = Parallelism.withThreadCount(threads) {
+        checkGradients(
+          of: { v in
+            linearRecurrence(inputs: v[0], lambdaBar: v[1], initialState: v[2], carry: v[3], isFirst: c.isFirst)
+          }, at: [c.bu, c.a * 0.97, c.xInit, c.carry!], epsilon: eps, relativeTolerance: rtol,
+          samplesPerInput: 16)
+      }
+      #expect(report.passed, "B=\(b) T=\(t) P=\(p) threads \(threads): \(report)")
+      // Without a carry.
+      let r2 = Parallelism.withThreadCount(threads) {
+        checkGradients(
+          of: { v in
+            linearRecurrence(inputs: v[0], lambdaBar: v[1], initialState: v[2], carry: nil, isFirst: c.isFirst)
+          }, at: [c.bu, c.a * 0.97, c.xInit], epsilon: eps, relativeTolerance: rtol,
+          samplesPerInput: 16)
+      }
+      #expect(r2.passed, "no carry: \(r2)")
+    }
+  }
+
+  @Test(arguments: Discretization.allCases)
+  func wholeBlockGradients(_ method: Discretization) {
+    var rng = SeededGenerator(seed: 21)
+    let block = SSMBlock(states: 8, channels: 6, blocks: 2, discretization: method, rng: &rng)
+    block.ssm.initialState!.value = Tensor.normal([16], std: 0.5, using: &rng)
+    let u = Variable(Tensor.normal([2, 9, 6], using: &rng))
+    var flags = Tensor.zeros([2, 9])
+    flags[0, 0] = 1
+    flags[0, 5] = 1
+    flags[1, 3] = 1
+    let carry = Variable(Tensor.normal([2, 16], using: &rng))
+    let w = Tensor.normal([2, 9, 6], using: &rng)
+    // epsilon 1e-2: at 1e-3 the float32 round-off of a loss of order 10 (about 5e-3 per
+    // difference quotient) exceeds the tolerance for the smallest derivatives; the estimates
+    // converge onto the analytic values as epsilon grows (measured 3e-3 -> 1e-2 -> 3e-2).
+    let check = checkParameterGradients(of: block, epsilon: 1e-2, samplesPerParameter: 6) {
+      let (out, xs) = block(u, isFirst: flags, carry: carry)
+      return (out * w).sum() + xs.mean() * 3
+    }
+    let worst = check.report.worst.map { check.names[$0.input] } ?? ""
+    #expect(check.report.passed, "\(method): \(check.report) [\(worst)]")
+    #expect(check.names.contains("ssm/logStep") && check.names.contains("ssm/lambdaIm"))
+  }
+}

@@ -14,6 +14,8 @@ let package = Package(
     .library(name: "NN", targets: ["NN"]),
     .library(name: "Imaging", targets: ["Imaging"]),
     .library(name: "SSM", targets: ["SSM"]),
+    .library(name: "RSSM", targets: ["RSSM"]),
+    .library(name: "WorldModel", targets: ["WorldModel"]),
     .library(name: "Envs", targets: ["Envs"]),
     .library(name: "Replay", targets: ["Replay"]),
     .executable(name: "r2i", targets: ["r2i"]),
@@ -44,6 +46,10 @@ let package = Package(
       name: "NN", dependencies: ["Autodiff", "Tensor", "Random", "FileSupport"], path: "Modules/NN"),
     .target(name: "Imaging", dependencies: ["CPNG", "FileSupport"], path: "Modules/Imaging"),
     .target(name: "SSM", dependencies: ["NN", "Autodiff", "Tensor", "COpenBLAS"], path: "Modules/SSM"),
+    .target(name: "RSSM", dependencies: ["NN", "Autodiff", "Tensor"], path: "Modules/RSSM"),
+    .target(
+      name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],
+      path: "Modules/WorldModel"),
 
     // Executables.
     .executableTarget(
@@ -56,7 +62,7 @@ let package = Package(
     .executableTarget(
       name: "r2i-bench",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM",
+        "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM", "RSSM", "WorldModel", "Imaging",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),
@@ -74,6 +80,10 @@ let package = Package(
       path: "Tests/NNTests"),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
     .testTarget(name: "SSMTests", dependencies: ["SSM", "NN", "Autodiff", "Tensor"], path: "Tests/SSMTests"),
+    .testTarget(name: "RSSMTests", dependencies: ["RSSM", "NN", "Autodiff", "Tensor"], path: "Tests/RSSMTests"),
+    .testTarget(
+      name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay"],
+      path: "Tests/WorldModelTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
     .testTarget(name: "ReplayTests", dependencies: ["Replay"], path: "Tests/ReplayTests"),
   ]

@@ -16,6 +16,18 @@
 /// let kl = OneHotCategorical.kl(post, prior) // [b, t]
 /// ```
 public struct OneHotCategorical {
+  /// When true (in this task), ``sample(using:)``, ``sampleTimeMajor(using:)`` and ``mode`` return
+  /// the probabilities themselves instead of one-hot vectors. The gradient path is the same as the
+  /// straight-through estimator's (identity into ``probs``), but the value is smooth, so a loss
+  /// built on samples becomes differentiable and finite differences can check its gradient.
+  /// For gradient checking only; no random numbers are drawn.
+  @TaskLocal public static var relaxedSampling = false
+
+  /// Runs `body` with ``relaxedSampling`` on.
+  public static func withRelaxedSampling<R>(_ body: () throws -> R) rethrows -> R {
+    try $relaxedSampling.withValue(true) { try body() }
+  }
+
   /// The raw logits.
   public let logits: Variable
   /// Probabilities after mixing in `unimix` of the uniform distribution.
@@ -51,6 +63,7 @@ public struct OneHotCategorical {
   /// A one-hot sample per categorical; gradients pass straight through to ``probs``
   /// (sample = onehot + probs - sg(probs), with the forward value exactly one-hot).
   public func sample(using rng: inout SeededGenerator) -> Variable {
+    if OneHotCategorical.relaxedSampling { return probs }
     let idx = probs.value.sampleCategorical(using: &rng)
     let onehot = Tensor.oneHot(idx, depth: classes).reshaped(probs.shape)
     return straightThrough(onehot)
@@ -58,12 +71,30 @@ public struct OneHotCategorical {
 
   /// The most likely class of each categorical, one-hot, with straight-through gradients.
   public var mode: Variable {
+    if OneHotCategorical.relaxedSampling { return probs }
     let idx = probs.value.argmax(axis: -1).scalars.map { Int($0) }
     return straightThrough(Tensor.oneHot(idx, depth: classes).reshaped(probs.shape))
   }
 
-  func straightThrough(_ onehot: Tensor) -> Variable {
-    customVJP(inputs: [probs], outputs: [onehot]) { g in [g[0]] }[0]
+  /// `onehot` (same shape as ``probs``) as a variable whose gradient passes straight through to
+  /// the probabilities: the forward value is exactly `onehot`.
+  public func straightThrough(_ onehot: Tensor) -> Variable {
+    precondition(onehot.shape == probs.shape, "straightThrough: \(onehot.shape) vs \(probs.shape)")
+    return customVJP(inputs: [probs], outputs: [onehot]) { g in [g[0]] }[0]
+  }
+
+  /// A sample drawn in time-major order from logits shaped [B, T, ...event]: rows are visited
+  /// t = 0 for every b, then t = 1, ..., so a sequence sampled at once consumes the random
+  /// stream exactly as T single-step samples would.
+  public func sampleTimeMajor(using rng: inout SeededGenerator) -> Variable {
+    precondition(probs.rank >= 3, "sampleTimeMajor needs [B, T, ...] probabilities, got \(probs.shape)")
+    if OneHotCategorical.relaxedSampling { return probs }
+    var perm = Array(0..<probs.rank)
+    perm.swapAt(0, 1)
+    let tm = probs.value.permuted(perm)
+    let idx = tm.sampleCategorical(using: &rng)
+    let onehot = Tensor.oneHot(idx, depth: classes).reshaped(tm.shape).permuted(perm)
+    return straightThrough(onehot)
   }
 
   /// log p(value) for one-hot `value`, summed over the event axes.

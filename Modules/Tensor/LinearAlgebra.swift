@@ -1,4 +1,5 @@
 internal import COpenBLAS
+import Synchronization
 
 /// Matrix product through `cblas_sgemm`, with optional transposes of either operand.
 ///
@@ -77,6 +78,27 @@ public func sgemm(
     n)
 }
 
+/// Counts the floating-point operations of every matrix product (2 m n k each), including the
+/// products inside convolutions. Benchmarks and tests read it; counting is one relaxed atomic add
+/// per product.
+public enum MatmulCounter {
+  static let flops = Atomic<Int>(0)
+  /// FLOPs since the process started or the last ``reset()`` (all threads).
+  public static var count: Int { flops.load(ordering: .relaxed) }
+  public static func reset() { flops.store(0, ordering: .relaxed) }
+
+  final class Scope: @unchecked Sendable { var flops = 0 }
+  @TaskLocal static var scope: Scope?
+
+  /// Runs `body` and returns the matrix-product FLOPs issued by this task while it ran (products
+  /// are always issued from the calling thread, so concurrent work elsewhere does not count).
+  public static func measure<R>(_ body: () throws -> R) rethrows -> (result: R, flops: Int) {
+    let s = Scope()
+    let r = try $scope.withValue(s) { try body() }
+    return (r, s.flops)
+  }
+}
+
 /// The raw sgemm with explicit leading dimensions (row-major).
 public func sgemmStrided(
   _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
@@ -84,6 +106,8 @@ public func sgemmStrided(
   _ c: UnsafeMutablePointer<Float>, _ ldc: Int
 ) {
   if m == 0 || n == 0 { return }
+  MatmulCounter.flops.add(2 * m * n * k, ordering: .relaxed)
+  if let scope = MatmulCounter.scope { scope.flops += 2 * m * n * k }
   if k == 0 {
     for i in 0..<m {
       for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }

@@ -1,0 +1,129 @@
+@_exported import NN
+import RSSM
+import SSM
+
+/// Which sequence backbone a world model uses.
+public enum Backbone: String, Sendable, Codable, CaseIterable {
+  /// R2I: non-recurrent posterior, S5-style SSM stack with a parallel scan.
+  case r2i
+  /// DreamerV3: the GRU RSSM with a recurrent posterior.
+  case dreamerv3
+}
+
+/// What the policy, critic and heads read from a latent state.
+public enum FeatureView: String, Sendable, Codable, CaseIterable {
+  /// [h, z]: the deterministic output and the stochastic latent (heads always use this).
+  case output
+  /// [z, x]: the latent and the backbone's recurrent memory (R2I's recommendation for memory
+  /// tasks; x is the SSM state of every layer, or h for the GRU).
+  case hidden
+  /// [h, z, x].
+  case full
+}
+
+/// One latent state per batch entry.
+public struct LatentState {
+  /// The deterministic output h, [B, deter].
+  public var deter: Variable
+  /// The sampled latent z (flattened one-hot groups), [B, groups * classes].
+  public var stoch: Variable
+  /// The backbone's recurrent memory: each SSM layer's complex state [B, 2P] for R2I; empty for
+  /// the GRU, whose memory is `deter`.
+  public var recurrent: [Variable]
+
+  public init(deter: Variable, stoch: Variable, recurrent: [Variable]) {
+    self.deter = deter
+    self.stoch = stoch
+    self.recurrent = recurrent
+  }
+
+  /// x, the memory as flat real features: the SSM states, or h for the GRU.
+  public var memory: Variable { recurrent.isEmpty ? deter : Variable.concat(recurrent, axis: -1) }
+
+  /// Features of `view`.
+  public func features(_ view: FeatureView) -> Variable {
+    switch view {
+    case .output: return Variable.concat([deter, stoch], axis: -1)
+    case .hidden: return Variable.concat([stoch, memory], axis: -1)
+    case .full: return Variable.concat([deter, stoch, memory], axis: -1)
+    }
+  }
+
+  /// The same state with gradients stopped.
+  public var detached: LatentState {
+    LatentState(deter: deter.detached, stoch: stoch.detached, recurrent: recurrent.map { $0.detached })
+  }
+
+  public var batchSize: Int { deter.shape[0] }
+}
+
+/// The result of observing a whole sequence.
+public struct SequenceOutput {
+  /// h per step, [B, T, deter].
+  public var deter: Variable
+  /// z per step (posterior samples), [B, T, groups * classes].
+  public var stoch: Variable
+  /// Posterior and prior logits, [B, T, groups * classes].
+  public var postLogits: Variable
+  public var priorLogits: Variable
+  /// x per step, [B, T, memory size] (the SSM states of every layer, or h for the GRU).
+  public var memory: Variable
+  /// The state after the last step.
+  public var final: LatentState
+
+  /// Features of `view` for every step, [B, T, F].
+  public func features(_ view: FeatureView) -> Variable {
+    switch view {
+    case .output: return Variable.concat([deter, stoch], axis: -1)
+    case .hidden: return Variable.concat([stoch, memory], axis: -1)
+    case .full: return Variable.concat([deter, stoch, memory], axis: -1)
+    }
+  }
+}
+
+/// A sequence backbone of the world model. R2I's SSM core and DreamerV3's RSSM conform; a new
+/// backbone (an LRU, a Transformer, a selective SSM) is one more conformance.
+///
+/// Conventions (spec r2i.md section 2): `prevActions[t]` is a_{t-1} and is zero where
+/// `isFirst[t]` is set; at every `isFirst` step the previous latent and memory are replaced by the
+/// initial state.
+public protocol SequenceModel: AnyObject {
+  var backbone: Backbone { get }
+  var deterSize: Int { get }
+  var groups: Int { get }
+  var classes: Int { get }
+  var unimix: Float { get }
+  /// Size of the memory features x.
+  var memorySize: Int { get }
+
+  /// The initial state (learned or zeros) for `batch` entries.
+  func initialState(batch: Int) -> LatentState
+
+  /// Observes a whole sequence: embeddings [B, T, E], previous actions [B, T, A], reset flags
+  /// [B, T], and the state before t = 0 (nil: the initial state).
+  func observe(
+    embed: Variable, prevActions: Variable, isFirst: Tensor, state: LatentState?,
+    rng: inout SeededGenerator
+  ) -> SequenceOutput
+
+  /// One observation step (acting): returns the posterior state and the prior logits of the step.
+  func observeStep(
+    embed: Variable, prevAction: Variable, isFirst: Tensor, state: LatentState,
+    rng: inout SeededGenerator
+  ) -> (state: LatentState, postLogits: Variable, priorLogits: Variable)
+
+  /// One imagination step: the prior from `state` and `action`, with a sampled latent.
+  func imagineStep(state: LatentState, action: Variable, rng: inout SeededGenerator) -> (
+    state: LatentState, priorLogits: Variable
+  )
+}
+
+extension SequenceModel {
+  public var stochSize: Int { groups * classes }
+
+  func sample(_ logits: Variable, rng: inout SeededGenerator) -> Variable {
+    let lead = Array(logits.shape.dropLast())
+    return OneHotCategorical(logits: logits.reshaped(lead + [groups, classes]), unimix: unimix)
+      .sample(using: &rng).reshaped(lead + [stochSize])
+  }
+}

@@ -1,0 +1,208 @@
+import RSSM
+import SSM
+
+/// Everything that determines a world model's structure and its update.
+public struct WorldModelConfig: Sendable, Codable, Equatable {
+  public var backbone: Backbone
+  public var observation: ObservationKind
+  public var actionSize: Int
+  /// Whether actions are one-hot (discrete) or continuous (scaled by sg(1 / max(1, |a|))).
+  public var discreteActions: Bool = true
+  public var deter: Int
+  /// Width of the Dense layers (posterior, prior, input projection for the GRU, heads, MLPs).
+  public var units: Int
+  /// Dense blocks in the encoder, decoder and head MLPs.
+  public var mlpLayers: Int
+  /// Channel multiplier of the image encoder and decoder.
+  public var cnnDepth: Int
+  public var ssm: SSMSettings
+  public var groups: Int = 32
+  public var classes: Int = 32
+  public var unimix: Float = 0.01
+  public var learnedInitialState: Bool = true
+  /// Loss scales: KL[sg(post) || prior] and KL[post || sg(prior)], with free bits.
+  public var dynamicScale: Float = 0.5
+  public var representationScale: Float = 0.1
+  public var freeBits: Float = 1
+  /// Adam settings of the world-model update.
+  public var learningRate: Float = 1e-4
+  public var epsilon: Float = 1e-8
+  public var gradientClip: Float = 1000
+
+  public init(
+    backbone: Backbone, observation: ObservationKind, actionSize: Int, discreteActions: Bool = true,
+    deter: Int, units: Int, mlpLayers: Int, cnnDepth: Int = 32, ssm: SSMSettings
+  ) {
+    self.backbone = backbone
+    self.observation = observation
+    self.actionSize = actionSize
+    self.discreteActions = discreteActions
+    self.deter = deter
+    self.units = units
+    self.mlpLayers = mlpLayers
+    self.cnnDepth = cnnDepth
+    self.ssm = ssm
+  }
+
+  public var stochSize: Int { groups * classes }
+  /// Size of the [h, z] features the heads read.
+  public var headFeatureSize: Int { deter + stochSize }
+}
+
+/// A batch of sequences for the world model, in the replay convention (r2i.md section 2).
+public struct WorldModelBatch {
+  /// [B, T, obs] floats, or [B, T, H, W, C] pixel values 0...255 as floats.
+  public var observations: Tensor
+  /// a_t chosen after seeing o_t, [B, T, A] (one-hot for discrete actions).
+  public var actions: Tensor
+  /// r_t received on arriving at o_t, [B, T].
+  public var rewards: Tensor
+  public var isFirst: Tensor
+  public var isTerminal: Tensor
+  /// 1 for real steps, 0 for padding, [B, T] (nil: all real).
+  public var mask: Tensor?
+
+  public init(
+    observations: Tensor, actions: Tensor, rewards: Tensor, isFirst: Tensor, isTerminal: Tensor,
+    mask: Tensor? = nil
+  ) {
+    self.observations = observations
+    self.actions = actions
+    self.rewards = rewards
+    self.isFirst = isFirst
+    self.isTerminal = isTerminal
+    self.mask = mask
+  }
+
+  public var batchSize: Int { rewards.shape[0] }
+  public var length: Int { rewards.shape[1] }
+}
+
+/// The world model: encoder, sequence backbone, decoder, reward and continue heads.
+///
+/// ```swift
+/// let model = WorldModel(config: .preset(.bsuite, backbone: .r2i, observation: .vector(size: 3), actions: 2), seed: 0)
+/// let trainer = WorldModelTrainer(model: model)
+/// let metrics = trainer.update(batch, rng: &rng)   // ["loss": ..., "rec": ..., ...]
+/// ```
+public final class WorldModel: Module {
+  public let config: WorldModelConfig
+  public let encoder: any ObservationEncoder
+  public let core: any SequenceModel
+  public let decoder: any ObservationDecoder
+  public let reward: RewardHead
+  public let cont: ContinueHead
+
+  public init(config c: WorldModelConfig, seed: UInt64) {
+    config = c
+    var rng = SeededGenerator(seed: seed, stream: 0x776D)
+    let f = c.headFeatureSize
+    switch c.observation {
+    case .vector(let n):
+      let e = VectorEncoder(inputSize: n, units: c.units, layers: c.mlpLayers, rng: &rng)
+      encoder = e
+      decoder = VectorDecoder(featureSize: f, outputSize: n, units: c.units, layers: c.mlpLayers, rng: &rng)
+    case .image(let h, let w, let ch):
+      encoder = ImageEncoder(height: h, width: w, channels: ch, depth: c.cnnDepth, rng: &rng)
+      decoder = ImageDecoder(featureSize: f, height: h, width: w, channels: ch, depth: c.cnnDepth, rng: &rng)
+    }
+    let embed = encoder.embedSize
+    switch c.backbone {
+    case .r2i:
+      core = R2ICore(
+        embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, ssm: c.ssm,
+        groups: c.groups, classes: c.classes, unimix: c.unimix,
+        learnedInitialState: c.learnedInitialState, rng: &rng)
+    case .dreamerv3:
+      core = DreamerCore(
+        embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, groups: c.groups,
+        classes: c.classes, unimix: c.unimix, learnedInitialState: c.learnedInitialState, rng: &rng)
+    }
+    reward = RewardHead(featureSize: f, units: c.units, layers: c.mlpLayers, rng: &rng)
+    cont = ContinueHead(featureSize: f, units: c.units, layers: c.mlpLayers, rng: &rng)
+  }
+
+  /// Actions as the backbone consumes them: continuous ones scaled by sg(1 / max(1, |a|)).
+  public func preprocess(actions: Tensor) -> Tensor {
+    config.discreteActions ? actions : actions / maximum(abs(actions), 1)
+  }
+
+  /// a_{t-1} for every step: shifted by one, `first` (or zeros) at t = 0, zero at resets.
+  public func previousActions(_ actions: Tensor, isFirst: Tensor, first: Tensor? = nil) -> Tensor {
+    let (b, t, a) = (actions.shape[0], actions.shape[1], actions.shape[2])
+    let head = first?.reshaped([b, 1, a]) ?? Tensor.zeros([b, 1, a])
+    let shifted = t > 1 ? Tensor.concat([head, actions.slice(axis: 1, 0..<(t - 1))], axis: 1) : head
+    return shifted * (1 - isFirst).reshaped([b, t, 1])
+  }
+
+  /// The loss terms of one batch.
+  public struct Losses {
+    /// Scalar training loss (masked mean over B x T).
+    public var total: Variable
+    /// Per-term means (reconstruction, reward, continue, raw dynamic and representation KL),
+    /// entropies, and the observe output for imagination.
+    public var metrics: [String: Float]
+    public var output: SequenceOutput
+  }
+
+  /// Observes the batch and computes the loss of r2i.md section 3:
+  /// `rec + rew + cont + 0.5 max(1, KL[sg(post) || prior]) + 0.1 max(1, KL[post || sg(prior)])`
+  /// per step, KL summed over the latents, averaged over the real steps.
+  public func loss(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> Losses {
+    let (b, t) = (batch.batchSize, batch.length)
+    let c = config
+    let actions = preprocess(actions: batch.actions)
+    let embed = encoder.encode(batch.observations)
+    let prev = previousActions(actions, isFirst: batch.isFirst)
+    let out = core.observe(embed: embed, prevActions: Variable(prev), isFirst: batch.isFirst, state: nil, rng: &rng)
+    let feat = out.features(.output)
+    let rec = decoder.loss(features: feat, target: batch.observations)
+    let rew = -reward(feat).logProb(batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
+    let contTarget = 1 - batch.isTerminal
+    let con = -cont(feat).logProb(contTarget)
+    let post = OneHotCategorical(logits: out.postLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
+    let prior = OneHotCategorical(logits: out.priorLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
+    let dyn = OneHotCategorical.kl(post.detached, prior)
+    let rep = OneHotCategorical.kl(post, prior.detached)
+    let perStep =
+      rec + rew + con + maximum(dyn, c.freeBits) * c.dynamicScale
+      + maximum(rep, c.freeBits) * c.representationScale
+    let mask = batch.mask ?? Tensor.ones([b, t])
+    let count = max(mask.sumAll(), 1)
+    let total = (perStep * mask).sum() / count
+    func mean(_ v: Variable) -> Float { ((v.value * mask).sumAll()) / count }
+    let metrics: [String: Float] = [
+      "loss": total.value.scalar, "rec": mean(rec), "rew": mean(rew), "cont": mean(con),
+      "dyn": mean(dyn), "rep": mean(rep), "post_entropy": mean(post.entropy()),
+      "prior_entropy": mean(prior.entropy()),
+    ]
+    return Losses(total: total, metrics: metrics, output: out)
+  }
+}
+
+/// The world-model update: Adam (lr 1e-4, eps 1e-8) with global-norm clipping at 1000.
+public final class WorldModelTrainer {
+  public let model: WorldModel
+  public let optimizer: Adam
+
+  public init(model: WorldModel) {
+    self.model = model
+    let c = model.config
+    optimizer = Adam(
+      for: model, learningRate: c.learningRate, epsilon: c.epsilon, clipGlobalNorm: c.gradientClip)
+  }
+
+  /// One update on `batch`; returns the loss terms and the gradient norm.
+  @discardableResult
+  public func update(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> [String: Float] {
+    var metrics: [String: Float] = [:]
+    let (_, grads) = valueAndGradient(of: model) {
+      let l = model.loss(batch, rng: &rng)
+      metrics = l.metrics
+      return l.total
+    }
+    let stats = optimizer.update(grads)
+    metrics["grad_norm"] = stats.gradientNorm
+    return metrics
+  }
+}

@@ -6,5 +6,5 @@ struct R2IBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "r2i-bench",
     abstract: "Benchmarks for the R2I toolkit (release build; run on a quiet machine).",
-    subcommands: [TensorBench.self, EnvsBench.self, ReplayBench.self, SSMBench.self])
+    subcommands: [SpeedBench.self, TensorBench.self, EnvsBench.self, ReplayBench.self, SSMBench.self])
 }

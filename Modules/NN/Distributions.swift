@@ -32,12 +32,12 @@ public struct OneHotCategorical {
   public let logits: Variable
   /// Probabilities after mixing in `unimix` of the uniform distribution.
   public let probs: Variable
-  /// log of ``probs``.
-  public let logProbs: Variable
   /// The uniform weight mixed in.
   public let unimix: Float
   /// How many trailing axes form one event (1 = classes only, 2 = groups and classes).
   public let eventAxes: Int
+  final class Cache { var logProbs: Variable? }
+  let cache = Cache()
 
   public init(logits: Variable, unimix: Float = 0.01, eventAxes: Int = 1) {
     precondition(logits.rank >= eventAxes && eventAxes >= 1, "OneHotCategorical: logits \(logits.shape)")
@@ -46,13 +46,23 @@ public struct OneHotCategorical {
     self.unimix = unimix
     self.eventAxes = eventAxes
     let k = Float(logits.shape[logits.rank - 1])
-    if unimix > 0 {
-      probs = logits.softmax(axis: -1) * (1 - unimix) + unimix / k
-      logProbs = log(probs)
-    } else {
-      probs = logits.softmax(axis: -1)
-      logProbs = logits.logSoftmax(axis: -1)
-    }
+    probs = unimix > 0 ? logits.softmax(axis: -1) * (1 - unimix) + unimix / k : logits.softmax(axis: -1)
+  }
+
+  init(logits: Variable, probs: Variable, logProbs: Variable?, unimix: Float, eventAxes: Int) {
+    self.logits = logits
+    self.probs = probs
+    self.unimix = unimix
+    self.eventAxes = eventAxes
+    cache.logProbs = logProbs
+  }
+
+  /// log of ``probs``, computed on first use.
+  public var logProbs: Variable {
+    if let v = cache.logProbs { return v }
+    let v = unimix > 0 ? log(probs) : logits.logSoftmax(axis: -1)
+    cache.logProbs = v
+    return v
   }
 
   /// The number of classes.
@@ -113,9 +123,11 @@ public struct OneHotCategorical {
     return (p.probs * (p.logProbs - q.logProbs)).sum(axes: p.eventReduceAxes)
   }
 
-  /// The same distribution with gradients stopped.
+  /// The same distribution with gradients stopped (reuses the computed values).
   public var detached: OneHotCategorical {
-    OneHotCategorical(logits: logits.detached, unimix: unimix, eventAxes: eventAxes)
+    OneHotCategorical(
+      logits: logits.detached, probs: probs.detached, logProbs: logProbs.detached, unimix: unimix,
+      eventAxes: eventAxes)
   }
 }
 

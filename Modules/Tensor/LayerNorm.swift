@@ -14,6 +14,19 @@ public struct LayerNormStatistics: Sendable {
   public let rstd: Tensor
 }
 
+@inline(__always)
+private func ld(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int) -> Float8 {
+  n == 8 ? loadFloat8(p, i) : loadPartialFloat8(p, i, n)
+}
+@inline(__always)
+private func ld(_ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) -> Float8 {
+  n == 8 ? loadFloat8(p, i) : loadPartialFloat8(p, i, n)
+}
+@inline(__always)
+private func st(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
+  if n == 8 { storeFloat8(v, p, i) } else { storePartialFloat8(v, p, i, n) }
+}
+
 extension Tensor {
   /// Layer norm over the last axis, then an optional scale, offset and activation, in one pass:
   /// `act((x - mean) * rstd * scale + offset)`.
@@ -122,41 +135,51 @@ extension Tensor {
         for r in lo..<hi {
           let row = xp + r * d
           let grow = gpIn + r * d
-          let mu = mp[r]
+          let vmu = Float8(repeating: mp[r])
           let inv = rp[r]
-          for i in 0..<d { xhat[i] = (row[i] - mu) * inv }
-          if fuseSilu {
-            // Recompute the pre-activation z and apply silu'(z).
-            var i = 0
-            while i < d {
-              let n = Swift.min(8, d - i)
-              var z = n == 8 ? loadFloat8(xhat, i) : loadPartialFloat8(xhat, i, n)
-              if let sp { z = z * (n == 8 ? loadFloat8(sp, i) : loadPartialFloat8(sp, i, n)) }
-              if let op { z = z + (n == 8 ? loadFloat8(op, i) : loadPartialFloat8(op, i, n)) }
+          let vinv = Float8(repeating: inv)
+          // Pass 1: xhat, the gradient at the norm's output (through SiLU when fused), and the
+          // scale / offset gradient sums.
+          var i = 0
+          while i < d {
+            let n = Swift.min(8, d - i)
+            let xh = (ld(row, i, n) - vmu) * vinv
+            st(xh, xhat, i, n)
+            var g = ld(grow, i, n)
+            if fuseSilu {
+              var z = xh
+              if let sp { z = z * ld(sp, i, n) }
+              if let op { z = z + ld(op, i, n) }
               let s = FastMath.sigmoid(z)
-              let g = n == 8 ? loadFloat8(grow, i) : loadPartialFloat8(grow, i, n)
-              let v = g * s * (1 + z * (1 - s))
-              if n == 8 { storeFloat8(v, gz, i) } else { storePartialFloat8(v, gz, i, n) }
-              i += 8
+              g = g * s * (1 + z * (1 - s))
             }
-          } else {
-            gz.update(from: grow, count: d)
+            if wantScale { st(ld(dsAcc, i, n) + g * xh, dsAcc, i, n) }
+            if wantOffset { st(ld(doAcc, i, n) + g, doAcc, i, n) }
+            if let sp { g = g * ld(sp, i, n) }
+            st(g, gz, i, n)
+            i += 8
           }
-          if wantScale { for i in 0..<d { dsAcc[i] += gz[i] * xhat[i] } }
-          if wantOffset { for i in 0..<d { doAcc[i] += gz[i] } }
-          if let dxp {
-            var sumG: Float = 0
-            var sumGX: Float = 0
-            for i in 0..<d {
-              let gx = sp.map { gz[i] * $0[i] } ?? gz[i]
-              gz[i] = gx
-              sumG += gx
-              sumGX += gx * xhat[i]
-            }
-            let meanG = sumG / Float(d)
-            let meanGX = sumGX / Float(d)
-            let out = dxp + r * d
-            for i in 0..<d { out[i] = inv * (gz[i] - meanG - xhat[i] * meanGX) }
+          guard let dxp else { continue }
+          // Pass 2: the row means of g and g * xhat.
+          var sumG = Float8()
+          var sumGX = Float8()
+          i = 0
+          while i < d {
+            let n = Swift.min(8, d - i)
+            let g = ld(gz, i, n)
+            sumG += g
+            sumGX += g * ld(xhat, i, n)
+            i += 8
+          }
+          let meanG = Float8(repeating: sumG.sum() / Float(d))
+          let meanGX = Float8(repeating: sumGX.sum() / Float(d))
+          // Pass 3: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+          let out = dxp + r * d
+          i = 0
+          while i < d {
+            let n = Swift.min(8, d - i)
+            st(vinv * (ld(gz, i, n) - meanG - ld(xhat, i, n) * meanGX), out, i, n)
+            i += 8
           }
         }
       }

@@ -106,6 +106,7 @@ public func sgemmStrided(
   _ c: UnsafeMutablePointer<Float>, _ ldc: Int
 ) {
   if m == 0 || n == 0 { return }
+  Parallelism.configureBLASOnce()
   MatmulCounter.flops.add(2 * m * n * k, ordering: .relaxed)
   if let scope = MatmulCounter.scope { scope.flops += 2 * m * n * k }
   if k == 0 {
@@ -114,10 +115,36 @@ public func sgemmStrided(
     }
     return
   }
-  cblas_sgemm(
-    CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
-    blasint(ldc))
+  let ta = transposeA ? CblasTrans : CblasNoTrans
+  let tb = transposeB ? CblasTrans : CblasNoTrans
+  let threads = Parallelism.threadCount
+  let chunks = Parallelism.gemmThreading == .split && 2 * m * n * k >= 1 << 22
+    ? min(threads, max(m, n) / 32) : 1
+  guard chunks > 1 else {
+    cblas_sgemm(
+      CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b,
+      blasint(ldb), beta, c, blasint(ldc))
+    return
+  }
+  // Split the larger side of the output across this project's threads; each part is a
+  // single-threaded sgemm on its own rows or columns of C.
+  nonisolated(unsafe) let (pa, pb, pc) = (a, b, c)
+  Parallelism.forEach(iterations: chunks) { i in
+    if m >= n {
+      let r0 = m * i / chunks
+      let r1 = m * (i + 1) / chunks
+      cblas_sgemm(
+        CblasRowMajor, ta, tb, blasint(r1 - r0), blasint(n), blasint(k), alpha,
+        pa + (transposeA ? r0 : r0 * lda), blasint(lda), pb, blasint(ldb), beta, pc + r0 * ldc,
+        blasint(ldc))
+    } else {
+      let c0 = n * i / chunks
+      let c1 = n * (i + 1) / chunks
+      cblas_sgemm(
+        CblasRowMajor, ta, tb, blasint(m), blasint(c1 - c0), blasint(k), alpha, pa, blasint(lda),
+        pb + (transposeB ? c0 * ldb : c0), blasint(ldb), beta, pc + c0, blasint(ldc))
+    }
+  }
 }
 
 extension Tensor {

@@ -104,6 +104,14 @@ public enum TensorMemory {
 
   /// Returns every cached idle buffer to the system.
   public static func releaseCache() { BufferCache.drain() }
+
+  /// Large allocations served from the cache, served fresh, and frees the full cache refused.
+  public static var cacheStatistics: (hits: Int, misses: Int, rejected: Int) {
+    (
+      BufferCache.hits.load(ordering: .relaxed), BufferCache.misses.load(ordering: .relaxed),
+      BufferCache.rejected.load(ordering: .relaxed)
+    )
+  }
 }
 
 /// Keeps freed large buffers, by size class, for reuse.
@@ -121,6 +129,9 @@ enum BufferCache {
   static let state = Mutex(State())
   static let limit = Atomic<Int>(defaultLimit)
   static let minimumCachedBytes = 1 << 16
+  static let hits = Atomic<Int>(0)
+  static let misses = Atomic<Int>(0)
+  static let rejected = Atomic<Int>(0)
 
   static var defaultLimit: Int {
     let pages = sysconf(Int32(_SC_PHYS_PAGES))
@@ -146,7 +157,11 @@ enum BufferCache {
         s.cachedBytes -= size
         return p
       }
-      if let reused, let p = UnsafeMutableRawPointer(bitPattern: reused) { return p }
+      if let reused, let p = UnsafeMutableRawPointer(bitPattern: reused) {
+        hits.add(1, ordering: .relaxed)
+        return p
+      }
+      misses.add(1, ordering: .relaxed)
     }
     var raw: UnsafeMutableRawPointer? = nil
     let status = posix_memalign(&raw, 64, size)
@@ -168,6 +183,7 @@ enum BufferCache {
         return true
       }
       if kept { return }
+      rejected.add(1, ordering: .relaxed)
     }
     free(pointer)
   }

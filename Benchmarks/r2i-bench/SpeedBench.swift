@@ -1,0 +1,187 @@
+import ArgumentParser
+import COpenBLAS
+import Foundation
+import Imaging
+import WorldModel
+
+/// World-model update time against sequence length for both backbones (benchmarks.md, section 1).
+struct SpeedBench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "speed",
+    abstract: "World-model update time vs sequence length, R2I vs DreamerV3 (CSV, chart, ratios, GFLOP/s, memory).")
+
+  @Option(help: "Preset: vector (64 floats, 4 actions) or image (64x64x3).")
+  var preset: String = "vector"
+
+  @Option(help: "Comma-separated sequence lengths (default: 64,256,1024 quick; see --full).")
+  var lengths: String?
+
+  @Flag(help: "The full sweep: 64...2048 for vector, 64...512 for image.")
+  var full = false
+
+  @Option(help: "Batch size.")
+  var batch: Int = 16
+
+  @Option(help: "Threads for kernels and BLAS.")
+  var threads: Int = Parallelism.onlineCores
+
+  @Option(help: "Timed repetitions per measurement (after two warm-ups; at least 5 for lengths <= 256).")
+  var repeats: Int = 3
+
+  @Option(help: "Comma-separated backbones.")
+  var backbones: String = "r2i,dreamerv3"
+
+  @Option(help: "Output directory for the CSV and the chart.")
+  var output: String = "results/speed"
+
+  func validate() throws {
+    guard ["vector", "image"].contains(preset) else {
+      throw ValidationError("--preset must be 'vector' or 'image', got '\(preset)'")
+    }
+    guard batch >= 1, threads >= 1, repeats >= 1 else {
+      throw ValidationError("--batch, --threads and --repeats must be at least 1")
+    }
+  }
+
+  func run() throws {
+    let isImage = preset == "image"
+    let ls: [Int]
+    if let lengths {
+      ls = try lengths.split(separator: ",").map { s in
+        guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 2 else {
+          throw ValidationError("--lengths must be integers >= 2, got '\(lengths)'")
+        }
+        return v
+      }
+    } else if full {
+      ls = isImage ? [64, 128, 256, 512] : [64, 128, 256, 512, 1024, 2048]
+    } else {
+      ls = isImage ? [64, 128] : [64, 256, 1024]
+    }
+    let bbs = try backbones.split(separator: ",").map { s -> Backbone in
+      guard let b = Backbone(rawValue: String(s)) else {
+        throw ValidationError("unknown backbone '\(s)'; use r2i and/or dreamerv3")
+      }
+      return b
+    }
+    Parallelism.setThreadCount(threads)
+    let peak = measureSgemmPeak()
+    print("Speed benchmark on \(Machine.summary); preset \(preset), batch \(batch), \(threads) threads")
+    print("sgemm peak (1024^3, this run): \(fmt(peak, 1)) GFLOP/s\n")
+    var table = ResultTable([
+      "backbone", "preset", "batch", "length", "phase", "median_ms", "min_ms", "max_ms", "peak_rss_mb",
+      "peak_tensor_mb", "threads", "gflops", "pct_of_sgemm_peak",
+    ])
+    var updateTimes: [Backbone: [Int: Double]] = [:]
+    for bb in bbs {
+      let config = WorldModelConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb)
+      let model = WorldModel(config: config, seed: 0)
+      let trainer = WorldModelTrainer(model: model)
+      print("\(bb): \(model.parameterCount) parameters")
+      for l in ls {
+        let data = randomBatch(config, b: batch, t: l)
+        var rng = SeededGenerator(seed: 1)
+        TensorMemory.releaseCache()
+        TensorMemory.resetPeak()
+        ProcessMemory.resetPeak()
+        // Short updates get more samples: the first updates after (re)filling the buffer cache
+        // are slower, and this machine's second core is noisy.
+        let n = l <= 256 ? max(repeats, 5) : repeats
+        let timing = measure(warmup: 2, repeats: n, budget: 600) { trainer.update(data, rng: &rng) }
+        let rss = ProcessMemory.peakResidentMB
+        let tensorPeak = Double(TensorMemory.peakBytes) / 1e6
+        let flops = Double(config.updateMatmulFLOPs(batch: batch, length: l))
+        let gflops = flops / timing.median / 1e6
+        updateTimes[bb, default: [:]][l] = timing.median
+        table.add([
+          bb.rawValue, preset, "\(batch)", "\(l)", "wm_update", fmt(timing.median, 1), fmt(timing.min, 1),
+          fmt(timing.max, 1), fmt(rss, 0), fmt(tensorPeak, 0), "\(threads)", fmt(gflops, 1),
+          fmt(100 * gflops / peak, 1),
+        ])
+        print("  length \(l): update \(fmt(timing.median, 1)) ms (\(fmt(gflops, 1)) GFLOP/s, \(fmt(100 * gflops / peak, 0))% of sgemm peak), peak RSS \(fmt(rss, 0)) MB")
+      }
+      // Acting: one observation step for a batch of environments.
+      let acting = actingStep(model: model, config: config)
+      table.add([
+        bb.rawValue, preset, "\(batch)", "1", "act_step", fmt(acting.median, 3), fmt(acting.min, 3),
+        fmt(acting.max, 3), "", "", "\(threads)", "", "",
+      ])
+    }
+    print("\n" + table.render())
+    if let r = updateTimes[.r2i], let d = updateTimes[.dreamerv3] {
+      var ratios = ResultTable(["length", "r2i_ms", "dreamerv3_ms", "dreamerv3/r2i"])
+      for l in ls {
+        if let a = r[l], let b = d[l] { ratios.add(["\(l)", fmt(a, 1), fmt(b, 1), fmt(b / a, 2) + "x"]) }
+      }
+      print("\nWorld-model update, ratio per length:\n" + ratios.render())
+    }
+    let dir = URL(fileURLWithPath: output)
+    let csv = dir.appendingPathComponent("speed_\(preset).csv")
+    try table.writeCSV(to: csv)
+    var chart = LineChart(
+      title: "World-model update time (\(preset), batch \(batch), \(threads) threads)",
+      xLabel: "sequence length", yLabel: "ms per update", logX: true, logY: true)
+    for bb in bbs {
+      let pts = ls.compactMap { l in updateTimes[bb]?[l].map { (Double(l), $0) } }
+      chart.add(series: bb.rawValue, points: pts)
+    }
+    let png = dir.appendingPathComponent("speed_\(preset).png")
+    try chart.writePNG(to: png)
+    try chart.writeSVG(to: dir.appendingPathComponent("speed_\(preset).svg"))
+    print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
+  }
+
+  func randomBatch(_ c: WorldModelConfig, b: Int, t: Int) -> WorldModelBatch {
+    var rng = SeededGenerator(seed: 7)
+    let obs: Tensor
+    switch c.observation {
+    case .vector(let n): obs = Tensor.normal([b, t, n], using: &rng)
+    case .image(let h, let w, let ch): obs = Tensor.uniform([b, t, h, w, ch], low: 0, high: 255, using: &rng)
+    }
+    let actions = Tensor.oneHot((0..<(b * t)).map { _ in rng.nextInt(below: c.actionSize) }, depth: c.actionSize)
+      .reshaped([b, t, c.actionSize])
+    var first = Tensor.zeros([b, t])
+    for i in 0..<b { first[i, 0] = 1 }
+    return WorldModelBatch(
+      observations: obs, actions: actions, rewards: Tensor.normal([b, t], using: &rng), isFirst: first,
+      isTerminal: Tensor.zeros([b, t]))
+  }
+
+  func actingStep(model: WorldModel, config c: WorldModelConfig) -> Timing {
+    var rng = SeededGenerator(seed: 3)
+    var state = model.core.initialState(batch: batch)
+    let obs: Tensor
+    switch c.observation {
+    case .vector(let n): obs = Tensor.normal([batch, 1, n], using: &rng)
+    case .image(let h, let w, let ch): obs = Tensor.uniform([batch, 1, h, w, ch], low: 0, high: 255, using: &rng)
+    }
+    let action = Variable(Tensor.oneHot([Int](repeating: 0, count: batch), depth: c.actionSize))
+    return measure(warmup: 3, repeats: 21) {
+      withoutGradient {
+        let e = model.encoder.encode(obs)
+        state = model.core.observeStep(
+          embed: e.reshaped([batch, e.shape[2]]), prevAction: action, isFirst: Tensor.zeros([batch]),
+          state: state, rng: &rng
+        ).state
+      }
+    }
+  }
+}
+
+/// sgemm GFLOP/s at 1024^3 with the current thread count (median of 7).
+func measureSgemmPeak() -> Double {
+  let n = 1024
+  var rng = SeededGenerator(seed: 0)
+  let a = Tensor.normal([n, n], using: &rng)
+  let b = Tensor.normal([n, n], using: &rng)
+  let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+  defer { c.deallocate() }
+  let t = measure(warmup: 2, repeats: 7) {
+    a.withUnsafeBufferPointer { ap in
+      b.withUnsafeBufferPointer { bp in
+        sgemm(false, false, n, n, n, 1, ap.baseAddress!, bp.baseAddress!, 0, c)
+      }
+    }
+  }
+  return 2 * Double(n * n * n) / t.median / 1e6
+}

@@ -106,6 +106,7 @@ struct SpeedBench: ParsableCommand {
         bb.rawValue, preset, "\(batch)", "1", "act_step", fmt(acting.median, 3), fmt(acting.min, 3),
         fmt(acting.max, 3), "", "", "\(threads)", "", "",
       ])
+      print("  acting step (encode + observe, batch \(batch)): \(fmt(acting.median, 2)) ms")
     }
     print("\n" + table.render())
     if let r = updateTimes[.r2i], let d = updateTimes[.dreamerv3] {

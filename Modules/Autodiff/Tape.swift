@@ -219,10 +219,19 @@ extension Variable: CustomStringConvertible {
 /// read); otherwise it returns a constant. Optimisers change ``value`` in place.
 public final class Parameter: @unchecked Sendable {
   /// The current value.
-  public var value: Tensor
+  public var value: Tensor { didSet { version &+= 1 } }
+
+  /// Incremented on every write to ``value`` (layers use it to cache derived tensors).
+  public private(set) var version = 0
 
   /// A parameter holding `value`.
   public init(_ value: Tensor) { self.value = value }
+
+  /// Whether reads of ``variable`` are tracked right now (this parameter is being differentiated).
+  public var isTracked: Bool {
+    if let tape = Tape.current, tape.isOpen, tape.parameterIDs[ObjectIdentifier(self)] != nil { return true }
+    return false
+  }
 
   /// The value as a variable on the current tape (tracked when this parameter is differentiated).
   public var variable: Variable {

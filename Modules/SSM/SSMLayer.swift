@@ -4,6 +4,7 @@
   import Darwin
 #endif
 
+import Foundation
 @_exported import NN
 
 /// How the continuous-time SSM is discretised.
@@ -51,6 +52,19 @@ public final class SSMLayer: Module {
   public let logStep: Parameter
   /// The learned initial state [2P] (nil: zeros).
   public let initialState: Parameter?
+
+  /// Discretised matrices for inference (no gradient), reused while the parameters' versions
+  /// are unchanged: acting and imagination call the layer once per step.
+  final class Cache: @unchecked Sendable {
+    let lock = NSLock()
+    var versions: [Int] = []
+    var lambdaBar = Tensor(0)
+    var inputWeight = Tensor(0)
+    var outputWeight = Tensor(0)
+  }
+  let cache = Cache()
+
+  var discretizationParameters: [Parameter] { [lambdaRe, lambdaIm, bRe, bIm, cRe, cIm, logStep] }
 
   public init(
     states: Int, channels: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
@@ -172,13 +186,34 @@ public final class SSMLayer: Module {
     precondition(
       u.rank == 3 && u.shape[2] == channels,
       "SSMLayer(\(channels) channels) got input \(u.shape); expected [B, T, \(channels)]")
-    let (lambdaBar, wb) = discretize()
+    let (lambdaBar, wb, wc) = matrices()
     let bu = matmul(u, wb, transposeB: true)
     let xs = linearRecurrence(
       inputs: bu, lambdaBar: lambdaBar, initialState: initialStateValue, carry: carry,
       isFirst: isFirst)
-    let y = matmul(xs, outputWeight()) + u * d.variable
+    let y = matmul(xs, wc) + u * d.variable
     return (y, xs)
+  }
+
+  /// Lambda_bar, the input weight and the output weight: computed on the tape when any of
+  /// them is being differentiated, otherwise taken from (or stored in) the inference cache.
+  func matrices() -> (Variable, Variable, Variable) {
+    let ps = discretizationParameters
+    if ps.contains(where: { $0.isTracked }) {
+      let (l, w) = discretize()
+      return (l, w, outputWeight())
+    }
+    let versions = ps.map { $0.version }
+    return cache.lock.withLock {
+      if cache.versions != versions {
+        let (l, w) = withoutGradient { discretize() }
+        cache.lambdaBar = l.value
+        cache.inputWeight = w.value
+        cache.outputWeight = withoutGradient { outputWeight() }.value
+        cache.versions = versions
+      }
+      return (Variable(cache.lambdaBar), Variable(cache.inputWeight), Variable(cache.outputWeight))
+    }
   }
 
   /// One step: input [B, H], flags [B], state [B, 2P] (nil: zeros) -> output [B, H], state.

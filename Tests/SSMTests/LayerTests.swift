@@ -179,3 +179,48 @@ import Testing
     #expect(check.names.contains("ssm/logStep") && check.names.contains("ssm/lambdaIm"))
   }
 }
+
+@Suite struct InferenceCacheTests {
+  /// The discretised matrices are cached for gradient-free calls; every way of changing a
+  /// parameter (optimiser step, assignment, in-place edit) must invalidate the cache.
+  @Test func cachedMatricesFollowEveryParameterChange() {
+    var rng = SeededGenerator(seed: 31)
+    let layer = SSMLayer(states: 8, channels: 5, blocks: 2, rng: &rng)
+    let u = Tensor.normal([3, 7, 5], using: &rng)
+    let flags = Tensor.zeros([3, 7])
+    // Reference: the same computation while differentiating (never uses the cache).
+    func tracked() -> Tensor {
+      var out = Tensor(0)
+      _ = valueAndGradient(of: layer) {
+        let y = layer(Variable(u), isFirst: flags, carry: nil).output
+        out = y.value
+        return y.sum()
+      }
+      return out
+    }
+    func cached() -> Tensor { layer(Variable(u), isFirst: flags, carry: nil).output.value }
+    #expect(cached().maxAbsDifference(tracked()) < 1e-6)
+    let first = cached()
+
+    // Optimiser step.
+    let adam = Adam(for: layer, learningRate: 0.05)
+    let (_, grads) = valueAndGradient(of: layer) {
+      (layer(Variable(u), isFirst: flags, carry: nil).output * layer(Variable(u), isFirst: flags, carry: nil).output).sum()
+    }
+    adam.update(grads)
+    let afterAdam = cached()
+    #expect(afterAdam.maxAbsDifference(first) > 1e-3, "the update must change the output")
+    #expect(afterAdam.maxAbsDifference(tracked()) < 1e-6)
+
+    // Assignment and in-place edits of each discretisation parameter.
+    for p in layer.discretizationParameters {
+      let before = cached()
+      p.value = p.value * 1.1
+      let assigned = cached()
+      #expect(assigned.maxAbsDifference(before) > 1e-5)
+      #expect(assigned.maxAbsDifference(tracked()) < 1e-6)
+      p.value.withUnsafeMutableBufferPointer { $0[0] += 0.25 }
+      #expect(cached().maxAbsDifference(tracked()) < 1e-6)
+    }
+  }
+}

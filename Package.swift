@@ -55,7 +55,7 @@ let package = Package(
     .executableTarget(
       name: "r2i",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "Imaging", "Envs",
+        "Tensor", "Autodiff", "NN", "Imaging", "Envs", "WorldModel",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tools/r2i"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for set-up, building, running and testing.
 #
-#   ./Tools/dev.sh run [args]    install what is missing, build (release), run the main job
+#   ./Tools/dev.sh run [args]    install what is missing, build (release), run the main job:
+#                                the R2I-vs-DreamerV3 speed benchmark (quick; --full for the sweep)
 #   ./Tools/dev.sh test          install what is missing, build and run every test (release)
 #   ./Tools/dev.sh bench ARGS    install, build, run the benchmark harness (r2i-bench ARGS)
 #   ./Tools/dev.sh deps          only install the Debian packages that are missing
@@ -39,8 +40,8 @@ case "$cmd" in
     ensure_deps
     echo "==> Building (release)"
     swift build -c release --product r2i-bench
-    echo "==> Running the main job: r2i-bench tensor (numerical-core throughput)"
-    .build/release/r2i-bench tensor "$@"
+    echo "==> Running the main job: r2i-bench speed (world-model update time, R2I vs DreamerV3)"
+    .build/release/r2i-bench speed "$@"
     ;;
   bench)
     ensure_deps

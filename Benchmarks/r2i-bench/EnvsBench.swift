@@ -15,6 +15,7 @@ struct EnvsBench: ParsableCommand {
   var output: String = "results/envs.csv"
 
   func run() throws {
+    let outputURL = try prepareOutputFile(output)
     guard steps >= 100 else { throw ValidationError("--steps must be at least 100") }
     print("Environment throughput on \(Machine.summary); one thread; \(steps) steps each\n")
     var table = ResultTable(["environment", "policy", "steps_per_s", "us_per_step", "episodes"])
@@ -46,7 +47,7 @@ struct EnvsBench: ParsableCommand {
       try bench(name, policy: "random", random)
     }
     print(table.render())
-    try table.writeCSV(to: URL(fileURLWithPath: output))
+    try table.writeCSV(to: outputURL)
     print("\nCSV written to \(output)")
   }
 }

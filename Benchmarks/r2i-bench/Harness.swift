@@ -113,3 +113,33 @@ struct BenchError: Error, CustomStringConvertible {
   let description: String
   init(_ d: String) { description = d }
 }
+
+/// Creates `path` as a directory (with parents) before a long run, so a bad `--output` fails at
+/// once with a clear message instead of after the measurements.
+func prepareOutputDirectory(_ path: String) throws -> URL {
+  let url = URL(fileURLWithPath: path)
+  var isDirectory: ObjCBool = false
+  if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+    throw BenchError("--output \(path) is a file; give a directory (it is created if missing)")
+  }
+  do {
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+  } catch {
+    throw BenchError("cannot create the output directory \(path): \(error.localizedDescription)")
+  }
+  guard FileManager.default.isWritableFile(atPath: url.path) else {
+    throw BenchError("the output directory \(path) is not writable; choose another with --output")
+  }
+  return url
+}
+
+/// Checks before a long run that the CSV at `path` can be written (its directory is created).
+func prepareOutputFile(_ path: String) throws -> URL {
+  let url = URL(fileURLWithPath: path)
+  var isDirectory: ObjCBool = false
+  if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+    throw BenchError("--output \(path) is a directory; give a file name such as \(path)/results.csv")
+  }
+  _ = try prepareOutputDirectory(url.deletingLastPathComponent().path)
+  return url
+}

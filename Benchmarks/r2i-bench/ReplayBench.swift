@@ -16,6 +16,7 @@ struct ReplayBench: ParsableCommand {
   var output: String = "results/replay.csv"
 
   func run() throws {
+    let outputURL = try prepareOutputFile(output)
     guard capacity >= 2048 else { throw ValidationError("--capacity must be at least 2048 steps") }
     print("Replay throughput on \(Machine.summary); one thread; capacity \(capacity) steps\n")
     var table = ResultTable(["observation", "operation", "median_ms", "rate", "unit", "memory_mb"])
@@ -48,7 +49,7 @@ struct ReplayBench: ParsableCommand {
       table.add([name, "sample B=16 T=1024 recency", fmt(rec.median, 2), fmt(16 / rec.median * 1e3, 0), "sequences/s", ""])
     }
     print(table.render())
-    try table.writeCSV(to: URL(fileURLWithPath: output))
+    try table.writeCSV(to: outputURL)
     print("\nCSV written to \(output)")
   }
 }

@@ -24,6 +24,7 @@ struct SSMBench: ParsableCommand {
   var output: String = "results/ssm.csv"
 
   func run() throws {
+    let outputURL = try prepareOutputFile(output)
     let ls = try lengths.split(separator: ",").map { s -> Int in
       guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 1 else {
         throw ValidationError("--lengths must be positive integers, got '\(lengths)'")
@@ -70,7 +71,7 @@ struct SSMBench: ParsableCommand {
     }
     print("\n" + table.render())
     print("\nLinear cost in length shows as a constant time per step across rows.")
-    try table.writeCSV(to: URL(fileURLWithPath: output))
+    try table.writeCSV(to: outputURL)
     print("CSV written to \(output)")
   }
 }

@@ -41,29 +41,38 @@ struct SpeedBench: ParsableCommand {
     guard batch >= 1, threads >= 1, repeats >= 1 else {
       throw ValidationError("--batch, --threads and --repeats must be at least 1")
     }
+    _ = try sequenceLengths()
+    _ = try parsedBackbones()
+  }
+
+  func sequenceLengths() throws -> [Int] {
+    let isImage = preset == "image"
+    if let lengths {
+      return try lengths.split(separator: ",").map { s in
+        guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 2 else {
+          throw ValidationError("--lengths must be comma-separated integers >= 2, got '\(lengths)'")
+        }
+        return v
+      }
+    }
+    if full { return isImage ? [64, 128, 256, 512] : [64, 128, 256, 512, 1024, 2048] }
+    return isImage ? [64, 128] : [64, 256, 1024]
+  }
+
+  func parsedBackbones() throws -> [Backbone] {
+    try backbones.split(separator: ",").map { s -> Backbone in
+      guard let b = Backbone(rawValue: String(s)) else {
+        throw ValidationError("unknown backbone '\(s)' in --backbones; use r2i and/or dreamerv3")
+      }
+      return b
+    }
   }
 
   func run() throws {
     let isImage = preset == "image"
-    let ls: [Int]
-    if let lengths {
-      ls = try lengths.split(separator: ",").map { s in
-        guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 2 else {
-          throw ValidationError("--lengths must be integers >= 2, got '\(lengths)'")
-        }
-        return v
-      }
-    } else if full {
-      ls = isImage ? [64, 128, 256, 512] : [64, 128, 256, 512, 1024, 2048]
-    } else {
-      ls = isImage ? [64, 128] : [64, 256, 1024]
-    }
-    let bbs = try backbones.split(separator: ",").map { s -> Backbone in
-      guard let b = Backbone(rawValue: String(s)) else {
-        throw ValidationError("unknown backbone '\(s)'; use r2i and/or dreamerv3")
-      }
-      return b
-    }
+    let ls = try sequenceLengths()
+    let bbs = try parsedBackbones()
+    let dir = try prepareOutputDirectory(output)
     Parallelism.setThreadCount(threads)
     let peak = measureSgemmPeak()
     print("Speed benchmark on \(Machine.summary); preset \(preset), batch \(batch), \(threads) threads")
@@ -116,7 +125,6 @@ struct SpeedBench: ParsableCommand {
       }
       print("\nWorld-model update, ratio per length:\n" + ratios.render())
     }
-    let dir = URL(fileURLWithPath: output)
     let csv = dir.appendingPathComponent("speed_\(preset).csv")
     try table.writeCSV(to: csv)
     var chart = LineChart(

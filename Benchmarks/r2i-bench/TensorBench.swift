@@ -20,6 +20,7 @@ struct TensorBench: ParsableCommand {
   var repeats: Int = 9
 
   func run() throws {
+    let outputURL = try prepareOutputFile(output)
     let threadCounts = try parseThreads(threads)
     guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
     print("Tensor benchmark on \(Machine.summary); release build; median of \(repeats) after warm-up\n")
@@ -111,8 +112,7 @@ struct TensorBench: ParsableCommand {
       table.add(["\(t)", "  its 5 GEMMs alone", fmt(gemmT.median, 3), fmt(gemmT.min, 3), fmt(gemmT.max, 3), fmt(flops / gemmT.median / 1e6, 1), "GFLOP/s", ""])
     }
     print(table.render())
-    let url = URL(fileURLWithPath: output)
-    try table.writeCSV(to: url)
-    print("\nCSV written to \(url.path)")
+    try table.writeCSV(to: outputURL)
+    print("\nCSV written to \(outputURL.path)")
   }
 }

@@ -30,7 +30,10 @@ public enum Space: Equatable, Hashable, Sendable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .discrete(let n): return "Discrete(\(n))"
-    case .multiDiscrete(let ns): return "MultiDiscrete(\(ns))"
+    case .multiDiscrete(let ns):
+      // Long uniform vectors (card grids, boards) are summarised as count x size.
+      if ns.count > 8 && Set(ns).count == 1 { return "MultiDiscrete(\(ns.count) x \(ns[0]))" }
+      return "MultiDiscrete(\(ns))"
     case .box(let low, let high):
       if Set(low).count == 1 && Set(high).count == 1 {
         return "Box(\(low.first ?? 0), \(high.first ?? 0), [\(low.count)])"

@@ -9,7 +9,13 @@ struct R2ICommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "r2i",
     abstract: "R2I (Recall to Imagine): model-based RL with long memory, CPU-first.",
-    subcommands: [Info.self, Envs.self, Render.self])
+    subcommands: [Info.self, Envs.self, Presets.self, Render.self])
+
+  /// Line-buffered output, so progress shows up when stdout is a file or a pipe.
+  static func main() {
+    lineBufferStandardOutput()
+    main(nil)
+  }
 }
 
 /// Prints the build, thread and BLAS configuration.

@@ -1,0 +1,396 @@
+import ArgumentParser
+import Envs
+import Foundation
+import Imaging
+import Replay
+import WorldModel
+
+/// The recall probe of benchmarks.md section 2: train only the world model on whole random-policy
+/// episodes of bsuite memory_len and test whether the predicted final reward has the right sign
+/// on held-out episodes. The reward is +1 when the last action equals the bit shown at t = 0, so
+/// a model that forgets the bit scores 50%.
+///
+/// The sign is an exclusive-or of the remembered bit and the last action, which a world model
+/// trained from scratch only picks up after a plateau. To tell "forgot the cue" apart from "has
+/// not learned the exclusive-or yet", the probe also reports how well the cue can be read
+/// linearly (ridge regression, fitted on half of the held-out episodes and scored on the other
+/// half) from the model's full state [h, z, x] at the final step, and, as a control for whether
+/// the cue was encoded at all, from the state at t = 1 (after both observations that show it).
+struct RecallBench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "recall",
+    abstract: "Recall probe: sign accuracy of the predicted final reward on bsuite memory_len (CSV, chart).")
+
+  @Option(help: "Comma-separated memory lengths L (episodes have L + 1 steps; default 10,30,100,300,1000).")
+  var lengths: String?
+
+  @Flag(help: "Only L = 10, 30, 100 (a few minutes).")
+  var quick = false
+
+  @Option(help: "World-model updates per backbone and length (the same budget for both).")
+  var updates: Int = 300
+
+  @Option(help: "Episodes per batch (each row is one whole episode).")
+  var batch: Int = 16
+
+  @Option(help: "Random-policy training episodes per length (sampled whole, with replacement).")
+  var trainEpisodes: Int = 1000
+
+  @Option(help: "Held-out episodes for the accuracies (at least 64).")
+  var testEpisodes: Int = 512
+
+  @Option(help: "Model size: 'small' (deter, units and SSM width 128, P 64, 3 layers, 16x16 latents), 'medium' (256, P 64) or 'bsuite' (the R2I BSuite preset, 512).")
+  var size: String = "small"
+
+  @Option(help: "Adam learning rate of the world model (presets use 1e-4; at that rate the posterior has not yet encoded the cue within a few hundred updates).")
+  var learningRate: Float = 1e-3
+
+  @Option(help: "Evaluate on the held-out episodes every this many updates (0: only at the end).")
+  var evalEvery: Int = 0
+
+  @Option(help: "Comma-separated backbones.")
+  var backbones: String = "r2i,dreamerv3"
+
+  @Option(help: "Threads for kernels.")
+  var threads: Int = Parallelism.onlineCores
+
+  @Option(help: "Seed for the environments, the models and sampling.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Output directory for the CSV and the chart.")
+  var output: String = "results/recall"
+
+  func validate() throws {
+    guard ["small", "medium", "bsuite"].contains(size) else {
+      throw ValidationError("--size must be 'small', 'medium' or 'bsuite', got '\(size)'")
+    }
+    guard updates >= 1, batch >= 1, trainEpisodes >= 1, threads >= 1 else {
+      throw ValidationError("--updates, --batch, --train-episodes and --threads must be at least 1")
+    }
+    guard testEpisodes >= 64 else { throw ValidationError("--test-episodes must be at least 64, got \(testEpisodes)") }
+    guard evalEvery >= 0 else { throw ValidationError("--eval-every must be 0 or positive") }
+    _ = try memoryLengths()
+    _ = try parsedBackbones()
+    guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
+  }
+
+  func memoryLengths() throws -> [Int] {
+    try (lengths ?? (quick ? "10,30,100" : "10,30,100,300,1000")).split(separator: ",").map { s -> Int in
+      guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 1 else {
+        throw ValidationError("--lengths must be comma-separated positive integers, got '\(lengths ?? "")'")
+      }
+      return v
+    }
+  }
+
+  func parsedBackbones() throws -> [Backbone] {
+    try backbones.split(separator: ",").map { s -> Backbone in
+      guard let b = Backbone(rawValue: String(s)) else {
+        throw ValidationError("unknown backbone '\(s)' in --backbones; use r2i and/or dreamerv3")
+      }
+      return b
+    }
+  }
+
+  func config(_ backbone: Backbone) -> WorldModelConfig {
+    var c: WorldModelConfig
+    if size == "bsuite" {
+      c = .preset(.bsuite, backbone: backbone, observation: .vector(size: 3), actionSize: 2)
+    } else {
+      let w = size == "small" ? 128 : 256
+      c = WorldModelConfig(
+        backbone: backbone, observation: .vector(size: 3), actionSize: 2, deter: w, units: w,
+        mlpLayers: 2, ssm: SSMSettings(states: 64, channels: w, layers: 3, blocks: 8))
+      c.groups = 16
+      c.classes = 16
+    }
+    c.learningRate = learningRate
+    return c
+  }
+
+  func run() throws {
+    let ls = try memoryLengths()
+    let bbs = try parsedBackbones()
+    let dir = try prepareOutputDirectory(output)
+    Parallelism.setThreadCount(threads)
+    print("Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), \(threads) threads")
+    var table = ResultTable([
+      "backbone", "length", "updates", "batch", "train_episodes", "test_episodes", "accuracy",
+      "accuracy_stderr", "cue_in_state_accuracy", "cue_at_t1_accuracy", "test_reward_nll_final", "train_seconds", "ms_per_update",
+      "final_loss",
+    ])
+    var accuracy: [Backbone: [(Double, Double)]] = [:]
+    var cue: [Backbone: [(Double, Double)]] = [:]
+    for l in ls {
+      let train = try episodes(length: l, count: trainEpisodes, seed: seed &+ 1_000 &+ UInt64(l))
+      let test = try episodes(length: l, count: testEpisodes, seed: seed &+ 9_000_000 &+ UInt64(l))
+      for bb in bbs {
+        let r = try probe(backbone: bb, length: l, train: train, test: test)
+        accuracy[bb, default: []].append((Double(l), r.accuracy))
+        cue[bb, default: []].append((Double(l), r.cueAccuracy))
+        let se = (r.accuracy * (1 - r.accuracy) / Double(testEpisodes)).squareRoot()
+        table.add([
+          bb.rawValue, "\(l)", "\(updates)", "\(batch)", "\(trainEpisodes)", "\(testEpisodes)",
+          fmt(r.accuracy, 3), fmt(se, 3), fmt(r.cueAccuracy, 3), fmt(r.cueAtStart, 3), fmt(r.finalNLL, 3), fmt(r.seconds, 1),
+          fmt(1000 * r.seconds / Double(updates), 1), fmt(Double(r.finalLoss), 3),
+        ])
+        print(
+          "  \(bb) L=\(l): final-reward sign \(fmt(100 * r.accuracy, 1))% (+-\(fmt(100 * se, 1))), cue readable from the final state \(fmt(100 * r.cueAccuracy, 1))% (at t = 1: \(fmt(100 * r.cueAtStart, 1))%), \(fmt(r.seconds, 1)) s training"
+        )
+      }
+    }
+    print("\n" + table.render())
+    let csv = dir.appendingPathComponent("recall.csv")
+    try table.writeCSV(to: csv)
+    var chart = LineChart(
+      title: "Recall probe, bsuite memory_len (\(size) model, \(updates) updates of \(batch) episodes)",
+      xLabel: "memory length L", yLabel: "held-out accuracy", logX: true, logY: false)
+    chart.yRange = (0.3, 1.0)
+    for bb in bbs { chart.add(series: "\(bb.rawValue): final-reward sign", points: accuracy[bb] ?? []) }
+    for bb in bbs { chart.add(series: "\(bb.rawValue): cue readable from state", points: cue[bb] ?? []) }
+    chart.add(series: "chance", points: [(Double(ls.min()!), 0.5), (Double(ls.max()!), 0.5)])
+    let png = dir.appendingPathComponent("recall.png")
+    try chart.writePNG(to: png)
+    try chart.writeSVG(to: dir.appendingPathComponent("recall.svg"))
+    print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
+  }
+
+  /// Random-policy episodes of memory_len/L in a replay (one stream; episodes of L + 2 entries).
+  func episodes(length l: Int, count: Int, seed: UInt64) throws -> Replay {
+    let env = try MemoryLength(memoryLength: l, seed: seed)
+    var rng = SeededGenerator(seed: seed &+ 17)
+    let replay = try Replay(
+      layout: ReplayLayout(vectorSize: 3, actionSize: 2), capacity: count * (l + 2), seed: seed)
+    for _ in 0..<count {
+      guard case .vector(var obs) = env.reset(seed: nil) else { preconditionFailure() }
+      var reward: Float = 0
+      var first = true
+      while true {
+        let a = rng.nextInt(below: 2)
+        let result = try env.step(.discrete(a))
+        try replay.insert(
+          ReplayStep(
+            vector: obs, action: a == 0 ? [1, 0] : [0, 1], reward: reward, isFirst: first, isLast: false,
+            isTerminal: false), stream: 0)
+        first = false
+        guard case .vector(let next) = result.observation else { preconditionFailure() }
+        obs = next
+        reward = Float(result.reward)
+        if result.terminated {
+          // The final entry: o_{L+1} with the terminal reward; its action is never used.
+          try replay.insert(
+            ReplayStep(vector: obs, action: [0, 0], reward: reward, isFirst: false, isLast: true, isTerminal: true),
+            stream: 0)
+          break
+        }
+      }
+    }
+    return replay
+  }
+
+  struct ProbeResult {
+    var accuracy: Double
+    var cueAccuracy: Double
+    var cueAtStart: Double
+    var finalNLL: Double
+    var seconds: Double
+    var finalLoss: Float
+    /// (update, held-out sign accuracy) during training.
+    var curve: [(Int, Double)]
+  }
+
+  func probe(backbone: Backbone, length l: Int, train: Replay, test: Replay) throws -> ProbeResult {
+    let c = config(backbone)
+    let model = WorldModel(config: c, seed: seed)
+    let trainer = WorldModelTrainer(model: model)
+    var rng = SeededGenerator(seed: seed &+ 5)
+    var replayBatch = ReplayBatch.empty(layout: train.layout)
+    let t = l + 2
+    let testEpisodes = test.stepsByStream()[0] ?? []
+    var seconds = 0.0
+    var last: [String: Float] = [:]
+    var curve: [(Int, Double)] = []
+    var lastPrint = Date()
+    for u in 1...updates {
+      let start = Date()
+      guard try train.sample(batchSize: batch, length: t, mode: .episodes, into: &replayBatch) else {
+        throw BenchError("no complete episode in the training replay")
+      }
+      last = trainer.update(worldModelBatch(replayBatch), rng: &rng)
+      seconds += Date().timeIntervalSince(start)
+      let evaluate = evalEvery > 0 && u % evalEvery == 0 && u < updates
+      if evaluate {
+        curve.append((u, self.evaluate(model, episodes: testEpisodes, length: t).accuracy))
+      }
+      if evaluate || Date().timeIntervalSince(lastPrint) > 30 {
+        lastPrint = Date()
+        let acc = evaluate ? ", held-out sign accuracy \(fmt(100 * curve.last!.1, 1))%" : ""
+        print(
+          "    \(backbone) L=\(l) update \(u)/\(updates): loss \(fmt(Double(last["loss"] ?? .nan), 3)), reward nll \(fmt(Double(last["rew"] ?? .nan), 3))\(acc), \(fmt(seconds, 0)) s training"
+        )
+      }
+    }
+    let e = evaluate(model, episodes: testEpisodes, length: t)
+    curve.append((updates, e.accuracy))
+    let half = e.states.shape[0] / 2
+    let cueAccuracy = RidgeProbe.heldOutAccuracy(features: e.states, labels: e.cues, trainCount: half)
+    let cueAtStart = RidgeProbe.heldOutAccuracy(features: e.startStates, labels: e.cues, trainCount: half)
+    return ProbeResult(
+      accuracy: e.accuracy, cueAccuracy: cueAccuracy, cueAtStart: cueAtStart, finalNLL: e.nll, seconds: seconds,
+      finalLoss: last["loss"] ?? .nan, curve: curve)
+  }
+
+  /// Over `episodes` (whole episodes of `length` entries, back to back), observed with the
+  /// posterior: the sign accuracy and negative log-likelihood of the final reward, and the full
+  /// state [h, z, x] at the final step with each episode's cue (+1 / -1).
+  func evaluate(_ model: WorldModel, episodes: [ReplayStep], length t: Int) -> (
+    accuracy: Double, nll: Double, states: Tensor, startStates: Tensor, cues: [Float]
+  ) {
+    var correct = 0
+    var total = 0
+    var nll = 0.0
+    var i = 0
+    var evalRNG = SeededGenerator(seed: seed &+ 11)
+    var states: [Tensor] = []
+    var startStates: [Tensor] = []
+    var cues: [Float] = []
+    while i + t <= episodes.count {
+      var rows: [[ReplayStep]] = []
+      while rows.count < 32 && i + t <= episodes.count {
+        rows.append(Array(episodes[i..<(i + t)]))
+        i += t
+      }
+      let b = WorldModelBatch(rows: rows, layout: ReplayLayout(vectorSize: 3, actionSize: 2))
+      withoutGradient {
+        let embed = model.encoder.encode(b.observations)
+        let prev = model.previousActions(b.actions, isFirst: b.isFirst)
+        let out = model.core.observe(
+          embed: embed, prevActions: Variable(prev), isFirst: b.isFirst, state: nil, rng: &evalRNG)
+        let feat = out.features(.output).value.slice(axis: 1, (t - 1)..<t)
+        let head = model.reward(Variable(feat))
+        let predicted = head.mean.value
+        let target = b.rewards.slice(axis: 1, (t - 1)..<t)
+        let logp = head.logProb(target).value
+        for r in 0..<rows.count {
+          if (predicted[r, 0] > 0) == (target[r, 0] > 0) { correct += 1 }
+          nll -= Double(logp[r, 0])
+          total += 1
+          cues.append(rows[r][0].vector[2])
+        }
+        let full = out.features(.full).value
+        states.append(full.slice(axis: 1, (t - 1)..<t).reshaped([rows.count, full.shape[2]]))
+        startStates.append(full.slice(axis: 1, 1..<2).reshaped([rows.count, full.shape[2]]))
+      }
+    }
+    return (
+      Double(correct) / Double(max(total, 1)), nll / Double(max(total, 1)), Tensor.concat(states, axis: 0),
+      Tensor.concat(startStates, axis: 0), cues
+    )
+  }
+
+  func worldModelBatch(_ r: ReplayBatch) -> WorldModelBatch {
+    let (b, t) = (r.batchSize, r.length)
+    return WorldModelBatch(
+      observations: Tensor(r.vectors, shape: [b, t, r.layout.vectorSize]),
+      actions: Tensor(r.actions, shape: [b, t, r.layout.actionSize]), rewards: Tensor(r.rewards, shape: [b, t]),
+      isFirst: Tensor(r.isFirst, shape: [b, t]), isTerminal: Tensor(r.isTerminal, shape: [b, t]),
+      mask: Tensor(r.mask, shape: [b, t]))
+  }
+}
+
+extension WorldModelBatch {
+  /// Rows of equal length from stored steps.
+  init(rows: [[ReplayStep]], layout: ReplayLayout) {
+    let (b, t) = (rows.count, rows[0].count)
+    self.init(
+      observations: Tensor(rows.flatMap { $0.flatMap { $0.vector } }, shape: [b, t, layout.vectorSize]),
+      actions: Tensor(rows.flatMap { $0.flatMap { $0.action } }, shape: [b, t, layout.actionSize]),
+      rewards: Tensor(rows.flatMap { $0.map { $0.reward } }, shape: [b, t]),
+      isFirst: Tensor(rows.flatMap { $0.map { $0.isFirst ? 1 : 0 } }, shape: [b, t]),
+      isTerminal: Tensor(rows.flatMap { $0.map { $0.isTerminal ? 1 : 0 } }, shape: [b, t]))
+  }
+}
+
+/// A linear read-out of a binary label: ridge regression on standardised features with the
+/// penalty chosen on a validation split, solved in the dual (n x n) form with a Cholesky
+/// factorisation in double precision.
+enum RidgeProbe {
+  /// Fits on the first `trainCount` rows and returns the sign accuracy on the rest.
+  static func heldOutAccuracy(features x: Tensor, labels y: [Float], trainCount n: Int) -> Double {
+    let (rows, d) = (x.shape[0], x.shape[1])
+    precondition(rows == y.count && n >= 8 && n < rows)
+    let data = x.scalars.map(Double.init)
+    // Standardise with the training rows' statistics.
+    var mean = [Double](repeating: 0, count: d)
+    var scale = [Double](repeating: 0, count: d)
+    for r in 0..<n { for j in 0..<d { mean[j] += data[r * d + j] } }
+    for j in 0..<d { mean[j] /= Double(n) }
+    for r in 0..<n { for j in 0..<d { scale[j] += pow(data[r * d + j] - mean[j], 2) } }
+    for j in 0..<d { scale[j] = 1 / max(sqrt(scale[j] / Double(n)), 1e-6) }
+    let z = (0..<rows).map { r in (0..<d).map { j in (data[r * d + j] - mean[j]) * scale[j] } }
+    let labels = y.map(Double.init)
+    // Choose the penalty on a 75 / 25 split of the training rows.
+    let fit = n * 3 / 4
+    var best = (lambda: 1.0, accuracy: -1.0)
+    for factor in [0.01, 0.1, 1, 10, 100] {
+      let lambda = factor * Double(d)
+      let acc = accuracy(train: Array(z[0..<fit]), labels: Array(labels[0..<fit]), lambda: lambda,
+        test: Array(z[fit..<n]), testLabels: Array(labels[fit..<n]))
+      if acc > best.accuracy { best = (lambda, acc) }
+    }
+    return accuracy(train: Array(z[0..<n]), labels: Array(labels[0..<n]), lambda: best.lambda,
+      test: Array(z[n...]), testLabels: Array(labels[n...]))
+  }
+
+  static func accuracy(train: [[Double]], labels: [Double], lambda: Double, test: [[Double]], testLabels: [Double])
+    -> Double
+  {
+    let n = train.count
+    let bias = labels.reduce(0, +) / Double(n)
+    func dot(_ a: [Double], _ b: [Double]) -> Double {
+      var s = 0.0
+      for i in a.indices { s += a[i] * b[i] }
+      return s
+    }
+    // (K + lambda I) alpha = y - bias, K = X X^T.
+    var k = [Double](repeating: 0, count: n * n)
+    for i in 0..<n {
+      for j in 0...i {
+        let v = dot(train[i], train[j])
+        k[i * n + j] = v
+        k[j * n + i] = v
+      }
+      k[i * n + i] += lambda
+    }
+    let alpha = choleskySolve(k, n: n, labels.map { $0 - bias })
+    var correct = 0
+    for (row, label) in zip(test, testLabels) {
+      var p = bias
+      for i in 0..<n { p += alpha[i] * dot(row, train[i]) }
+      if (p > 0) == (label > 0) { correct += 1 }
+    }
+    return Double(correct) / Double(max(test.count, 1))
+  }
+
+  /// Solves A x = b for a symmetric positive definite A (row-major n x n).
+  static func choleskySolve(_ a: [Double], n: Int, _ b: [Double]) -> [Double] {
+    var l = [Double](repeating: 0, count: n * n)
+    for i in 0..<n {
+      for j in 0...i {
+        var s = a[i * n + j]
+        for k in 0..<j { s -= l[i * n + k] * l[j * n + k] }
+        l[i * n + j] = i == j ? sqrt(max(s, 1e-12)) : s / l[j * n + j]
+      }
+    }
+    var yv = b
+    for i in 0..<n {
+      for k in 0..<i { yv[i] -= l[i * n + k] * yv[k] }
+      yv[i] /= l[i * n + i]
+    }
+    for i in stride(from: n - 1, through: 0, by: -1) {
+      for k in (i + 1)..<n { yv[i] -= l[k * n + i] * yv[k] }
+      yv[i] /= l[i * n + i]
+    }
+    return yv
+  }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import WorldModel
+
+/// Prints the world-model presets with their sizes and parameter counts.
+struct Presets: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "List the world-model presets with sizes and parameter counts for both backbones.")
+
+  @Option(help: "Observation: 'default' (the preset's own), 'vector:N' or 'image' (64x64x3).")
+  var observation: String = "default"
+
+  @Option(help: "Number of discrete actions.")
+  var actions: Int = 4
+
+  @Flag(help: "Also count the built modules (slower: allocates every preset) and check they match.")
+  var verify = false
+
+  func validate() throws {
+    guard actions >= 1 else { throw ValidationError("--actions must be at least 1, got \(actions)") }
+    _ = try parsedObservation()
+  }
+
+  func parsedObservation() throws -> ObservationKind? {
+    if observation == "default" { return nil }
+    if observation == "image" { return .image(height: 64, width: 64, channels: 3) }
+    if observation.hasPrefix("vector:"), let n = Int(observation.dropFirst(7)), n >= 1 { return .vector(size: n) }
+    throw ValidationError("--observation must be 'default', 'image' or 'vector:N' (N >= 1), got '\(observation)'")
+  }
+
+  func run() throws {
+    let obs = try parsedObservation()
+    let header = [
+      "preset", "observation", "deter", "units", "mlp", "cnn", "SSM P/H/layers", "r2i params", "dreamerv3 params",
+    ]
+    var rows: [[String]] = []
+    for p in WorldModelPreset.allCases {
+      let r = WorldModelConfig.preset(p, backbone: .r2i, observation: obs, actionSize: actions)
+      let d = WorldModelConfig.preset(p, backbone: .dreamerv3, observation: obs, actionSize: actions)
+      var counts = [r.parameterCount, d.parameterCount]
+      if verify {
+        for (i, c) in [r, d].enumerated() {
+          let built = WorldModel(config: c, seed: 0).parameterCount
+          guard built == counts[i] else {
+            throw ValidationError("\(p.rawValue)/\(c.backbone): formula \(counts[i]) but the built model has \(built)")
+          }
+          counts[i] = built
+        }
+      }
+      let o: String
+      switch r.observation {
+      case .vector(let n): o = "vector \(n)"
+      case .image(let h, let w, let c): o = "image \(h)x\(w)x\(c)"
+      }
+      rows.append([
+        p.rawValue, o, "\(r.deter)", "\(r.units)", "\(r.mlpLayers)", "\(r.cnnDepth)",
+        "\(r.ssm.states)/\(r.ssm.channels)/\(r.ssm.layers)", millions(counts[0]), millions(counts[1]),
+      ])
+    }
+    let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
+    func line(_ cells: [String]) -> String {
+      cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+    }
+    print(line(header))
+    print(line(widths.map { String(repeating: "-", count: $0) }))
+    for r in rows { print(line(r)) }
+    print("\n\(actions) discrete actions; counts are the whole world model (encoder, backbone, decoder, reward and continue heads)\(verify ? ", checked against the built modules" : "").")
+  }
+
+  func millions(_ n: Int) -> String { String(format: "%.2fM (%d)", Double(n) / 1e6, n) }
+}

@@ -43,7 +43,10 @@ struct EnvsBench: ParsableCommand {
       try bench("memorymaze/\(size)x\(size)", policy: "random", random)
       try bench("memorymaze/\(size)x\(size)", policy: "oracle") { e, _ in (e as! MemoryMaze).oracleAction() }
     }
-    for name in ["bsuite/memory_len/100", "popgym/RepeatPreviousHard", "popgym/ConcentrationMedium", "classic/CartPole", "classic/CartPole-pixels"] {
+    for name in [
+      "bsuite/memory_len/100", "popgym/RepeatPreviousHard", "popgym/ConcentrationMedium", "classic/CartPole",
+      "classic/CartPole-pixels",
+    ] {
       try bench(name, policy: "random", random)
     }
     print(table.render())

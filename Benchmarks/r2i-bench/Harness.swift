@@ -82,7 +82,8 @@ struct ResultTable {
       cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
         .joined(separator: "  ")
     }
-    return ([line(columns), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
+    return
+      ([line(columns), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
       + rows.map(line)).joined(separator: "\n")
   }
 

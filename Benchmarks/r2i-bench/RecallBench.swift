@@ -39,10 +39,16 @@ struct RecallBench: ParsableCommand {
   @Option(help: "Held-out episodes for the accuracies (at least 64).")
   var testEpisodes: Int = 512
 
-  @Option(help: "Model size: 'small' (deter, units and SSM width 128, P 64, 3 layers, 16x16 latents), 'medium' (256, P 64) or 'bsuite' (the R2I BSuite preset, 512).")
+  @Option(
+    help:
+      "Model size: 'small' (deter, units and SSM width 128, P 64, 3 layers, 16x16 latents), 'medium' (256, P 64) or 'bsuite' (the R2I BSuite preset, 512)."
+  )
   var size: String = "small"
 
-  @Option(help: "Adam learning rate of the world model (presets use 1e-4; at that rate the posterior has not yet encoded the cue within a few hundred updates).")
+  @Option(
+    help:
+      "Adam learning rate of the world model (presets use 1e-4; at that rate the posterior has not yet encoded the cue within a few hundred updates)."
+  )
   var learningRate: Float = 1e-3
 
   @Option(help: "Evaluate on the held-out episodes every this many updates (0: only at the end).")
@@ -113,10 +119,13 @@ struct RecallBench: ParsableCommand {
     let bbs = try parsedBackbones()
     let dir = try prepareOutputDirectory(output)
     Parallelism.setThreadCount(threads)
-    print("Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), \(threads) threads")
+    print(
+      "Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), \(threads) threads"
+    )
     var table = ResultTable([
       "backbone", "length", "updates", "batch", "train_episodes", "test_episodes", "accuracy",
-      "accuracy_stderr", "cue_in_state_accuracy", "cue_at_t1_accuracy", "test_reward_nll_final", "train_seconds", "ms_per_update",
+      "accuracy_stderr", "cue_in_state_accuracy", "cue_at_t1_accuracy", "test_reward_nll_final", "train_seconds",
+      "ms_per_update",
       "final_loss",
     ])
     var accuracy: [Backbone: [(Double, Double)]] = [:]
@@ -131,7 +140,8 @@ struct RecallBench: ParsableCommand {
         let se = (r.accuracy * (1 - r.accuracy) / Double(testEpisodes)).squareRoot()
         table.add([
           bb.rawValue, "\(l)", "\(updates)", "\(batch)", "\(trainEpisodes)", "\(testEpisodes)",
-          fmt(r.accuracy, 3), fmt(se, 3), fmt(r.cueAccuracy, 3), fmt(r.cueAtStart, 3), fmt(r.finalNLL, 3), fmt(r.seconds, 1),
+          fmt(r.accuracy, 3), fmt(se, 3), fmt(r.cueAccuracy, 3), fmt(r.cueAtStart, 3), fmt(r.finalNLL, 3),
+          fmt(r.seconds, 1),
           fmt(1000 * r.seconds / Double(updates), 1), fmt(Double(r.finalLoss), 3),
         ])
         print(
@@ -143,7 +153,7 @@ struct RecallBench: ParsableCommand {
     let csv = dir.appendingPathComponent("recall.csv")
     try table.writeCSV(to: csv)
     var chart = LineChart(
-      title: "Recall probe, bsuite memory_len (\(size) model, \(updates) updates of \(batch) episodes)",
+      title: "Recall probe: memory_len, \(size) model, \(updates) updates x \(batch) episodes",
       xLabel: "memory length L", yLabel: "held-out accuracy", logX: true, logY: false)
     chart.yRange = (0.3, 1.0)
     for bb in bbs { chart.add(series: "\(bb.rawValue): final-reward sign", points: accuracy[bb] ?? []) }
@@ -334,11 +344,13 @@ enum RidgeProbe {
     var best = (lambda: 1.0, accuracy: -1.0)
     for factor in [0.01, 0.1, 1, 10, 100] {
       let lambda = factor * Double(d)
-      let acc = accuracy(train: Array(z[0..<fit]), labels: Array(labels[0..<fit]), lambda: lambda,
+      let acc = accuracy(
+        train: Array(z[0..<fit]), labels: Array(labels[0..<fit]), lambda: lambda,
         test: Array(z[fit..<n]), testLabels: Array(labels[fit..<n]))
       if acc > best.accuracy { best = (lambda, acc) }
     }
-    return accuracy(train: Array(z[0..<n]), labels: Array(labels[0..<n]), lambda: best.lambda,
+    return accuracy(
+      train: Array(z[0..<n]), labels: Array(labels[0..<n]), lambda: best.lambda,
       test: Array(z[n...]), testLabels: Array(labels[n...]))
   }
 

@@ -31,7 +31,10 @@ struct ReplayBench: ParsableCommand {
       let action = [Float](repeating: 0, count: layout.actionSize)
       // Insert throughput: 16 streams stepped together, as a batch of environments would.
       let streams = Array(0..<16)
-      let steps = streams.map { _ in ReplayStep(vector: vector, image: image, action: action, reward: 0, isFirst: false, isLast: false, isTerminal: false) }
+      let steps = streams.map { _ in
+        ReplayStep(
+          vector: vector, image: image, action: action, reward: 0, isFirst: false, isLast: false, isTerminal: false)
+      }
       let t0 = DispatchTime.now().uptimeNanoseconds
       var insertedSteps = 0
       while insertedSteps < capacity {
@@ -39,14 +42,26 @@ struct ReplayBench: ParsableCommand {
         insertedSteps += 16
       }
       let insertSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-      table.add([name, "insert (batches of 16 streams)", fmt(insertSeconds * 1e3, 1), fmt(Double(insertedSteps) / insertSeconds, 0), "steps/s", fmt(Double(replay.memoryBytes) / 1e6, 0)])
+      table.add([
+        name, "insert (batches of 16 streams)", fmt(insertSeconds * 1e3, 1),
+        fmt(Double(insertedSteps) / insertSeconds, 0), "steps/s", fmt(Double(replay.memoryBytes) / 1e6, 0),
+      ])
       let timing = measure(warmup: 1, repeats: 7) { _ = try? replay.sample(batchSize: 16, length: 1024) }
-      table.add([name, "sample B=16 T=1024 uniform", fmt(timing.median, 2), fmt(16 / timing.median * 1e3, 0), "sequences/s", ""])
+      table.add([
+        name, "sample B=16 T=1024 uniform", fmt(timing.median, 2), fmt(16 / timing.median * 1e3, 0), "sequences/s", "",
+      ])
       var reused = ReplayBatch.empty(layout: layout)
       let into = measure(warmup: 1, repeats: 7) { _ = try? replay.sample(batchSize: 16, length: 1024, into: &reused) }
-      table.add([name, "sample B=16 T=1024 uniform, reused batch", fmt(into.median, 2), fmt(16 / into.median * 1e3, 0), "sequences/s", ""])
-      let rec = measure(warmup: 1, repeats: 7) { _ = try? replay.sample(batchSize: 16, length: 1024, mode: .recency(halfLife: 5000), into: &reused) }
-      table.add([name, "sample B=16 T=1024 recency", fmt(rec.median, 2), fmt(16 / rec.median * 1e3, 0), "sequences/s", ""])
+      table.add([
+        name, "sample B=16 T=1024 uniform, reused batch", fmt(into.median, 2), fmt(16 / into.median * 1e3, 0),
+        "sequences/s", "",
+      ])
+      let rec = measure(warmup: 1, repeats: 7) {
+        _ = try? replay.sample(batchSize: 16, length: 1024, mode: .recency(halfLife: 5000), into: &reused)
+      }
+      table.add([
+        name, "sample B=16 T=1024 recency", fmt(rec.median, 2), fmt(16 / rec.median * 1e3, 0), "sequences/s", "",
+      ])
     }
     print(table.render())
     try table.writeCSV(to: outputURL)

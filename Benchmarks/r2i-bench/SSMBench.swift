@@ -32,7 +32,9 @@ struct SSMBench: ParsableCommand {
       return v
     }
     let ts = try parseThreads(threads)
-    print("SSM benchmark on \(Machine.summary); P = 128, H = 512, 3 layers, batch \(batch); fwd+bwd, median of \(repeats)\n")
+    print(
+      "SSM benchmark on \(Machine.summary); P = 128, H = 512, 3 layers, batch \(batch); fwd+bwd, median of \(repeats)\n"
+    )
     var table = ResultTable([
       "threads", "length", "scan_ms", "scan_us_per_step", "stack_ms", "stack_us_per_step",
       "scan_share_of_stack", "peak_rss_mb",

@@ -107,7 +107,9 @@ struct SpeedBench: ParsableCommand {
           fmt(timing.max, 1), fmt(rss, 0), fmt(tensorPeak, 0), "\(threads)", fmt(gflops, 1),
           fmt(100 * gflops / peak, 1),
         ])
-        print("  length \(l): update \(fmt(timing.median, 1)) ms (\(fmt(gflops, 1)) GFLOP/s, \(fmt(100 * gflops / peak, 0))% of sgemm peak), peak RSS \(fmt(rss, 0)) MB")
+        print(
+          "  length \(l): update \(fmt(timing.median, 1)) ms (\(fmt(gflops, 1)) GFLOP/s, \(fmt(100 * gflops / peak, 0))% of sgemm peak), peak RSS \(fmt(rss, 0)) MB"
+        )
       }
       // Acting: one observation step for a batch of environments.
       let acting = actingStep(model: model, config: config)
@@ -168,10 +170,11 @@ struct SpeedBench: ParsableCommand {
     return measure(warmup: 3, repeats: 21) {
       withoutGradient {
         let e = model.encoder.encode(obs)
-        state = model.core.observeStep(
-          embed: e.reshaped([batch, e.shape[2]]), prevAction: action, isFirst: Tensor.zeros([batch]),
-          state: state, rng: &rng
-        ).state
+        state =
+          model.core.observeStep(
+            embed: e.reshaped([batch, e.shape[2]]), prevAction: action, isFirst: Tensor.zeros([batch]),
+            state: state, rng: &rng
+          ).state
       }
     }
   }

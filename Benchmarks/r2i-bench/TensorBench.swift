@@ -8,7 +8,8 @@ import NN
 struct TensorBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tensor",
-    abstract: "Matmul GFLOP/s (Tensor vs raw cblas_sgemm), elementwise GB/s, layer norm, softmax, MLP autodiff overhead.")
+    abstract:
+      "Matmul GFLOP/s (Tensor vs raw cblas_sgemm), elementwise GB/s, layer norm, softmax, MLP autodiff overhead.")
 
   @Option(help: "Comma-separated thread counts to measure.")
   var threads: String = "1,2"
@@ -51,8 +52,14 @@ struct TensorBench: ParsableCommand {
         }
         let gT = flops / tt.median / 1e6
         let gR = flops / raw.median / 1e6
-        table.add(["\(t)", "matmul \(m)x\(k)x\(n) Tensor", fmt(tt.median, 3), fmt(tt.min, 3), fmt(tt.max, 3), fmt(gT, 1), "GFLOP/s", "\(fmt(100 * gT / gR, 1))% of raw sgemm"])
-        table.add(["\(t)", "matmul \(m)x\(k)x\(n) cblas_sgemm", fmt(raw.median, 3), fmt(raw.min, 3), fmt(raw.max, 3), fmt(gR, 1), "GFLOP/s", "OpenBLAS's own \(t)-thread pool"])
+        table.add([
+          "\(t)", "matmul \(m)x\(k)x\(n) Tensor", fmt(tt.median, 3), fmt(tt.min, 3), fmt(tt.max, 3), fmt(gT, 1),
+          "GFLOP/s", "\(fmt(100 * gT / gR, 1))% of raw sgemm",
+        ])
+        table.add([
+          "\(t)", "matmul \(m)x\(k)x\(n) cblas_sgemm", fmt(raw.median, 3), fmt(raw.min, 3), fmt(raw.max, 3), fmt(gR, 1),
+          "GFLOP/s", "OpenBLAS's own \(t)-thread pool",
+        ])
       }
 
       // Elementwise on 16M floats.
@@ -60,9 +67,15 @@ struct TensorBench: ParsableCommand {
       let x = Tensor.normal([n16], using: &rng)
       let y = Tensor.normal([n16], using: &rng)
       let add = measure(repeats: repeats) { _ = x + y }
-      table.add(["\(t)", "add 16M", fmt(add.median, 3), fmt(add.min, 3), fmt(add.max, 3), fmt(Double(n16 * 12) / add.median / 1e6, 1), "GB/s", "reads 2, writes 1"])
+      table.add([
+        "\(t)", "add 16M", fmt(add.median, 3), fmt(add.min, 3), fmt(add.max, 3),
+        fmt(Double(n16 * 12) / add.median / 1e6, 1), "GB/s", "reads 2, writes 1",
+      ])
       let si = measure(repeats: repeats) { _ = silu(x) }
-      table.add(["\(t)", "silu 16M", fmt(si.median, 3), fmt(si.min, 3), fmt(si.max, 3), fmt(Double(n16 * 8) / si.median / 1e6, 1), "GB/s", "reads 1, writes 1"])
+      table.add([
+        "\(t)", "silu 16M", fmt(si.median, 3), fmt(si.min, 3), fmt(si.max, 3),
+        fmt(Double(n16 * 8) / si.median / 1e6, 1), "GB/s", "reads 1, writes 1",
+      ])
 
       // Layer norm [4096, 512] forward and forward+backward.
       let ln = Tensor.normal([4096, 512], using: &rng)
@@ -71,18 +84,26 @@ struct TensorBench: ParsableCommand {
       let lnF = measure(repeats: repeats) {
         _ = Tensor.layerNormForward(ln, scale: scale, offset: offset, epsilon: 1e-3)
       }
-      table.add(["\(t)", "layernorm [4096,512] fwd", fmt(lnF.median, 3), fmt(lnF.min, 3), fmt(lnF.max, 3), fmt(Double(ln.count * 8) / lnF.median / 1e6, 1), "GB/s", ""])
+      table.add([
+        "\(t)", "layernorm [4096,512] fwd", fmt(lnF.median, 3), fmt(lnF.min, 3), fmt(lnF.max, 3),
+        fmt(Double(ln.count * 8) / lnF.median / 1e6, 1), "GB/s", "",
+      ])
       let gOut = Tensor.normal([4096, 512], using: &rng)
       let lnFB = measure(repeats: repeats) {
         let (_, stats) = Tensor.layerNormForward(ln, scale: scale, offset: offset, epsilon: 1e-3)
         _ = Tensor.layerNormBackward(gOut, input: ln, statistics: stats, scale: scale, offset: offset)
       }
-      table.add(["\(t)", "layernorm [4096,512] fwd+bwd", fmt(lnFB.median, 3), fmt(lnFB.min, 3), fmt(lnFB.max, 3), "", "", ""])
+      table.add([
+        "\(t)", "layernorm [4096,512] fwd+bwd", fmt(lnFB.median, 3), fmt(lnFB.min, 3), fmt(lnFB.max, 3), "", "", "",
+      ])
 
       // Softmax [4096, 1024].
       let sm = Tensor.normal([4096, 1024], using: &rng)
       let smT = measure(repeats: repeats) { _ = sm.softmax(axis: -1) }
-      table.add(["\(t)", "softmax [4096,1024]", fmt(smT.median, 3), fmt(smT.min, 3), fmt(smT.max, 3), fmt(Double(sm.count * 8) / smT.median / 1e6, 1), "GB/s", ""])
+      table.add([
+        "\(t)", "softmax [4096,1024]", fmt(smT.median, 3), fmt(smT.min, 3), fmt(smT.max, 3),
+        fmt(Double(sm.count * 8) / smT.median / 1e6, 1), "GB/s", "",
+      ])
 
       // MLP forward + backward vs its matrix products.
       let batch = Tensor.normal([4096, 512], using: &rng)
@@ -108,8 +129,14 @@ struct TensorBench: ParsableCommand {
       }
       let overhead = (mlpT.median - gemmT.median) / gemmT.median * 100
       let flops = 5 * 2.0 * 4096 * 512 * 512
-      table.add(["\(t)", "MLP 2x512 [4096,512] fwd+bwd", fmt(mlpT.median, 3), fmt(mlpT.min, 3), fmt(mlpT.max, 3), fmt(flops / mlpT.median / 1e6, 1), "GFLOP/s", "overhead \(fmt(overhead, 1))% over its GEMMs"])
-      table.add(["\(t)", "  its 5 GEMMs alone", fmt(gemmT.median, 3), fmt(gemmT.min, 3), fmt(gemmT.max, 3), fmt(flops / gemmT.median / 1e6, 1), "GFLOP/s", ""])
+      table.add([
+        "\(t)", "MLP 2x512 [4096,512] fwd+bwd", fmt(mlpT.median, 3), fmt(mlpT.min, 3), fmt(mlpT.max, 3),
+        fmt(flops / mlpT.median / 1e6, 1), "GFLOP/s", "overhead \(fmt(overhead, 1))% over its GEMMs",
+      ])
+      table.add([
+        "\(t)", "  its 5 GEMMs alone", fmt(gemmT.median, 3), fmt(gemmT.min, 3), fmt(gemmT.max, 3),
+        fmt(flops / gemmT.median / 1e6, 1), "GFLOP/s", "",
+      ])
     }
     print(table.render())
     try table.writeCSV(to: outputURL)

@@ -93,7 +93,8 @@ public func checkGradients(
       // Use the step actually taken after rounding to float.
       let step = Double(plus[k].scalars[c]) - Double(minus[k].scalars[c])
       let numeric = step == 0 ? 0 : (loss(plus) - loss(minus)) / step
-      entries.append(.init(input: k, coordinate: c, analytic: Double(g[c]), numeric: numeric, score: score(Double(g[c]), numeric)))
+      entries.append(
+        .init(input: k, coordinate: c, analytic: Double(g[c]), numeric: numeric, score: score(Double(g[c]), numeric)))
     }
     // Random unit direction: checks every coordinate at once with a step of size epsilon.
     if x.count > 0 {
@@ -105,7 +106,8 @@ public func checkGradients(
       minus[k] = x - d * epsilon
       let numeric = (loss(plus) - loss(minus)) / (2 * h)
       let analytic = zip(g, d.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-      entries.append(.init(input: k, coordinate: -1, analytic: analytic, numeric: numeric, score: score(analytic, numeric)))
+      entries.append(
+        .init(input: k, coordinate: -1, analytic: analytic, numeric: numeric, score: score(analytic, numeric)))
     }
   }
   return GradientCheckReport(entries: entries)

@@ -525,8 +525,7 @@ public final class MemoryMaze: Env {
     let n = max(1, Int(d / 0.1))
     for i in 1...n {
       let f = Float(i) / Float(n)
-      if collides(x: agentX + (x - agentX) * f, y: agentY + (y - agentY) * f, radius: MemoryMaze.agentRadius + 0.02)
-      {
+      if collides(x: agentX + (x - agentX) * f, y: agentY + (y - agentY) * f, radius: MemoryMaze.agentRadius + 0.02) {
         return false
       }
     }

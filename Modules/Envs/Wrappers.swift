@@ -38,7 +38,8 @@ public final class FlattenObservation: Env {
 
   public init(_ inner: any Env) throws {
     if case .image = inner.observationSpace {
-      throw EnvError.invalidConfiguration("FlattenObservation: \(inner.name) has image observations; use them as images")
+      throw EnvError.invalidConfiguration(
+        "FlattenObservation: \(inner.name) has image observations; use them as images")
     }
     self.inner = inner
     let n = inner.observationSpace.flatSize
@@ -75,7 +76,8 @@ public final class PreviousActionObservation: Env {
 
   public init(_ inner: any Env) throws {
     if case .image = inner.observationSpace {
-      throw EnvError.invalidConfiguration("PreviousActionObservation needs vector observations; \(inner.name) has images")
+      throw EnvError.invalidConfiguration(
+        "PreviousActionObservation needs vector observations; \(inner.name) has images")
     }
     self.inner = inner
     actionSize = inner.actionSpace.flatSize
@@ -235,11 +237,15 @@ public final class BatchEnv {
     for i in envs.indices {
       if needsReset[i] {
         let seed = rngs[i].next()
-        out.append(Transition(observation: envs[i].reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false))
+        out.append(
+          Transition(observation: envs[i].reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false)
+        )
         needsReset[i] = false
       } else {
         let r = try envs[i].step(actions[i])
-        out.append(Transition(observation: r.observation, reward: r.reward, isFirst: false, isLast: r.isLast, isTerminal: r.terminated))
+        out.append(
+          Transition(
+            observation: r.observation, reward: r.reward, isFirst: false, isLast: r.isLast, isTerminal: r.terminated))
         needsReset[i] = r.isLast
       }
     }

@@ -144,7 +144,11 @@ public struct LineChart: Sendable {
     let black: [UInt8] = [0, 0, 0]
     let grid: [UInt8] = [225, 225, 225]
     let text: [UInt8] = [40, 40, 40]
-    img.draw(text: title, x: (width - BitmapFont.measure(title, scale: 3)) / 2, y: 15, scale: 3, color: black)
+    // The largest font scale at which the title fits the width (long titles step down).
+    let titleScale = [3, 2].first { BitmapFont.measure(title, scale: $0) <= width - 20 } ?? 1
+    img.draw(
+      text: title, x: max(10, (width - BitmapFont.measure(title, scale: titleScale)) / 2), y: 12,
+      scale: titleScale, color: black)
     for v in ax.ticks {
       let x = px(v)
       img.drawLine(x0: x, y0: Double(top), x1: x, y1: Double(top + ph), color: grid)
@@ -163,7 +167,7 @@ public struct LineChart: Sendable {
     img.draw(
       text: xLabel + (logX ? " (log)" : ""), x: left + (pw - BitmapFont.measure(xLabel, scale: 2)) / 2,
       y: height - 28, scale: 2, color: black)
-    img.draw(text: yLabel + (logY ? " (log)" : ""), x: 10, y: top - 22, scale: 2, color: black)
+    img.draw(text: yLabel + (logY ? " (log)" : ""), x: 10, y: top - 19, scale: 2, color: black)
     for s in series {
       for (a, b) in zip(s.points, s.points.dropFirst()) {
         img.drawLine(x0: px(a.x), y0: py(a.y), x1: px(b.x), y1: py(b.y), thickness: 3, color: s.color)
@@ -176,7 +180,8 @@ public struct LineChart: Sendable {
     for (i, s) in series.enumerated() {
       let y = top + 10 + i * 26
       let x = width - right + 15
-      img.drawLine(x0: Double(x), y0: Double(y + 7), x1: Double(x + 24), y1: Double(y + 7), thickness: 3, color: s.color)
+      img.drawLine(
+        x0: Double(x), y0: Double(y + 7), x1: Double(x + 24), y1: Double(y + 7), thickness: 3, color: s.color)
       img.draw(text: s.name, x: x + 32, y: y, scale: 2, color: black)
     }
     return img
@@ -191,7 +196,11 @@ public struct LineChart: Sendable {
 
   /// The chart as an SVG document.
   public func svg(width: Int = 900, height: Int = 540) -> String {
-    let (left, right, top, bottom) = (90, 200, 60, 70)
+    // Legend column wide enough for the longest series name (about 8 px per character at 14 px).
+    // Title font size that keeps the title inside the width (about 0.55 em per character).
+    let titleSize = min(20, max(10, Int(Double(width - 20) / (0.55 * Double(max(1, title.count))))))
+    let legendWidth = max(200, (series.map { $0.name.count }.max() ?? 0) * 8 + 60)
+    let (left, right, top, bottom) = (90, legendWidth, 60, 70)
     let pw = width - left - right
     let ph = height - top - bottom
     let (ax, ay) = axes()
@@ -205,20 +214,25 @@ public struct LineChart: Sendable {
     var out = """
       <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif">
       <rect width="100%" height="100%" fill="white"/>
-      <text x="\(width / 2)" y="30" font-size="20" text-anchor="middle">\(esc(title))</text>
+      <text x="\(width / 2)" y="30" font-size="\(titleSize)" text-anchor="middle">\(esc(title))</text>
 
       """
     for v in ax.ticks {
       out += "<line x1=\"\(px(v))\" y1=\"\(top)\" x2=\"\(px(v))\" y2=\"\(top + ph)\" stroke=\"#e1e1e1\"/>\n"
-      out += "<text x=\"\(px(v))\" y=\"\(top + ph + 22)\" font-size=\"13\" text-anchor=\"middle\">\(LineChart.label(v))</text>\n"
+      out +=
+        "<text x=\"\(px(v))\" y=\"\(top + ph + 22)\" font-size=\"13\" text-anchor=\"middle\">\(LineChart.label(v))</text>\n"
     }
     for v in ay.ticks {
       out += "<line x1=\"\(left)\" y1=\"\(py(v))\" x2=\"\(left + pw)\" y2=\"\(py(v))\" stroke=\"#e1e1e1\"/>\n"
-      out += "<text x=\"\(left - 8)\" y=\"\(py(v) + 4)\" font-size=\"13\" text-anchor=\"end\">\(LineChart.label(v))</text>\n"
+      out +=
+        "<text x=\"\(left - 8)\" y=\"\(py(v) + 4)\" font-size=\"13\" text-anchor=\"end\">\(LineChart.label(v))</text>\n"
     }
-    out += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(top + ph)\" stroke=\"black\" stroke-width=\"2\"/>\n"
-    out += "<line x1=\"\(left)\" y1=\"\(top + ph)\" x2=\"\(left + pw)\" y2=\"\(top + ph)\" stroke=\"black\" stroke-width=\"2\"/>\n"
-    out += "<text x=\"\(left + pw / 2)\" y=\"\(height - 20)\" font-size=\"15\" text-anchor=\"middle\">\(esc(xLabel))\(logX ? " (log)" : "")</text>\n"
+    out +=
+      "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(top + ph)\" stroke=\"black\" stroke-width=\"2\"/>\n"
+    out +=
+      "<line x1=\"\(left)\" y1=\"\(top + ph)\" x2=\"\(left + pw)\" y2=\"\(top + ph)\" stroke=\"black\" stroke-width=\"2\"/>\n"
+    out +=
+      "<text x=\"\(left + pw / 2)\" y=\"\(height - 20)\" font-size=\"15\" text-anchor=\"middle\">\(esc(xLabel))\(logX ? " (log)" : "")</text>\n"
     out += "<text x=\"10\" y=\"\(top - 15)\" font-size=\"15\">\(esc(yLabel))\(logY ? " (log)" : "")</text>\n"
     for (i, s) in series.enumerated() {
       let pts = s.points.map { "\(px($0.x)),\(py($0.y))" }.joined(separator: " ")
@@ -227,7 +241,8 @@ public struct LineChart: Sendable {
         out += "<circle cx=\"\(px(p.x))\" cy=\"\(py(p.y))\" r=\"4\" fill=\"\(hex(s.color))\"/>\n"
       }
       let y = top + 10 + i * 24
-      out += "<line x1=\"\(width - right + 15)\" y1=\"\(y)\" x2=\"\(width - right + 40)\" y2=\"\(y)\" stroke=\"\(hex(s.color))\" stroke-width=\"3\"/>\n"
+      out +=
+        "<line x1=\"\(width - right + 15)\" y1=\"\(y)\" x2=\"\(width - right + 40)\" y2=\"\(y)\" stroke=\"\(hex(s.color))\" stroke-width=\"3\"/>\n"
       out += "<text x=\"\(width - right + 46)\" y=\"\(y + 5)\" font-size=\"14\">\(esc(s.name))</text>\n"
     }
     return out + "</svg>\n"

@@ -161,7 +161,10 @@ extension Image {
       png_image_free(&image)
       throw ImageError(problem: "channels must be 1, 3 or 4, got \(c)")
     }
-    image.format = c == 1 ? UInt32(PNG_FORMAT_GRAY) : (c == 3 ? UInt32(PNG_FORMAT_RGB) : (UInt32(PNG_FORMAT_FLAG_COLOR) | UInt32(PNG_FORMAT_FLAG_ALPHA)))
+    image.format =
+      c == 1
+      ? UInt32(PNG_FORMAT_GRAY)
+      : (c == 3 ? UInt32(PNG_FORMAT_RGB) : (UInt32(PNG_FORMAT_FLAG_COLOR) | UInt32(PNG_FORMAT_FLAG_ALPHA)))
     let w = Int(image.width)
     let h = Int(image.height)
     var buffer = [UInt8](repeating: 0, count: w * h * c)

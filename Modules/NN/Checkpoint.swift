@@ -74,13 +74,16 @@ public enum SafeTensors {
     }
     let path = url.lastPathComponent
     guard data.count >= 8 else {
-      throw CheckpointError(problem: "'\(path)' is \(data.count) bytes, too short for a safetensors header (truncated?)")
+      throw CheckpointError(
+        problem: "'\(path)' is \(data.count) bytes, too short for a safetensors header (truncated?)")
     }
     var r = BinaryReader(Array(data.prefix(8)), source: path)
     let headerLength = Int(try r.read(UInt64.self, "header length"))
     guard headerLength > 0, headerLength <= data.count - 8 else {
       throw CheckpointError(
-        problem: "'\(path)' declares a \(headerLength)-byte header but only \(data.count - 8) bytes follow (truncated or not a safetensors file)")
+        problem:
+          "'\(path)' declares a \(headerLength)-byte header but only \(data.count - 8) bytes follow (truncated or not a safetensors file)"
+      )
     }
     let headerData = data.subdata(in: 8..<(8 + headerLength))
     guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
@@ -108,7 +111,8 @@ public enum SafeTensors {
       let (begin, end) = (offsets[0], offsets[1])
       guard begin >= 0, end >= begin, end - begin == count * 4 else {
         throw CheckpointError(
-          problem: "tensor '\(name)' has offsets [\(begin), \(end)] that do not fit shape \(shape) (\(count * 4) bytes)")
+          problem: "tensor '\(name)' has offsets [\(begin), \(end)] that do not fit shape \(shape) (\(count * 4) bytes)"
+        )
       }
       guard end <= dataLength else {
         throw CheckpointError(
@@ -128,7 +132,9 @@ public enum SafeTensors {
         let crc = t.withUnsafeBufferPointer { CRC32.checksum(UnsafeRawBufferPointer($0)) }
         guard String(crc, radix: 16) == expected else {
           throw CheckpointError(
-            problem: "tensor '\(name)' fails its checksum (stored \(expected), computed \(String(crc, radix: 16))): the file was altered or corrupted")
+            problem:
+              "tensor '\(name)' fails its checksum (stored \(expected), computed \(String(crc, radix: 16))): the file was altered or corrupted"
+          )
         }
       }
       tensors[name] = t
@@ -164,14 +170,18 @@ public enum SafeTensors {
     let missing = named.map { $0.name }.filter { tensors[$0] == nil }
     if !missing.isEmpty {
       throw CheckpointError(
-        problem: "\(source) lacks \(missing.count) parameter(s) of this model, e.g. '\(missing.prefix(3).joined(separator: "', '"))' (was it saved from a different preset?)")
+        problem:
+          "\(source) lacks \(missing.count) parameter(s) of this model, e.g. '\(missing.prefix(3).joined(separator: "', '"))' (was it saved from a different preset?)"
+      )
     }
     if !allowExtra {
       let known = Set(named.map { $0.name })
       let extra = tensors.keys.filter { !known.contains($0) }.sorted()
       if !extra.isEmpty {
         throw CheckpointError(
-          problem: "\(source) has \(extra.count) tensor(s) this model does not, e.g. '\(extra.prefix(3).joined(separator: "', '"))'")
+          problem:
+            "\(source) has \(extra.count) tensor(s) this model does not, e.g. '\(extra.prefix(3).joined(separator: "', '"))'"
+        )
       }
     }
     for (name, p) in named where tensors[name]!.shape != p.shape {

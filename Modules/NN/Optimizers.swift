@@ -79,7 +79,8 @@ public final class Adam: @unchecked Sendable {
   /// Applies one update with raw gradient tensors aligned with the parameters.
   @discardableResult
   public func update(_ grads: [Tensor]) -> Statistics {
-    precondition(grads.count == parameters.count, "Adam.update: \(grads.count) gradients for \(parameters.count) parameters")
+    precondition(
+      grads.count == parameters.count, "Adam.update: \(grads.count) gradients for \(parameters.count) parameters")
     let norm = Float(grads.reduce(0.0) { $0 + $1.sumOfSquares() }.squareRoot())
     var scale: Float = 1
     if let clip = clipGlobalNorm, norm > clip, norm > 0 { scale = clip / norm }

@@ -94,13 +94,15 @@ extension Replay {
     do {
       try fm.createDirectory(at: directory, withIntermediateDirectories: true)
     } catch {
-      throw ReplayError("cannot create '\(directory.path)' (\(error.localizedDescription)); check the path and permissions")
+      throw ReplayError(
+        "cannot create '\(directory.path)' (\(error.localizedDescription)); check the path and permissions")
     }
     try lock.withLock {
       var records: [ReplayFormat.SegmentRecord] = []
       var keep: Set<String> = [ReplayFormat.manifestName]
       for seg in segments {
-        var record = ReplayFormat.SegmentRecord(stream: seg.stream, firstIndex: seg.firstIndex, count: seg.count, chunks: [])
+        var record = ReplayFormat.SegmentRecord(
+          stream: seg.stream, firstIndex: seg.firstIndex, count: seg.count, chunks: [])
         var i = 0
         while i < seg.count {
           let position = seg.firstIndex + i
@@ -126,7 +128,8 @@ extension Replay {
       manifest.crc32 = try manifest.checksum()
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-      try AtomicFile.write(try encoder.encode(manifest), to: directory.appendingPathComponent(ReplayFormat.manifestName))
+      try AtomicFile.write(
+        try encoder.encode(manifest), to: directory.appendingPathComponent(ReplayFormat.manifestName))
       // Remove chunk files the new manifest no longer references.
       for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
       where name.hasPrefix("chunk-") && !keep.contains(name) {
@@ -147,11 +150,15 @@ extension Replay {
     let slots = (from..<to).map { seg.slot($0) }
     for s in slots { w.write(UInt64(slotSequence[s])) }
     vectors.withUnsafeBufferPointer { p in
-      for s in slots { w.write(floats: UnsafeBufferPointer(rebasing: p[(s * l.vectorSize)..<((s + 1) * l.vectorSize)])) }
+      for s in slots {
+        w.write(floats: UnsafeBufferPointer(rebasing: p[(s * l.vectorSize)..<((s + 1) * l.vectorSize)]))
+      }
     }
     for s in slots { w.write(bytes: images[(s * l.imageSize)..<((s + 1) * l.imageSize)]) }
     actions.withUnsafeBufferPointer { p in
-      for s in slots { w.write(floats: UnsafeBufferPointer(rebasing: p[(s * l.actionSize)..<((s + 1) * l.actionSize)])) }
+      for s in slots {
+        w.write(floats: UnsafeBufferPointer(rebasing: p[(s * l.actionSize)..<((s + 1) * l.actionSize)]))
+      }
     }
     for s in slots { w.write(rewards[s]) }
     for s in slots { w.write(flags[s]) }
@@ -179,7 +186,9 @@ extension Replay {
       throw ReplayError("'\(manifestURL.path)' is not a valid replay manifest (\(error)); the file is damaged")
     }
     guard manifest.format == "r2i-replay", manifest.version == 1 else {
-      throw ReplayError("'\(manifestURL.path)' has format \(manifest.format) version \(manifest.version); this build reads r2i-replay version 1")
+      throw ReplayError(
+        "'\(manifestURL.path)' has format \(manifest.format) version \(manifest.version); this build reads r2i-replay version 1"
+      )
     }
     guard try manifest.checksum() == manifest.crc32 else {
       throw ReplayError("'\(manifestURL.path)' fails its checksum: the manifest was altered or damaged")
@@ -252,7 +261,8 @@ extension Replay {
         var last: [Int: Int] = [:]
         for (i, s) in replay.segments.enumerated() { last[s.stream] = i }
         replay.active = [:]
-        for (stream, seg) in last where replay.segments[seg].firstIndex + replay.segments[seg].count == replay.nextIndex[stream] {
+        for (stream, seg) in last
+        where replay.segments[seg].firstIndex + replay.segments[seg].count == replay.nextIndex[stream] {
           replay.active[stream] = seg
         }
       }

@@ -210,7 +210,8 @@ public final class Replay: @unchecked Sendable {
     }
     let bytes = Double(capacity) * Double(layout.bytesPerStep)
     guard bytes < 1e12 else {
-      throw ReplayError("capacity \(capacity) x \(layout.bytesPerStep) bytes per step is too large; lower --replay-capacity")
+      throw ReplayError(
+        "capacity \(capacity) x \(layout.bytesPerStep) bytes per step is too large; lower --replay-capacity")
     }
     self.layout = layout
     self.capacity = capacity
@@ -456,11 +457,16 @@ public final class Replay: @unchecked Sendable {
           rewards.withUnsafeBufferPointer { sr in
             flags.withUnsafeBufferPointer { sf in
               batch.withMutableBuffers { dv, di, da, dr, dfirst, dlast, dterm, dmask in
-                nonisolated(unsafe) let (SV, SI, SA, SR, SF) = (sv.baseAddress, si.baseAddress, sa.baseAddress, sr.baseAddress!, sf.baseAddress!)
+                nonisolated(unsafe) let (SV, SI, SA, SR, SF) = (
+                  sv.baseAddress, si.baseAddress, sa.baseAddress, sr.baseAddress!, sf.baseAddress!
+                )
                 nonisolated(unsafe) let (DV, DI, DA) = (dv.baseAddress, di.baseAddress, da.baseAddress)
-                nonisolated(unsafe) let (DR, DF, DL, DT, DM) = (dr.baseAddress!, dfirst.baseAddress!, dlast.baseAddress!, dterm.baseAddress!, dmask.baseAddress!)
+                nonisolated(unsafe) let (DR, DF, DL, DT, DM) = (
+                  dr.baseAddress!, dfirst.baseAddress!, dlast.baseAddress!, dterm.baseAddress!, dmask.baseAddress!
+                )
                 let slots = slotOf
-                let chunks = b * length * (isz + vs * 4) > 1 << 20 ? min(b, ProcessInfo.processInfo.activeProcessorCount) : 1
+                let chunks =
+                  b * length * (isz + vs * 4) > 1 << 20 ? min(b, ProcessInfo.processInfo.activeProcessorCount) : 1
                 DispatchQueue.concurrentPerform(iterations: chunks) { c in
                   for row in (b * c / chunks)..<(b * (c + 1) / chunks) {
                     for t in 0..<length {

@@ -1,11 +1,11 @@
+import Foundation
+@_exported import NN
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-
-import Foundation
-@_exported import NN
 
 /// How the continuous-time SSM is discretised.
 public enum Discretization: String, Sendable, Codable, CaseIterable {

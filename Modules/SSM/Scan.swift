@@ -413,13 +413,16 @@ public enum ScanKernel {
 public func linearRecurrence(
   inputs: Variable, lambdaBar: Variable, initialState: Variable, carry: Variable?, isFirst: Tensor
 ) -> Variable {
-  precondition(inputs.rank == 3 && inputs.shape[2] % 2 == 0, "linearRecurrence: inputs \(inputs.shape) must be [B, T, 2P]")
+  precondition(
+    inputs.rank == 3 && inputs.shape[2] % 2 == 0, "linearRecurrence: inputs \(inputs.shape) must be [B, T, 2P]")
   let (bn, tn, row) = (inputs.shape[0], inputs.shape[1], inputs.shape[2])
   let pn = row / 2
   precondition(lambdaBar.shape == [row], "linearRecurrence: lambdaBar \(lambdaBar.shape), expected [\(row)]")
   precondition(initialState.shape == [row], "linearRecurrence: initialState \(initialState.shape), expected [\(row)]")
   precondition(isFirst.shape == [bn, tn], "linearRecurrence: isFirst \(isFirst.shape), expected [\(bn), \(tn)]")
-  if let carry { precondition(carry.shape == [bn, row], "linearRecurrence: carry \(carry.shape), expected [\(bn), \(row)]") }
+  if let carry {
+    precondition(carry.shape == [bn, row], "linearRecurrence: carry \(carry.shape), expected [\(bn), \(row)]")
+  }
   let problem = ScanKernel.Problem(batch: bn, length: tn, states: pn)
   let chunks = ScanKernel.timeChunks(
     batch: bn, groups: problem.groups, length: tn, threads: Parallelism.threadCount)

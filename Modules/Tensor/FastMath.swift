@@ -52,7 +52,8 @@ public enum FastMath {
     let tiny = x0 .< Float8(repeating: Float.leastNormalMagnitude)
     let x = x0.replacing(with: x0 * Float8(repeating: 8_388_608), where: tiny)
     let bits = unsafeBitCast(x, to: SIMD8<Int32>.self)
-    var e = Float8((bits &>> SIMD8(repeating: 23)) & SIMD8(repeating: 0xFF))
+    var e =
+      Float8((bits &>> SIMD8(repeating: 23)) & SIMD8(repeating: 0xFF))
       - Float8(repeating: 126)
     e = e.replacing(with: e - Float8(repeating: 23), where: tiny)
     var m = unsafeBitCast(
@@ -101,9 +102,30 @@ public enum FastMath {
   }
 
   /// The logistic function 1 / (1 + e^-x).
+  ///
+  /// A lean form of ``exp(_:)``: the logistic saturates, so -x is clamped to [-87, 87] first;
+  /// then 2^n fits one exponent field and the range fix-ups of `exp` are not needed (about a
+  /// third fewer instructions; SiLU, GLU and the GRU gates all run through here). NaN stays NaN.
   @inlinable @inline(__always)
   public static func sigmoid(_ x: Float8) -> Float8 {
-    Float8(repeating: 1) / (Float8(repeating: 1) + exp(-x))
+    let limit = Float8(repeating: 87)
+    let v0 = -x
+    let v = v0.replacing(with: -limit, where: v0 .< -limit).replacing(with: limit, where: v0 .> limit)
+    let magic = Float8(repeating: 12_582_912)
+    let t = v * Float8(repeating: 1.442_695_04) + magic
+    let n = t - magic
+    let r = v - n * Float8(repeating: 0.693_359_375) - n * Float8(repeating: -2.121_944_40e-4)
+    var p = Float8(repeating: 1.987_569_150_0e-4)
+    p = p * r + Float8(repeating: 1.398_199_950_7e-3)
+    p = p * r + Float8(repeating: 8.333_451_907_3e-3)
+    p = p * r + Float8(repeating: 4.166_579_589_4e-2)
+    p = p * r + Float8(repeating: 1.666_666_545_9e-1)
+    p = p * r + Float8(repeating: 5.000_000_120_1e-1)
+    let y = p * (r * r) + r + Float8(repeating: 1)
+    // |n| <= 126, so 2^n is the normal float with exponent field n + 127.
+    let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- SIMD8(repeating: 0x4B40_0000)
+    let scale = unsafeBitCast((ni &+ SIMD8(repeating: 127)) &<< 23, to: Float8.self)
+    return Float8(repeating: 1) / (Float8(repeating: 1) + y * scale)
   }
 
   /// Scalar forms: the vector code on one lane, so scalar and vector paths agree exactly.

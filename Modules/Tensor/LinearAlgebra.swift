@@ -118,7 +118,8 @@ public func sgemmStrided(
   let ta = transposeA ? CblasTrans : CblasNoTrans
   let tb = transposeB ? CblasTrans : CblasNoTrans
   let threads = Parallelism.threadCount
-  let chunks = Parallelism.gemmThreading == .split && 2 * m * n * k >= 1 << 22
+  let chunks =
+    Parallelism.gemmThreading == .split && 2 * m * n * k >= 1 << 22
     ? min(threads, max(m, n) / 32) : 1
   guard chunks > 1 else {
     cblas_sgemm(

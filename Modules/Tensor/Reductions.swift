@@ -342,8 +342,7 @@ extension Tensor {
     let out = Tensor(uninitializedShape: shape)
     let src = UnsafePointer(storage.base)
     let dst = out.storage.base
-    Parallelism.forEachChunk(count: rows, grain: Swift.max(1, transcendentalGrain / Swift.max(n, 1)))
-    { range in
+    Parallelism.forEachChunk(count: rows, grain: Swift.max(1, transcendentalGrain / Swift.max(n, 1))) { range in
       for r in range {
         let x = src + r * n
         let y = dst + r * n

@@ -158,7 +158,8 @@ extension Tensor {
     let dp = out.storage.base
     let b = 32
     let rowBlocks = (rows + b - 1) / b
-    Parallelism.forEachChunk(count: rowBlocks, grain: Swift.max(1, elementwiseGrain / (b * Swift.max(cols, 1)))) { blocks in
+    Parallelism.forEachChunk(count: rowBlocks, grain: Swift.max(1, elementwiseGrain / (b * Swift.max(cols, 1)))) {
+      blocks in
       for rb in blocks {
         let r0 = rb * b
         let r1 = Swift.min(rows, r0 + b)

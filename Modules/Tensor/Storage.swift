@@ -93,7 +93,9 @@ public enum TensorMemory {
   public static var cachedBytes: Int { BufferCache.state.withLock { $0.cachedBytes } }
 
   /// The most idle bytes the buffer cache keeps; beyond it freed buffers go back to the system.
-  /// Defaults to a quarter of physical memory, at most 4 GiB. Set 0 to disable caching.
+  /// Defaults to three eighths of physical memory, at most 12 GiB (a long-sequence update keeps
+  /// several GiB of activations; a smaller cache sends them back to the system each step and
+  /// pays the page faults again). Set 0 to disable caching.
   public static var cacheLimitBytes: Int {
     get { BufferCache.limit.load(ordering: .relaxed) }
     set {
@@ -137,7 +139,7 @@ enum BufferCache {
     let pages = sysconf(Int32(_SC_PHYS_PAGES))
     let pageSize = sysconf(Int32(_SC_PAGESIZE))
     let physical = pages > 0 && pageSize > 0 ? pages * pageSize : 8 << 30
-    return min(4 << 30, physical / 4)
+    return min(12 << 30, physical / 8 * 3)
   }
 
   /// Rounds large sizes up to one of 8 classes per power of two (at most 12.5% slack).

@@ -59,7 +59,9 @@ final class WorkerPool: @unchecked Sendable {
 
   /// Calls `body(i)` for every `i` in `0..<chunks`, on the pool's threads and the caller's.
   @usableFromInline func run(chunks: Int, _ body: (Int) -> Void) {
-    if chunks <= 1 || workerCount == 0 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+    if chunks <= 1 || workerCount == 0
+      || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    {
       for i in 0..<chunks { body(i) }
       return
     }

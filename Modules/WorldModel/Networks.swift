@@ -67,7 +67,8 @@ public final class ImageEncoder: Module, ObservationEncoder {
   let height: Int, width: Int, channels: Int
 
   public init(height: Int, width: Int, channels: Int, depth: Int, rng: inout SeededGenerator) {
-    precondition(height % 16 == 0 && width % 16 == 0, "ImageEncoder needs sides divisible by 16, got \(height)x\(width)")
+    precondition(
+      height % 16 == 0 && width % 16 == 0, "ImageEncoder needs sides divisible by 16, got \(height)x\(width)")
     var cs: [Conv2D] = []
     var ns: [LayerNorm] = []
     var cin = channels

@@ -38,12 +38,16 @@ extension WorldModelConfig {
     switch p {
     case .bsuite, .dreamerS, .benchmarkVector, .benchmarkImage:
       (deter, units, layers, depth, ssm) = (512, 512, 2, 32, SSMSettings(states: 128, channels: 512, layers: 3))
-    case .popgym: (deter, units, layers, depth, ssm) = (1024, 512, 2, 32, SSMSettings(states: 128, channels: 512, layers: 3))
+    case .popgym:
+      (deter, units, layers, depth, ssm) = (1024, 512, 2, 32, SSMSettings(states: 128, channels: 512, layers: 3))
     case .memorymaze:
       (deter, units, layers, depth, ssm) = (2048, 1024, 4, 48, SSMSettings(states: 512, channels: 1024, layers: 5))
-    case .dmc: (deter, units, layers, depth, ssm) = (512, 512, 2, 32, SSMSettings(states: 128, channels: 512, layers: 4))
-    case .dreamerM: (deter, units, layers, depth, ssm) = (1024, 640, 3, 48, SSMSettings(states: 256, channels: 640, layers: 3))
-    case .dreamerL: (deter, units, layers, depth, ssm) = (2048, 768, 4, 64, SSMSettings(states: 512, channels: 768, layers: 4))
+    case .dmc:
+      (deter, units, layers, depth, ssm) = (512, 512, 2, 32, SSMSettings(states: 128, channels: 512, layers: 4))
+    case .dreamerM:
+      (deter, units, layers, depth, ssm) = (1024, 640, 3, 48, SSMSettings(states: 256, channels: 640, layers: 3))
+    case .dreamerL:
+      (deter, units, layers, depth, ssm) = (2048, 768, 4, 64, SSMSettings(states: 512, channels: 768, layers: 4))
     case .dreamerXL:
       (deter, units, layers, depth, ssm) = (4096, 1024, 5, 96, SSMSettings(states: 512, channels: 1024, layers: 5))
     }

@@ -160,8 +160,10 @@ public final class WorldModel: Module {
     let rew = -reward(feat).logProb(batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
     let contTarget = 1 - batch.isTerminal
     let con = -cont(feat).logProb(contTarget)
-    let post = OneHotCategorical(logits: out.postLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
-    let prior = OneHotCategorical(logits: out.priorLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
+    let post = OneHotCategorical(
+      logits: out.postLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
+    let prior = OneHotCategorical(
+      logits: out.priorLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
     let dyn = OneHotCategorical.kl(post.detached, prior)
     let rep = OneHotCategorical.kl(post, prior.detached)
     let perStep =

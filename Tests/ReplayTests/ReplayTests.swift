@@ -25,7 +25,10 @@ func filled(_ lengths: [Int], capacity: Int = 10_000, episode: Int = 5, seed: UI
     progress = false
     for s in lengths.indices where position[s] < lengths[s] {
       let p = position[s]
-      try r.insert(tagged(stream: s, position: p, global: global, first: p % episode == 0, last: p % episode == episode - 1, terminal: p % episode == episode - 1), stream: s)
+      try r.insert(
+        tagged(
+          stream: s, position: p, global: global, first: p % episode == 0, last: p % episode == episode - 1,
+          terminal: p % episode == episode - 1), stream: s)
       position[s] += 1
       global += 1
       progress = true
@@ -108,7 +111,10 @@ func rows(_ b: ReplayBatch) -> [[(stream: Float, position: Float)]] {
     for length in [3, 6, 2, 4] {
       for i in 0..<length {
         let unfinished = length == 4
-        try r.insert(tagged(stream: 0, position: position, global: g, first: i == 0, last: !unfinished && i == length - 1, terminal: !unfinished && i == length - 1), stream: 0)
+        try r.insert(
+          tagged(
+            stream: 0, position: position, global: g, first: i == 0, last: !unfinished && i == length - 1,
+            terminal: !unfinished && i == length - 1), stream: 0)
         position += 1
         g += 1
       }
@@ -159,7 +165,10 @@ func rows(_ b: ReplayBatch) -> [[(stream: Float, position: Float)]] {
     let layout = ReplayLayout(vectorSize: 0, image: (4, 3, 2), actionSize: 2)
     let r = try Replay(layout: layout, capacity: 20, seed: 1)
     for i in 0..<10 {
-      try r.insert(ReplayStep(image: [UInt8](repeating: UInt8(i), count: 24), action: [1, 0], reward: 0, isFirst: i == 0, isLast: false, isTerminal: false), stream: 0)
+      try r.insert(
+        ReplayStep(
+          image: [UInt8](repeating: UInt8(i), count: 24), action: [1, 0], reward: 0, isFirst: i == 0, isLast: false,
+          isTerminal: false), stream: 0)
     }
     let b = try #require(try r.sample(batchSize: 3, length: 5))
     #expect(b.images.count == 3 * 5 * 24)
@@ -170,7 +179,9 @@ func rows(_ b: ReplayBatch) -> [[(stream: Float, position: Float)]] {
       }
     }
     #expect(throws: ReplayError.self) {
-      try r.insert(ReplayStep(image: [1, 2], action: [1, 0], reward: 0, isFirst: false, isLast: false, isTerminal: false), stream: 0)
+      try r.insert(
+        ReplayStep(image: [1, 2], action: [1, 0], reward: 0, isFirst: false, isLast: false, isTerminal: false),
+        stream: 0)
     }
     #expect(r.memoryBytes == 20 * (24 + 8 + 4 + 1))
   }
@@ -215,7 +226,8 @@ func rows(_ b: ReplayBatch) -> [[(stream: Float, position: Float)]] {
       while !done.isSet || samples < 200 {
         if let b = try? r.sample(batchSize: 4, length: 16) {
           samples += 1
-          for steps in rows(b) where Set(steps.map { $0.stream }).count != 1
+          for steps in rows(b)
+          where Set(steps.map { $0.stream }).count != 1
             || !zip(steps, steps.dropFirst()).allSatisfy({ $1.position == $0.position + 1 })
           {
             badWindows += 1
@@ -251,7 +263,9 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     func insertSome(_ n: Int, into replays: [Replay]) throws {
       for _ in 0..<n {
         let s = rng.nextInt(below: 3)
-        for x in replays { try x.insert(tagged(stream: s, position: positions[s], global: g, first: positions[s] % 7 == 0), stream: s) }
+        for x in replays {
+          try x.insert(tagged(stream: s, position: positions[s], global: g, first: positions[s] % 7 == 0), stream: s)
+        }
         positions[s] += 1
         g += 1
       }
@@ -268,7 +282,9 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     // Resume: the same inserts and samples give the same batches, including after eviction.
     for _ in 0..<5 {
       #expect(try loaded.sample(batchSize: 4, length: 6) == r.sample(batchSize: 4, length: 6))
-      #expect(try loaded.sample(batchSize: 2, length: 3, mode: .episodes) == r.sample(batchSize: 2, length: 3, mode: .episodes))
+      #expect(
+        try loaded.sample(batchSize: 2, length: 3, mode: .episodes)
+          == r.sample(batchSize: 2, length: 3, mode: .episodes))
       try insertSome(40, into: [r, loaded])
     }
     #expect(loaded.stepsByStream() == r.stepsByStream())
@@ -284,7 +300,8 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     let dir = tempDir()
     defer { try? FileManager.default.removeItem(at: dir) }
     try r.save(to: dir, chunkSize: 10)
-    let chunks = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("chunk-") }.sorted()
+    let chunks = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("chunk-") }
+      .sorted()
     #expect(chunks.count == 8)
     // Flip one byte in the middle of a chunk.
     let victim = dir.appendingPathComponent(chunks[2])

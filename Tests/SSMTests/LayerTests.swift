@@ -205,7 +205,8 @@ import Testing
     // Optimiser step.
     let adam = Adam(for: layer, learningRate: 0.05)
     let (_, grads) = valueAndGradient(of: layer) {
-      (layer(Variable(u), isFirst: flags, carry: nil).output * layer(Variable(u), isFirst: flags, carry: nil).output).sum()
+      (layer(Variable(u), isFirst: flags, carry: nil).output * layer(Variable(u), isFirst: flags, carry: nil).output)
+        .sum()
     }
     adam.update(grads)
     let afterAdam = cached()

@@ -39,7 +39,9 @@ struct ScanCase {
     isFirst = f
   }
 
-  func element(_ v: [Float], _ row: Int, _ k: Int) -> C { C(re: Double(v[row * 2 * p + k]), im: Double(v[row * 2 * p + p + k])) }
+  func element(_ v: [Float], _ row: Int, _ k: Int) -> C {
+    C(re: Double(v[row * 2 * p + k]), im: Double(v[row * 2 * p + p + k]))
+  }
 
   /// The plain step-by-step recurrence, in Double.
   func naive(flags: [Float]? = nil) -> [C] {

@@ -109,6 +109,13 @@ import Testing
   @Test func sigmoidIsAccurate() {
     let ref: (Double) -> Double = { 1 / (1 + Foundation.exp(-$0)) }
     #expect(maxRelError(FastMath.sigmoid, ref, over: grid(-80, 30, 40_000)) < 6)
+    // Saturation and special values (the clamp at |x| = 87 must not produce inf or NaN).
+    #expect(FastMath.sigmoid(Float(1000)) == 1)
+    #expect(FastMath.sigmoid(Float.infinity) == 1)
+    #expect(FastMath.sigmoid(-Float.infinity) >= 0 && FastMath.sigmoid(-Float.infinity) < 1e-37)
+    #expect(FastMath.sigmoid(Float(-1000)) >= 0 && FastMath.sigmoid(Float(-1000)) < 1e-37)
+    #expect(FastMath.sigmoid(Float.nan).isNaN)
+    #expect(FastMath.sigmoid(Float(0)) == 0.5)
   }
 }
 

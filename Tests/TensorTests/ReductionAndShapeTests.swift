@@ -33,8 +33,12 @@ import Testing
   @Test func largeColumnAndRowSumsAreAccurate() {
     var fx = Fixture(seed: 32)
     let x = fx.tensor([4096, 130])
-    #expect(x.sum(axes: [0]).isClose(to: Reference.reduce(x, axes: [0], keepDims: false, initial: 0, +), rtol: 1e-5, atol: 1e-4))
-    #expect(x.sum(axes: [1]).isClose(to: Reference.reduce(x, axes: [1], keepDims: false, initial: 0, +), rtol: 1e-5, atol: 1e-4))
+    #expect(
+      x.sum(axes: [0]).isClose(
+        to: Reference.reduce(x, axes: [0], keepDims: false, initial: 0, +), rtol: 1e-5, atol: 1e-4))
+    #expect(
+      x.sum(axes: [1]).isClose(
+        to: Reference.reduce(x, axes: [1], keepDims: false, initial: 0, +), rtol: 1e-5, atol: 1e-4))
     // One million ones sum exactly.
     #expect(Tensor.ones([1_000_003]).sumAll() == 1_000_003)
   }

@@ -55,7 +55,8 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
     let embed = model.encoder.encode(batch.observations)
     let prev = model.previousActions(batch.actions, isFirst: batch.isFirst)
     var seqRNG = SeededGenerator(seed: 4)
-    let seq = model.core.observe(embed: embed, prevActions: Variable(prev), isFirst: batch.isFirst, state: nil, rng: &seqRNG)
+    let seq = model.core.observe(
+      embed: embed, prevActions: Variable(prev), isFirst: batch.isFirst, state: nil, rng: &seqRNG)
     var stepRNG = SeededGenerator(seed: 4)
     var state = model.core.initialState(batch: b)
     var worst: Float = 0
@@ -85,11 +86,12 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
     var st = seq.final
     for step in 0..<4 {
       let e = model.encoder.encode(more.observations.slice(axis: 1, step..<(step + 1)))
-      st = model.core.observeStep(
-        embed: e.reshaped([b, e.shape[2]]),
-        prevAction: Variable(morePrev.slice(axis: 1, step..<(step + 1)).reshaped([b, c.actionSize])),
-        isFirst: Tensor.zeros([b]), state: st, rng: &rngB
-      ).state
+      st =
+        model.core.observeStep(
+          embed: e.reshaped([b, e.shape[2]]),
+          prevAction: Variable(morePrev.slice(axis: 1, step..<(step + 1)).reshaped([b, c.actionSize])),
+          isFirst: Tensor.zeros([b]), state: st, rng: &rngB
+        ).state
     }
     #expect(st.deter.value.maxAbsDifference(cont.final.deter.value) < 1e-5)
   }
@@ -208,11 +210,14 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
         let c = WorldModelConfig.preset(preset, backbone: backbone)
         let model = WorldModel(config: c, seed: 0)
         let breakdown = c.parameterBreakdown()
-        #expect(model.parameterCount == c.parameterCount, "\(preset) \(backbone): built \(model.parameterCount), formula \(c.parameterCount)")
+        #expect(
+          model.parameterCount == c.parameterCount,
+          "\(preset) \(backbone): built \(model.parameterCount), formula \(c.parameterCount)")
         #expect((model.encoder as! Module).parameterCount == breakdown["encoder"])
         #expect((model.core as! Module).parameterCount == breakdown["core"])
         #expect((model.decoder as! Module).parameterCount == breakdown["decoder"])
-        #expect(model.reward.parameterCount == breakdown["reward"] && model.cont.parameterCount == breakdown["continue"])
+        #expect(
+          model.reward.parameterCount == breakdown["reward"] && model.cont.parameterCount == breakdown["continue"])
       }
     }
   }
@@ -242,7 +247,9 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
         return model.loss(batch, rng: &rng).total
       }
     }
-    #expect(measured == c.updateMatmulFLOPs(batch: 3, length: 6), "\(backbone) \(obs): measured \(measured), formula \(c.updateMatmulFLOPs(batch: 3, length: 6))")
+    #expect(
+      measured == c.updateMatmulFLOPs(batch: 3, length: 6),
+      "\(backbone) \(obs): measured \(measured), formula \(c.updateMatmulFLOPs(batch: 3, length: 6))")
   }
 }
 

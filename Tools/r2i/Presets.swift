@@ -64,7 +64,9 @@ struct Presets: ParsableCommand {
     print(line(header))
     print(line(widths.map { String(repeating: "-", count: $0) }))
     for r in rows { print(line(r)) }
-    print("\n\(actions) discrete actions; counts are the whole world model (encoder, backbone, decoder, reward and continue heads)\(verify ? ", checked against the built modules" : "").")
+    print(
+      "\n\(actions) discrete actions; counts are the whole world model (encoder, backbone, decoder, reward and continue heads)\(verify ? ", checked against the built modules" : "")."
+    )
   }
 
   func millions(_ n: Int) -> String { String(format: "%.2fM (%d)", Double(n) / 1e6, n) }

@@ -38,7 +38,8 @@ struct Render: ParsableCommand {
     let environment = try EnvRegistry.make(env, seed: seed)
     guard case .image = environment.observationSpace else {
       throw ValidationError(
-        "\(env) has \(environment.observationSpace) observations, not images; try memorymaze/9x9 or classic/CartPole-pixels")
+        "\(env) has \(environment.observationSpace) observations, not images; try memorymaze/9x9 or classic/CartPole-pixels"
+      )
     }
     let maze = environment as? MemoryMaze
     if policy == "oracle" && maze == nil {
@@ -59,7 +60,8 @@ struct Render: ParsableCommand {
     var total = 0.0
     let start = Date()
     for _ in 0..<steps {
-      let action = maze.map { policy == "oracle" ? $0.oracleAction() : $0.actionSpace.sample(using: &rng) }
+      let action =
+        maze.map { policy == "oracle" ? $0.oracleAction() : $0.actionSpace.sample(using: &rng) }
         ?? environment.actionSpace.sample(using: &rng)
       let r = try environment.step(action)
       total += r.reward
@@ -70,20 +72,26 @@ struct Render: ParsableCommand {
     let elapsed = Date().timeIntervalSince(start)
     let dir = URL(fileURLWithPath: output)
     let urls = try Image.writeFrames(frames, to: dir, prefix: env.replacingOccurrences(of: "/", with: "_"))
-    print("Wrote \(urls.count) frames to \(dir.path) (return \(total), \(String(format: "%.0f", Double(frames.count - 1) / max(elapsed, 1e-9))) steps/s including picture assembly)")
+    print(
+      "Wrote \(urls.count) frames to \(dir.path) (return \(total), \(String(format: "%.0f", Double(frames.count - 1) / max(elapsed, 1e-9))) steps/s including picture assembly)"
+    )
   }
 }
 
 /// Lists the registered environments with their spaces.
 struct Envs: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "envs", abstract: "List the environments and their spaces.")
+  static let configuration = CommandConfiguration(
+    commandName: "envs", abstract: "List the environments and their spaces.")
 
   func run() throws {
     let width = (EnvRegistry.names.map(\.count).max() ?? 0) + 2
     for name in EnvRegistry.names {
-      let concrete = name.replacingOccurrences(of: "<L>", with: "30").replacingOccurrences(of: "<mapping seed>", with: "0")
+      let concrete = name.replacingOccurrences(of: "<L>", with: "30").replacingOccurrences(
+        of: "<mapping seed>", with: "0")
       let e = try EnvRegistry.make(concrete)
-      print("\(name.padding(toLength: width, withPad: " ", startingAt: 0)) obs \(e.observationSpace)  action \(e.actionSpace)")
+      print(
+        "\(name.padding(toLength: width, withPad: " ", startingAt: 0)) obs \(e.observationSpace)  action \(e.actionSpace)"
+      )
     }
   }
 }

@@ -14,13 +14,10 @@ public typealias Float8 = SIMD8<Float>
 /// tests check against the C library. Every lane is computed independently, so a value's
 /// result does not depend on its position in a buffer.
 public enum FastMath {
-  /// e^x over the whole float range: +inf above 88.72, 0 below -87.33 (results that would be
-  /// subnormal are flushed to 0), NaN for NaN. Branch-free.
-  @inlinable @inline(__always)
-  public static func exp(_ x0: Float8) -> Float8 {
-    let lo = Float8(repeating: -87.33)
-    let hi = Float8(repeating: 88.72)
-    let x = x0.replacing(with: lo, where: x0 .< lo).replacing(with: hi, where: x0 .> hi)
+  /// The shared core of ``exp(_:)`` and ``sigmoid(_:)`` for x already clamped to the float
+  /// range: e^x = y * 2^n with y the polynomial of the reduced argument r = x - n ln 2.
+  @inlinable @inline(__always) @usableFromInline
+  static func expReduced(_ x: Float8) -> (y: Float8, n: SIMD8<Int32>) {
     // n = round(x / ln 2) via the 1.5 * 2^23 trick; its bits hold n in the low mantissa.
     let magic = Float8(repeating: 12_582_912)
     let t = x * Float8(repeating: 1.442_695_04) + magic
@@ -33,8 +30,18 @@ public enum FastMath {
     p = p * r + Float8(repeating: 1.666_666_545_9e-1)
     p = p * r + Float8(repeating: 5.000_000_120_1e-1)
     let y = p * (r * r) + r + Float8(repeating: 1)
+    return (y, unsafeBitCast(t, to: SIMD8<Int32>.self) &- SIMD8(repeating: 0x4B40_0000))
+  }
+
+  /// e^x over the whole float range: +inf above 88.72, 0 below -87.33 (results that would be
+  /// subnormal are flushed to 0), NaN for NaN. Branch-free.
+  @inlinable @inline(__always)
+  public static func exp(_ x0: Float8) -> Float8 {
+    let lo = Float8(repeating: -87.33)
+    let hi = Float8(repeating: 88.72)
+    let x = x0.replacing(with: lo, where: x0 .< lo).replacing(with: hi, where: x0 .> hi)
+    let (y, ni) = expReduced(x)
     // 2^n as two factors 2^(n/2) * 2^(n - n/2), so n = 128 and n = -126 stay representable.
-    let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- SIMD8(repeating: 0x4B40_0000)
     let half = ni &>> 1
     let bias = SIMD8<Int32>(repeating: 127)
     let s1 = unsafeBitCast((half &+ bias) &<< 23, to: Float8.self)
@@ -111,19 +118,8 @@ public enum FastMath {
     let limit = Float8(repeating: 87)
     let v0 = -x
     let v = v0.replacing(with: -limit, where: v0 .< -limit).replacing(with: limit, where: v0 .> limit)
-    let magic = Float8(repeating: 12_582_912)
-    let t = v * Float8(repeating: 1.442_695_04) + magic
-    let n = t - magic
-    let r = v - n * Float8(repeating: 0.693_359_375) - n * Float8(repeating: -2.121_944_40e-4)
-    var p = Float8(repeating: 1.987_569_150_0e-4)
-    p = p * r + Float8(repeating: 1.398_199_950_7e-3)
-    p = p * r + Float8(repeating: 8.333_451_907_3e-3)
-    p = p * r + Float8(repeating: 4.166_579_589_4e-2)
-    p = p * r + Float8(repeating: 1.666_666_545_9e-1)
-    p = p * r + Float8(repeating: 5.000_000_120_1e-1)
-    let y = p * (r * r) + r + Float8(repeating: 1)
+    let (y, ni) = expReduced(v)
     // |n| <= 126, so 2^n is the normal float with exponent field n + 127.
-    let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- SIMD8(repeating: 0x4B40_0000)
     let scale = unsafeBitCast((ni &+ SIMD8(repeating: 127)) &<< 23, to: Float8.self)
     return Float8(repeating: 1) / (Float8(repeating: 1) + y * scale)
   }

@@ -294,14 +294,18 @@ public final class MemoryMaze: Env {
     return Frame(width: w, height: h, channels: 3, pixels: pixels)
   }
 
+  /// The pinhole camera shared by the wall and object passes: half-width of the image plane at
+  /// unit distance, focal length in pixels, and the viewing direction.
+  func camera(width w: Int) -> (planeLength: Float, focal: Float, dirX: Float, dirY: Float) {
+    let planeLength = tanf(MemoryMaze.fieldOfView / 2)
+    return (planeLength, Float(w) / 2 / planeLength, cosf(heading), sinf(heading))
+  }
+
   func rayCast(
     into p: UnsafeMutablePointer<UInt8>, zBuffer: UnsafeMutablePointer<Float>, width w: Int,
     height h: Int
   ) {
-    let planeLength = tanf(MemoryMaze.fieldOfView / 2)
-    let focal = Float(w) / 2 / planeLength
-    let dirX = cosf(heading)
-    let dirY = sinf(heading)
+    let (planeLength, focal, dirX, dirY) = camera(width: w)
     let planeX = -dirY * planeLength
     let planeY = dirX * planeLength
     let horizon = Float(h) / 2
@@ -381,10 +385,7 @@ public final class MemoryMaze: Env {
     into p: UnsafeMutablePointer<UInt8>, zBuffer: UnsafeMutablePointer<Float>, width w: Int,
     height h: Int
   ) {
-    let planeLength = tanf(MemoryMaze.fieldOfView / 2)
-    let focal = Float(w) / 2 / planeLength
-    let dirX = cosf(heading)
-    let dirY = sinf(heading)
+    let (_, focal, dirX, dirY) = camera(width: w)
     // Farthest first so nearer objects paint over farther ones.
     let order = objects.indices.sorted {
       hypotf(objects[$0].x - agentX, objects[$0].y - agentY)

@@ -18,6 +18,7 @@ let package = Package(
     .library(name: "WorldModel", targets: ["WorldModel"]),
     .library(name: "Envs", targets: ["Envs"]),
     .library(name: "Replay", targets: ["Replay"]),
+    .library(name: "CommandLineSupport", targets: ["CommandLineSupport"]),
     .executable(name: "r2i", targets: ["r2i"]),
     .executable(name: "r2i-bench", targets: ["r2i-bench"]),
   ],
@@ -51,11 +52,17 @@ let package = Package(
       name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],
       path: "Modules/WorldModel"),
 
+    // Command-line helpers shared by both executables (option checks, exit codes, output).
+    .target(
+      name: "CommandLineSupport",
+      dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+      path: "Modules/CommandLineSupport"),
+
     // Executables.
     .executableTarget(
       name: "r2i",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "Imaging", "Envs", "WorldModel",
+        "Tensor", "Autodiff", "NN", "Imaging", "Envs", "WorldModel", "CommandLineSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tools/r2i"),
@@ -63,6 +70,7 @@ let package = Package(
       name: "r2i-bench",
       dependencies: [
         "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM", "RSSM", "WorldModel", "Imaging",
+        "CommandLineSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),
@@ -85,6 +93,14 @@ let package = Package(
       name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay"],
       path: "Tests/WorldModelTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
-    .testTarget(name: "ReplayTests", dependencies: ["Replay"], path: "Tests/ReplayTests"),
+    .testTarget(
+      name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "TestSupport"],
+      path: "Tests/CommandLineSupportTests"),
+    .testTarget(name: "ReplayTests", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayTests"),
+
+    // Test helpers: shared fixtures, and a replay writer that the kill test runs as a child process.
+    .target(name: "TestSupport", dependencies: ["Replay"], path: "Tests/TestSupport"),
+    .executableTarget(
+      name: "replay-crash-writer", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayCrashWriter"),
   ]
 )

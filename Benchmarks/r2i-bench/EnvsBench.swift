@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Dispatch
 import Envs
 import Foundation
@@ -8,15 +9,16 @@ struct EnvsBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "envs", abstract: "Steps per second per core of Memory Maze (64x64 rendering) and the vector tasks.")
 
-  @Option(help: "Steps per measurement.")
+  @Option(parsing: .unconditional, help: "Steps per measurement, 100...10^8.")
   var steps: Int = 20_000
 
   @Option(help: "Where to write the CSV of results.")
   var output: String = "results/envs.csv"
 
+  func validate() throws { try OptionCheck.range(steps, 100...100_000_000, "--steps") }
+
   func run() throws {
     let outputURL = try prepareOutputFile(output)
-    guard steps >= 100 else { throw ValidationError("--steps must be at least 100") }
     print("Environment throughput on \(Machine.summary); one thread; \(steps) steps each\n")
     var table = ResultTable(["environment", "policy", "steps_per_s", "us_per_step", "episodes"])
     func bench(_ name: String, policy: String, _ pick: (any Env, inout SeededGenerator) -> Action) throws {

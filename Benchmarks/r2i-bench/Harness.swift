@@ -1,11 +1,15 @@
+import ArgumentParser
+import CommandLineSupport
 import Dispatch
 import Foundation
 import Tensor
+import WorldModel
 
 /// Median, min and max of repeated timings, in milliseconds.
 struct Timing: CustomStringConvertible {
   let samples: [Double]
   var median: Double {
+    guard !samples.isEmpty else { return .nan }
     let s = samples.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
   }
@@ -18,6 +22,7 @@ struct Timing: CustomStringConvertible {
 
 /// Runs `body` `warmup` times, then times it until `repeats` samples or `budget` seconds.
 func measure(warmup: Int = 2, repeats: Int = 9, budget: Double = 10, _ body: () -> Void) -> Timing {
+  precondition(repeats >= 1, "measure needs at least one repetition (options are validated before this)")
   for _ in 0..<warmup { body() }
   var samples: [Double] = []
   let start = DispatchTime.now().uptimeNanoseconds
@@ -101,13 +106,22 @@ struct ResultTable {
 
 func fmt(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
 
+/// Limits shared by the benchmark options (each names itself in its error message).
+enum Limits {
+  static let threads = 1...256
+  static let batch = 1...1024
+  static let repeats = 1...1000
+  /// Steps in one batch (batch x length): beyond this an update needs far more memory than a
+  /// workstation has (about 2.8 MB per step for the vector preset).
+  static let stepsPerBatch = 1 << 20
+}
+
 /// Parses a comma-separated list of thread counts such as "1,2".
-func parseThreads(_ s: String) throws -> [Int] {
-  let parts = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-  guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-    throw BenchError("--threads must be a comma-separated list of positive integers, got '\(s)'")
-  }
-  return parts.map { $0! }
+func parseThreads(_ s: String) throws -> [Int] { try OptionCheck.integers(s, Limits.threads, "--threads") }
+
+/// Parses `--backbones`.
+func parseBackbones(_ s: String) throws -> [Backbone] {
+  try OptionCheck.list(s, "--backbones", each: "one of r2i, dreamerv3") { Backbone(rawValue: $0) }
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -121,15 +135,15 @@ func prepareOutputDirectory(_ path: String) throws -> URL {
   let url = URL(fileURLWithPath: path)
   var isDirectory: ObjCBool = false
   if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-    throw BenchError("--output \(path) is a file; give a directory (it is created if missing)")
+    throw ValidationError("--output \(path) is a file; give a directory (it is created if missing)")
   }
   do {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
   } catch {
-    throw BenchError("cannot create the output directory \(path): \(error.localizedDescription)")
+    throw ValidationError("--output: cannot create the directory \(path): \(error.localizedDescription)")
   }
   guard FileManager.default.isWritableFile(atPath: url.path) else {
-    throw BenchError("the output directory \(path) is not writable; choose another with --output")
+    throw ValidationError("--output: the directory \(path) is not writable; choose another")
   }
   return url
 }
@@ -139,7 +153,7 @@ func prepareOutputFile(_ path: String) throws -> URL {
   let url = URL(fileURLWithPath: path)
   var isDirectory: ObjCBool = false
   if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
-    throw BenchError("--output \(path) is a directory; give a file name such as \(path)/results.csv")
+    throw ValidationError("--output \(path) is a directory; give a file name such as \(path)/results.csv")
   }
   _ = try prepareOutputDirectory(url.deletingLastPathComponent().path)
   return url

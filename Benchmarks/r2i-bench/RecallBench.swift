@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Envs
 import Foundation
 import Imaging
@@ -21,22 +22,26 @@ struct RecallBench: ParsableCommand {
     commandName: "recall",
     abstract: "Recall probe: sign accuracy of the predicted final reward on bsuite memory_len (CSV, chart).")
 
-  @Option(help: "Comma-separated memory lengths L (episodes have L + 1 steps; default 10,30,100,300,1000).")
+  @Option(
+    help: "Comma-separated memory lengths L in 1...10000 (episodes have L + 1 steps; default 10,30,100,300,1000).")
   var lengths: String?
 
   @Flag(help: "Only L = 10, 30, 100 (a few minutes).")
   var quick = false
 
-  @Option(help: "World-model updates per backbone and length (the same budget for both).")
+  @Option(
+    parsing: .unconditional, help: "World-model updates per backbone and length, 1...10^7 (the same budget for both).")
   var updates: Int = 300
 
-  @Option(help: "Episodes per batch (each row is one whole episode).")
+  @Option(parsing: .unconditional, help: "Episodes per batch, 1...1024 (each row is one whole episode).")
   var batch: Int = 16
 
-  @Option(help: "Random-policy training episodes per length (sampled whole, with replacement).")
+  @Option(
+    parsing: .unconditional,
+    help: "Random-policy training episodes per length, 1...10^6 (sampled whole, with replacement).")
   var trainEpisodes: Int = 1000
 
-  @Option(help: "Held-out episodes for the accuracies (at least 64).")
+  @Option(parsing: .unconditional, help: "Held-out episodes for the accuracies, 64...10^6.")
   var testEpisodes: Int = 512
 
   @Option(
@@ -51,16 +56,17 @@ struct RecallBench: ParsableCommand {
   )
   var learningRate: Float = 1e-3
 
-  @Option(help: "Evaluate on the held-out episodes every this many updates (0: only at the end).")
+  @Option(
+    parsing: .unconditional, help: "Evaluate on the held-out episodes every this many updates (0: only at the end).")
   var evalEvery: Int = 0
 
   @Option(help: "Comma-separated backbones.")
   var backbones: String = "r2i,dreamerv3"
 
-  @Option(help: "Threads for kernels.")
+  @Option(parsing: .unconditional, help: "Threads for kernels, 1...256.")
   var threads: Int = Parallelism.onlineCores
 
-  @Option(help: "Seed for the environments, the models and sampling.")
+  @Option(parsing: .unconditional, help: "Seed for the environments, the models and sampling (0...2^64-1).")
   var seed: UInt64 = 0
 
   @Option(help: "Output directory for the CSV and the chart.")
@@ -70,33 +76,27 @@ struct RecallBench: ParsableCommand {
     guard ["small", "medium", "bsuite"].contains(size) else {
       throw ValidationError("--size must be 'small', 'medium' or 'bsuite', got '\(size)'")
     }
-    guard updates >= 1, batch >= 1, trainEpisodes >= 1, threads >= 1 else {
-      throw ValidationError("--updates, --batch, --train-episodes and --threads must be at least 1")
-    }
-    guard testEpisodes >= 64 else { throw ValidationError("--test-episodes must be at least 64, got \(testEpisodes)") }
-    guard evalEvery >= 0 else { throw ValidationError("--eval-every must be 0 or positive") }
-    _ = try memoryLengths()
+    try OptionCheck.range(updates, 1...10_000_000, "--updates")
+    try OptionCheck.range(batch, Limits.batch, "--batch")
+    try OptionCheck.range(trainEpisodes, 1...1_000_000, "--train-episodes")
+    try OptionCheck.range(testEpisodes, 64...1_000_000, "--test-episodes")
+    try OptionCheck.range(evalEvery, 0...10_000_000, "--eval-every")
+    try OptionCheck.range(threads, Limits.threads, "--threads")
+    try OptionCheck.range(learningRate, 1e-8...1, "--learning-rate")
+    let longest = try memoryLengths().max()! + 1
+    try OptionCheck.product(
+      batch, longest, atMost: Limits.stepsPerBatch, "steps per update (--batch x (longest L + 1))")
+    try OptionCheck.product(
+      trainEpisodes + testEpisodes, longest, atMost: 1 << 27,
+      "stored steps ((--train-episodes + --test-episodes) x (L + 1))")
     _ = try parsedBackbones()
-    guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
   }
 
   func memoryLengths() throws -> [Int] {
-    try (lengths ?? (quick ? "10,30,100" : "10,30,100,300,1000")).split(separator: ",").map { s -> Int in
-      guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 1 else {
-        throw ValidationError("--lengths must be comma-separated positive integers, got '\(lengths ?? "")'")
-      }
-      return v
-    }
+    try OptionCheck.integers(lengths ?? (quick ? "10,30,100" : "10,30,100,300,1000"), 1...10_000, "--lengths")
   }
 
-  func parsedBackbones() throws -> [Backbone] {
-    try backbones.split(separator: ",").map { s -> Backbone in
-      guard let b = Backbone(rawValue: String(s)) else {
-        throw ValidationError("unknown backbone '\(s)' in --backbones; use r2i and/or dreamerv3")
-      }
-      return b
-    }
-  }
+  func parsedBackbones() throws -> [Backbone] { try parseBackbones(backbones) }
 
   func config(_ backbone: Backbone) -> WorldModelConfig {
     var c: WorldModelConfig

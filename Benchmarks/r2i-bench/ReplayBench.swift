@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Dispatch
 import Foundation
 import Replay
@@ -9,15 +10,16 @@ struct ReplayBench: ParsableCommand {
     commandName: "replay",
     abstract: "Sampling throughput (B = 16, T = 1024) with 64x64x3 images and 64-float vectors; insert throughput.")
 
-  @Option(help: "Replay capacity in steps.")
+  @Option(parsing: .unconditional, help: "Replay capacity in steps, 2048...1000000 (12 KB per image step).")
   var capacity: Int = 100_000
 
   @Option(help: "Where to write the CSV of results.")
   var output: String = "results/replay.csv"
 
+  func validate() throws { try OptionCheck.range(capacity, 2048...1_000_000, "--capacity") }
+
   func run() throws {
     let outputURL = try prepareOutputFile(output)
-    guard capacity >= 2048 else { throw ValidationError("--capacity must be at least 2048 steps") }
     print("Replay throughput on \(Machine.summary); one thread; capacity \(capacity) steps\n")
     var table = ResultTable(["observation", "operation", "median_ms", "rate", "unit", "memory_mb"])
     for (name, layout) in [
@@ -62,6 +64,20 @@ struct ReplayBench: ParsableCommand {
       table.add([
         name, "sample B=16 T=1024 recency", fmt(rec.median, 2), fmt(16 / rec.median * 1e3, 0), "sequences/s", "",
       ])
+      // Persistence: a first save writes everything; a save after one more batch of 16 steps
+      // writes only the chunks that changed (the last chunk of each stream).
+      let folder = FileManager.default.temporaryDirectory.appendingPathComponent("r2i-bench-replay-\(UUID())")
+      defer { try? FileManager.default.removeItem(at: folder) }
+      let fullSave = measure(warmup: 0, repeats: 1) { try? replay.save(to: folder) }
+      let mb = Double(replay.count * layout.bytesPerStep) / 1e6
+      table.add([
+        name, "save, first (\(fmt(mb, 0)) MB)", fmt(fullSave.median, 1), fmt(mb / fullSave.median * 1e3, 0), "MB/s", "",
+      ])
+      let incremental = measure(warmup: 1, repeats: 7) {
+        try? replay.insert(steps, streams: streams)
+        try? replay.save(to: folder)
+      }
+      table.add([name, "save after 16 new steps", fmt(incremental.median, 2), "", "", ""])
     }
     print(table.render())
     try table.writeCSV(to: outputURL)

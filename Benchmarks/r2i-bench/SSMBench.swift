@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import SSM
 
@@ -8,29 +9,33 @@ struct SSMBench: ParsableCommand {
     commandName: "ssm",
     abstract: "Scan and 3-block stack forward+backward time vs sequence length (P = 128, H = 512, batch 16).")
 
-  @Option(help: "Comma-separated sequence lengths.")
+  @Option(help: "Comma-separated sequence lengths in 1...65536.")
   var lengths: String = "64,128,256,512,1024,2048,4096"
 
-  @Option(help: "Comma-separated thread counts.")
+  @Option(help: "Comma-separated thread counts in 1...256.")
   var threads: String = "1,2"
 
-  @Option(help: "Batch size.")
+  @Option(parsing: .unconditional, help: "Batch size, 1...1024.")
   var batch: Int = 16
 
-  @Option(help: "Timed repetitions per measurement (after a warm-up).")
+  @Option(parsing: .unconditional, help: "Timed repetitions per measurement, 1...1000 (after a warm-up).")
   var repeats: Int = 3
 
   @Option(help: "Where to write the CSV of results.")
   var output: String = "results/ssm.csv"
 
+  func validate() throws {
+    try OptionCheck.range(batch, Limits.batch, "--batch")
+    try OptionCheck.range(repeats, Limits.repeats, "--repeats")
+    let ls = try OptionCheck.integers(lengths, 1...65_536, "--lengths")
+    try OptionCheck.product(
+      batch, ls.max()!, atMost: Limits.stepsPerBatch, "steps per batch (--batch x longest --lengths)")
+    _ = try parseThreads(threads)
+  }
+
   func run() throws {
     let outputURL = try prepareOutputFile(output)
-    let ls = try lengths.split(separator: ",").map { s -> Int in
-      guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 1 else {
-        throw ValidationError("--lengths must be positive integers, got '\(lengths)'")
-      }
-      return v
-    }
+    let ls = try OptionCheck.integers(lengths, 1...65_536, "--lengths")
     let ts = try parseThreads(threads)
     print(
       "SSM benchmark on \(Machine.summary); P = 128, H = 512, 3 layers, batch \(batch); fwd+bwd, median of \(repeats)\n"

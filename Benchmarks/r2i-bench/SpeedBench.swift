@@ -1,5 +1,6 @@
 import ArgumentParser
 import COpenBLAS
+import CommandLineSupport
 import Foundation
 import Imaging
 import WorldModel
@@ -13,19 +14,21 @@ struct SpeedBench: ParsableCommand {
   @Option(help: "Preset: vector (64 floats, 4 actions) or image (64x64x3).")
   var preset: String = "vector"
 
-  @Option(help: "Comma-separated sequence lengths (default: 64,256,1024 quick; see --full).")
+  @Option(help: "Comma-separated sequence lengths in 2...16384 (default: 64,256,1024 quick; see --full).")
   var lengths: String?
 
   @Flag(help: "The full sweep: 64...2048 for vector, 64...512 for image.")
   var full = false
 
-  @Option(help: "Batch size.")
+  @Option(parsing: .unconditional, help: "Batch size, 1...1024.")
   var batch: Int = 16
 
-  @Option(help: "Threads for kernels and BLAS.")
+  @Option(parsing: .unconditional, help: "Threads for kernels and BLAS, 1...256.")
   var threads: Int = Parallelism.onlineCores
 
-  @Option(help: "Timed repetitions per measurement (after two warm-ups; at least 5 for lengths <= 256).")
+  @Option(
+    parsing: .unconditional,
+    help: "Timed repetitions per measurement, 1...1000 (after two warm-ups; at least 5 for lengths <= 256).")
   var repeats: Int = 3
 
   @Option(help: "Comma-separated backbones.")
@@ -38,35 +41,23 @@ struct SpeedBench: ParsableCommand {
     guard ["vector", "image"].contains(preset) else {
       throw ValidationError("--preset must be 'vector' or 'image', got '\(preset)'")
     }
-    guard batch >= 1, threads >= 1, repeats >= 1 else {
-      throw ValidationError("--batch, --threads and --repeats must be at least 1")
-    }
-    _ = try sequenceLengths()
+    try OptionCheck.range(batch, Limits.batch, "--batch")
+    try OptionCheck.range(threads, Limits.threads, "--threads")
+    try OptionCheck.range(repeats, Limits.repeats, "--repeats")
+    let ls = try sequenceLengths()
+    try OptionCheck.product(
+      batch, ls.max()!, atMost: Limits.stepsPerBatch, "steps per update (--batch x longest --lengths)")
     _ = try parsedBackbones()
   }
 
   func sequenceLengths() throws -> [Int] {
     let isImage = preset == "image"
-    if let lengths {
-      return try lengths.split(separator: ",").map { s in
-        guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 2 else {
-          throw ValidationError("--lengths must be comma-separated integers >= 2, got '\(lengths)'")
-        }
-        return v
-      }
-    }
+    if let lengths { return try OptionCheck.integers(lengths, 2...16_384, "--lengths") }
     if full { return isImage ? [64, 128, 256, 512] : [64, 128, 256, 512, 1024, 2048] }
     return isImage ? [64, 128] : [64, 256, 1024]
   }
 
-  func parsedBackbones() throws -> [Backbone] {
-    try backbones.split(separator: ",").map { s -> Backbone in
-      guard let b = Backbone(rawValue: String(s)) else {
-        throw ValidationError("unknown backbone '\(s)' in --backbones; use r2i and/or dreamerv3")
-      }
-      return b
-    }
-  }
+  func parsedBackbones() throws -> [Backbone] { try parseBackbones(backbones) }
 
   func run() throws {
     let isImage = preset == "image"

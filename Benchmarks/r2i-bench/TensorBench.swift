@@ -1,5 +1,6 @@
 import ArgumentParser
 import COpenBLAS
+import CommandLineSupport
 import Foundation
 import NN
 
@@ -17,13 +18,17 @@ struct TensorBench: ParsableCommand {
   @Option(help: "Where to write the CSV of results.")
   var output: String = "results/tensor.csv"
 
-  @Option(help: "Timed repetitions per measurement (after 2 warm-ups).")
+  @Option(parsing: .unconditional, help: "Timed repetitions per measurement, 1...1000 (after 2 warm-ups).")
   var repeats: Int = 9
+
+  func validate() throws {
+    _ = try parseThreads(threads)
+    try OptionCheck.range(repeats, Limits.repeats, "--repeats")
+  }
 
   func run() throws {
     let outputURL = try prepareOutputFile(output)
     let threadCounts = try parseThreads(threads)
-    guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
     print("Tensor benchmark on \(Machine.summary); release build; median of \(repeats) after warm-up\n")
     var table = ResultTable(["threads", "benchmark", "median_ms", "min_ms", "max_ms", "rate", "unit", "note"])
     for t in threadCounts {

@@ -20,8 +20,8 @@ public final class MemoryLength: Env {
   public var context: Int { bit }
 
   public init(memoryLength: Int, seed: UInt64 = 0) throws {
-    guard memoryLength >= 1 else {
-      throw EnvError.invalidConfiguration("bsuite/memory_len needs a length >= 1, got \(memoryLength)")
+    guard (1...1_000_000).contains(memoryLength) else {
+      throw EnvError.invalidConfiguration("bsuite/memory_len needs a length in 1...1000000, got \(memoryLength)")
     }
     self.memoryLength = memoryLength
     rng = SeededGenerator(seed: seed)

@@ -67,7 +67,8 @@ public class POPGymEnv {
 
 /// Repeat the suit seen k steps back (the newest observation counts as one back).
 /// Decks 1/2/3, k = 4/32/64; N - 1 steps; reward 0 for the first k - 1 steps, then
-/// ±1/(N - k); truncated at the end.
+/// ±1/(N - k); the last step terminates the episode (popgym 1.0.7: `terminated = len(deck) == 1`;
+/// 1.0.0 truncated it instead, so a learner must not bootstrap past it).
 public final class RepeatPrevious: POPGymEnv, Env {
   public let k: Int
   var deck: CardDeck
@@ -95,16 +96,17 @@ public final class RepeatPrevious: POPGymEnv, Env {
     guard case .discrete(let a) = action else { preconditionFailure() }
     let scale = 1 / Double(deck.count - k)
     var reward = 0.0
-    let truncated = deck.remaining == 1
+    let terminated = deck.remaining == 1
     if history.count >= k { reward = a == history[history.count - k] ? scale : -scale }
     let suit = CardDeck.suit(deck.deal())
     history.append(suit)
-    episode.end(if: truncated)
-    return StepResult(observation: .discrete(suit), reward: reward, terminated: false, truncated: truncated)
+    episode.end(if: terminated)
+    return StepResult(observation: .discrete(suit), reward: reward, terminated: terminated, truncated: false)
   }
 }
 
-/// Repeat the suit of the first card. Decks 1/8/16; N - 1 steps of ±1/(N - 1); truncated.
+/// Repeat the suit of the first card. Decks 1/8/16; N - 1 steps of ±1/(N - 1); the last step
+/// terminates the episode (popgym 1.0.7).
 public final class RepeatFirst: POPGymEnv, Env {
   var deck: CardDeck
   /// The first suit of the episode (hidden state for oracles).
@@ -130,10 +132,10 @@ public final class RepeatFirst: POPGymEnv, Env {
     guard case .discrete(let a) = action else { preconditionFailure() }
     let scale = 1 / Double(deck.count - 1)
     let reward = a == firstSuit ? scale : -scale
-    let truncated = deck.remaining == 1
+    let terminated = deck.remaining == 1
     let suit = CardDeck.suit(deck.deal())
-    episode.end(if: truncated)
-    return StepResult(observation: .discrete(suit), reward: reward, terminated: false, truncated: truncated)
+    episode.end(if: terminated)
+    return StepResult(observation: .discrete(suit), reward: reward, terminated: terminated, truncated: false)
   }
 }
 

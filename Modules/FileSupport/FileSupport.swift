@@ -87,18 +87,24 @@ public enum AtomicFile {
     let tmp = dir.appendingPathComponent(
       ".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
     )
-    guard fm.createFile(atPath: tmp.path, contents: nil) else {
+    // open(2) directly: FileManager.createFile itself writes through a temporary file of its own,
+    // which a process killed at that moment would leave behind under another name.
+    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
       throw FileError(
-        path: tmp.path, problem: "cannot create a temporary file; check that the directory is writable")
+        path: tmp.path, problem: "cannot create a temporary file (errno \(errno)); check that the directory is writable"
+      )
     }
+    let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
     do {
-      let handle = try FileHandle(forWritingTo: tmp)
       do {
         try body(handle)
-        try handle.synchronize()
-        try handle.close()
+        guard fsync(fd) == 0 else {
+          throw FileError(path: url.path, problem: "cannot flush the file to disk (errno \(errno))")
+        }
+        close(fd)
       } catch {
-        try? handle.close()
+        close(fd)
         throw error
       }
       if rename(tmp.path, url.path) != 0 {
@@ -209,4 +215,72 @@ public struct BinaryReader {
     offset += n * 4
     return out
   }
+}
+
+/// Durability helpers for the atomic-save pattern (write temporary files, flush, rename, flush
+/// the directory), and an advisory lock that keeps two processes from saving into one folder.
+public enum FileSystem {
+  /// Flushes a directory's entries (new names from `rename`) to stable storage. Call it after
+  /// renaming files into `directory` and before anything that relies on them being there.
+  public static func synchronizeDirectory(_ directory: URL) throws {
+    let fd = open(directory.path, O_RDONLY | O_DIRECTORY)
+    guard fd >= 0 else {
+      throw FileError(path: directory.path, problem: "cannot open the directory to flush it (errno \(errno))")
+    }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else {
+      throw FileError(path: directory.path, problem: "cannot flush the directory to disk (errno \(errno))")
+    }
+  }
+
+  /// True for the temporary files ``AtomicFile`` creates (`.<name>.tmp-<pid>-<random>`), which a
+  /// process killed mid-write leaves behind.
+  /// Also true for Foundation's own temporary files (`.dat.nosync*`).
+  public static func isTemporaryFile(_ name: String) -> Bool {
+    name.hasPrefix(".") && (name.contains(".tmp-") || name.hasPrefix(".dat.nosync"))
+  }
+}
+
+/// An advisory lock (`flock`) on `<directory>/.lock`, released on `unlock()`, on deinit, and by
+/// the kernel when the process dies, so a killed writer never leaves the folder locked.
+///
+/// ```swift
+/// let lock = try DirectoryLock(directory, exclusive: true)   // waits for other holders
+/// defer { lock.unlock() }
+/// ```
+public final class DirectoryLock {
+  private var fd: Int32
+
+  /// Locks `directory` (which must exist). A shared lock admits other shared holders; an
+  /// exclusive one waits for every other holder, or throws at once when `wait` is false.
+  public init(_ directory: URL, exclusive: Bool, wait: Bool = true) throws {
+    let path = directory.appendingPathComponent(".lock").path
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw FileError(
+        path: path, problem: "cannot create the lock file (errno \(errno)); check that the folder is writable")
+    }
+    var operation = exclusive ? LOCK_EX : LOCK_SH
+    if !wait { operation |= LOCK_NB }
+    while flock(fd, operation) != 0 {
+      let code = errno
+      if code == EINTR { continue }
+      close(fd)
+      fd = -1
+      throw FileError(
+        path: directory.path,
+        problem: code == EWOULDBLOCK
+          ? "another process is using this folder; wait for it to finish" : "cannot lock the folder (errno \(code))")
+    }
+  }
+
+  /// Releases the lock (idempotent).
+  public func unlock() {
+    if fd >= 0 {
+      close(fd)
+      fd = -1
+    }
+  }
+
+  deinit { unlock() }
 }

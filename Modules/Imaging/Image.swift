@@ -255,6 +255,9 @@ extension Image {
   /// Writes `frames` as `prefix_00000.png`, `prefix_00001.png`, ... into `directory`; returns
   /// the file URLs.
   @discardableResult
+  ///
+  /// Frames named `<prefix>_<number>.png` that an earlier call left in the folder and this one
+  /// did not write are removed, so the folder never mixes two episodes; other files are kept.
   public static func writeFrames(_ frames: [Image], to directory: URL, prefix: String = "frame")
     throws -> [URL]
   {
@@ -264,6 +267,13 @@ extension Image {
       let url = directory.appendingPathComponent(name)
       try f.writePNG(to: url)
       urls.append(url)
+    }
+    let written = Set(urls.map(\.lastPathComponent))
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+    where name.hasPrefix(prefix + "_") && name.hasSuffix(".png") && !written.contains(name)
+      && name.dropFirst(prefix.count + 1).dropLast(4).allSatisfy(\.isNumber)
+    {
+      try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
     }
     return urls
   }

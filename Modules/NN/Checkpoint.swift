@@ -14,8 +14,10 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
 /// (`{"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
 /// "__metadata__": {...}}`), then the raw little-endian data, offsets relative to its start.
 /// Files we write also carry a CRC-32 of every tensor's bytes in the metadata
-/// (`"crc32/<name>": "<hex>"`), so a flipped byte is detected, not only truncation; other
-/// safetensors readers ignore those entries. Writes go to a temporary file that is renamed
+/// (`"crc32/<name>": "<hex>"`) and of the user metadata (`"crc32/__metadata__"`), so a flipped
+/// byte is detected, not only truncation; other safetensors readers ignore those entries. A file
+/// that carries any of these checksums must carry all of them (a renamed tensor or key is damage);
+/// files from other writers, with none, are read without. Writes go to a temporary file that is renamed
 /// into place, so an interrupted save never leaves a broken checkpoint.
 ///
 /// ```swift
@@ -46,6 +48,7 @@ public enum SafeTensors {
       meta["crc32/\(name)"] = String(crc, radix: 16)
       offset += bytes
     }
+    meta[metadataChecksumKey] = String(metadataChecksum(metadata), radix: 16)
     header["__metadata__"] = meta
     var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
     // Pad the header with spaces to a multiple of 8 bytes so the data is aligned.
@@ -63,6 +66,13 @@ public enum SafeTensors {
     }
   }
 
+  static let metadataChecksumKey = "crc32/__metadata__"
+
+  /// CRC-32 of the user metadata in a fixed encoding (sorted `key=value` lines).
+  static func metadataChecksum(_ metadata: [String: String]) -> UInt32 {
+    CRC32.checksum(Array(metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined().utf8))
+  }
+
   /// Reads every tensor and the metadata, validating the header, the offsets and the checksums.
   public static func read(from url: URL) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
     let data: Data
@@ -78,18 +88,34 @@ public enum SafeTensors {
         problem: "'\(path)' is \(data.count) bytes, too short for a safetensors header (truncated?)")
     }
     var r = BinaryReader(Array(data.prefix(8)), source: path)
-    let headerLength = Int(try r.read(UInt64.self, "header length"))
-    guard headerLength > 0, headerLength <= data.count - 8 else {
+    let declared = try r.read(UInt64.self, "header length")
+    guard declared > 0, declared <= UInt64(data.count - 8) else {
       throw CheckpointError(
         problem:
-          "'\(path)' declares a \(headerLength)-byte header but only \(data.count - 8) bytes follow (truncated or not a safetensors file)"
+          "'\(path)' declares a \(declared)-byte header but only \(data.count - 8) bytes follow (truncated or not a safetensors file)"
       )
     }
+    let headerLength = Int(declared)
     let headerData = data.subdata(in: 8..<(8 + headerLength))
     guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
       throw CheckpointError(problem: "'\(path)' has a header that is not valid JSON (file altered or not safetensors)")
     }
     let metadata = (header["__metadata__"] as? [String: String]) ?? [:]
+    let checksummed = metadata.keys.contains { $0.hasPrefix("crc32/") }
+    let userMetadata = metadata.filter { !$0.key.hasPrefix("crc32/") }
+    if checksummed {
+      guard metadata[metadataChecksumKey] == String(metadataChecksum(userMetadata), radix: 16) else {
+        throw CheckpointError(
+          problem: "the metadata of '\(path)' fails its checksum: the file was altered or corrupted")
+      }
+      let names = Set(header.keys.filter { $0 != "__metadata__" }.map { "crc32/\($0)" })
+      let stray = metadata.keys.filter { $0.hasPrefix("crc32/") && $0 != metadataChecksumKey && !names.contains($0) }
+      guard stray.isEmpty else {
+        throw CheckpointError(
+          problem:
+            "'\(path)' has checksums for tensors it does not hold (\(stray.sorted().prefix(3))): the file was altered")
+      }
+    }
     let dataStart = 8 + headerLength
     let dataLength = data.count - dataStart
     var tensors: [String: Tensor] = [:]
@@ -107,7 +133,15 @@ public enum SafeTensors {
       guard shape.allSatisfy({ $0 >= 0 }) else {
         throw CheckpointError(problem: "tensor '\(name)' has a negative extent in shape \(shape)")
       }
-      let count = shape.reduce(1, *)
+      // Overflow-checked: a damaged header may declare any extents.
+      var count = 1
+      for extent in shape {
+        let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+        guard !overflow, product <= Int.max / 4 else {
+          throw CheckpointError(problem: "tensor '\(name)' in '\(path)' declares an impossible shape \(shape)")
+        }
+        count = product
+      }
       let (begin, end) = (offsets[0], offsets[1])
       guard begin >= 0, end >= begin, end - begin == count * 4 else {
         throw CheckpointError(
@@ -128,6 +162,10 @@ public enum SafeTensors {
           for i in 0..<p.count { p[i] = Float(bitPattern: UInt32(littleEndian: p[i].bitPattern)) }
         #endif
       }
+      if checksummed && metadata["crc32/\(name)"] == nil {
+        throw CheckpointError(
+          problem: "tensor '\(name)' in '\(path)' has no checksum while the others do: the file was altered")
+      }
       if let expected = metadata["crc32/\(name)"] {
         let crc = t.withUnsafeBufferPointer { CRC32.checksum(UnsafeRawBufferPointer($0)) }
         guard String(crc, radix: 16) == expected else {
@@ -143,7 +181,7 @@ public enum SafeTensors {
     for (a, b) in zip(spans, spans.dropFirst()) where b.0 < a.1 {
       throw CheckpointError(problem: "tensors '\(a.2)' and '\(b.2)' overlap in '\(path)'")
     }
-    return (tensors, metadata.filter { !$0.key.hasPrefix("crc32/") })
+    return (tensors, userMetadata)
   }
 
   /// Saves every parameter of `model` under its hierarchical name.

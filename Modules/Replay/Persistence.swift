@@ -20,7 +20,9 @@ public struct ReplayLoadReport: Sendable {
 /// On-disk replay format (version 1).
 ///
 /// A directory holds `manifest.json` and one file per chunk of consecutive steps of one stream,
-/// named `chunk-s<stream>-i<first stream position>-n<count>.bin`. A chunk is little-endian:
+/// named `chunk-s<stream>-i<first stream position>-n<count>-<token>.bin`, where the token is
+/// random and new for every file written, so a save never overwrites a file that an earlier
+/// save may still reference. A chunk is little-endian:
 ///
 /// ```
 /// magic "R2IRPLY1" (8 bytes) | u32 version | u64 stream | u64 first position | u32 count
@@ -30,22 +32,35 @@ public struct ReplayLoadReport: Sendable {
 /// u8[count] flags (bit 0 first, bit 1 last, bit 2 terminal) | u32 CRC-32 of all bytes before
 /// ```
 ///
-/// The manifest (JSON with its own CRC-32) lists the segments in sampling order with their
-/// chunks and checksums, the insertion counters and the sampler's random state, so a loaded
-/// replay samples exactly what the saved one would have. Every file is written to a temporary
-/// name and renamed; the manifest goes last, so an interrupted save leaves the previous one
-/// loadable. Chunk files already present with the right size are kept (steps never change once
-/// stored); files no longer referenced are removed after the new manifest is in place.
+/// The manifest (JSON with its own CRC-32) names exactly the chunk files of the save, with their
+/// checksums, in sampling order, plus the insertion counters and the sampler's random state, so a
+/// loaded replay samples exactly what the saved one would have.
+///
+/// A save commits in this order: new chunk files (each written to a temporary name, flushed,
+/// renamed), the folder flushed, the manifest (same pattern), the folder flushed again; only
+/// then are files that the new manifest does not name removed. A save killed at any moment
+/// therefore leaves the previous manifest and every file it names intact. Temporary files and
+/// chunks of killed saves are removed by the next save or load. A `.lock` file (`flock`) keeps a
+/// save from running while another process saves to or loads from the same folder.
 enum ReplayFormat {
   static let magic = Array("R2IRPLY1".utf8)
   static let version: UInt32 = 1
   static let manifestName = "manifest.json"
 
+  /// One chunk file in a manifest: the steps `firstIndex ..< firstIndex + count` of its stream.
+  /// The file may hold `skip` more steps before them, stored before the oldest of them were
+  /// evicted; later saves keep such a file instead of rewriting it.
   struct ChunkRef: Codable, Equatable {
     var file: String
     var firstIndex: Int
     var count: Int
+    /// CRC-32 of the whole file (before its own trailing checksum).
     var crc32: UInt32
+    var skip: Int? = nil
+
+    /// Steps in the file, and the stream position of its first one.
+    var fileCount: Int { count + (skip ?? 0) }
+    var fileFirst: Int { firstIndex - (skip ?? 0) }
   }
   struct SegmentRecord: Codable, Equatable {
     var stream: Int
@@ -72,23 +87,97 @@ enum ReplayFormat {
       e.outputFormatting = [.sortedKeys]
       return CRC32.checksum(Array(try e.encode(copy)))
     }
+
+    /// Every chunk, keyed by its stream and the position after its last step.
+    var chunksByEnd: [ChunkEnd: ChunkRef] {
+      var out: [ChunkEnd: ChunkRef] = [:]
+      for r in segments {
+        for c in r.chunks { out[ChunkEnd(stream: r.stream, end: c.firstIndex + c.count)] = c }
+      }
+      return out
+    }
+
+    /// The checksum of every file the manifest names.
+    var fileChecksums: [String: UInt32] {
+      var out: [String: UInt32] = [:]
+      for r in segments { for c in r.chunks { out[c.file] = c.crc32 } }
+      return out
+    }
   }
 
-  static func chunkName(stream: Int, first: Int, count: Int) -> String {
-    "chunk-s\(stream)-i\(first)-n\(count).bin"
+  /// Where a chunk ends in its stream. Chunks end at multiples of the chunk size (or at the
+  /// newest step), and eviction only removes steps from the front, so a stored chunk stays
+  /// usable for every later save whose chunk ends at the same place. Within one replay, steps
+  /// never change once stored; another replay may hold different steps at the same positions.
+  struct ChunkEnd: Hashable {
+    var stream: Int
+    var end: Int
   }
 
-  static func chunkSize(_ l: ReplayLayout, count: Int) -> Int {
-    8 + 4 + 8 + 8 + 4 + 5 * 4 + count * (8 + l.vectorSize * 4 + l.imageSize + l.actionSize * 4 + 4 + 1) + 4
+  /// The chunk files a replay knows hold its own steps, in one folder.
+  struct PersistedChunks {
+    var directory: String
+    var chunks: [ChunkEnd: ChunkRef]
+  }
+
+  /// Steps per chunk when the caller does not choose: about 2 MiB per file, 16 ... 4096 steps,
+  /// so a save after a few new steps rewrites little (64x64x3 images: 170 steps per chunk).
+  static func defaultChunkSize(_ l: ReplayLayout) -> Int {
+    min(4096, max(16, (2 << 20) / max(1, l.bytesPerStep)))
+  }
+
+  static func chunkName(stream: Int, first: Int, count: Int, token: UInt64) -> String {
+    let hex = String(token, radix: 16)
+    return "chunk-s\(stream)-i\(first)-n\(count)-\(String(repeating: "0", count: 16 - hex.count))\(hex).bin"
+  }
+
+  /// Bytes of a chunk of `count` steps, or nil when that does not fit in an `Int`.
+  static func chunkSize(_ l: ReplayLayout, count: Int) -> Int? {
+    let perStep = 8 + l.vectorSize * 4 + l.imageSize + l.actionSize * 4 + 4 + 1
+    let (body, overflow) = count.multipliedReportingOverflow(by: perStep)
+    guard !overflow, count >= 0 else { return nil }
+    return body + 8 + 4 + 8 + 8 + 4 + 5 * 4 + 4
+  }
+
+  static func directoryKey(_ url: URL) -> String { url.standardizedFileURL.resolvingSymlinksInPath().path }
+
+  /// The committed manifest of `directory`, or nil when there is none or it is damaged.
+  static func readManifest(in directory: URL) -> Manifest? {
+    guard let data = try? Data(contentsOf: directory.appendingPathComponent(manifestName)),
+      let m = try? JSONDecoder().decode(Manifest.self, from: data), (try? m.checksum()) == m.crc32
+    else { return nil }
+    return m
+  }
+
+  /// Removes temporary files and chunk files that `manifest` does not name. Best effort: a file
+  /// that cannot be removed is left for the next save.
+  static func removeStrayFiles(in directory: URL, keeping manifest: Manifest) {
+    let fm = FileManager.default
+    let keep = Set(manifest.segments.flatMap { $0.chunks.map(\.file) })
+    for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
+    where (name.hasPrefix("chunk-") && name.hasSuffix(".bin") && !keep.contains(name))
+      || FileSystem.isTemporaryFile(name)
+    {
+      try? fm.removeItem(at: directory.appendingPathComponent(name))
+    }
   }
 }
 
 extension Replay {
   /// Saves every stored step and the sampling state to `directory` (created if needed).
   ///
-  /// - Parameter chunkSize: steps per chunk file; chunk boundaries sit at multiples of it in
-  ///   each stream, so later saves reuse the files of full chunks.
-  public func save(to directory: URL, chunkSize: Int = 1024) throws {
+  /// Only chunks that changed since this replay last saved to (or loaded from) the folder are
+  /// encoded and written; the rest of the new manifest points at the files already there, after
+  /// checking that the folder's manifest still names them with the same checksums. Steps are
+  /// copied under the replay's lock; files are written and flushed after it is released, so
+  /// inserts and samples on other threads wait only for the copy of the changed chunks.
+  /// A save killed at any moment leaves the previous save loadable and complete.
+  ///
+  /// - Parameter chunkSize: steps per chunk file (default: about 2 MiB of steps); chunk
+  ///   boundaries sit at multiples of it in each stream, so later saves reuse the files of full
+  ///   chunks, and files whose oldest steps were evicted since are kept as they are.
+  public func save(to directory: URL, chunkSize: Int? = nil) throws {
+    let chunkSize = chunkSize ?? ReplayFormat.defaultChunkSize(layout)
     guard chunkSize >= 1 else { throw ReplayError("chunk size must be positive, got \(chunkSize)") }
     let fm = FileManager.default
     do {
@@ -97,9 +186,22 @@ extension Replay {
       throw ReplayError(
         "cannot create '\(directory.path)' (\(error.localizedDescription)); check the path and permissions")
     }
-    try lock.withLock {
+    let folderLock: DirectoryLock
+    do {
+      folderLock = try DirectoryLock(directory, exclusive: true)
+    } catch let e as FileError {
+      throw ReplayError("cannot save to '\(directory.path)': \(e.problem)")
+    }
+    defer { folderLock.unlock() }
+    let key = ReplayFormat.directoryKey(directory)
+    let committed = ReplayFormat.readManifest(in: directory)?.fileChecksums ?? [:]
+    var tokens = SystemRandomNumberGenerator()
+
+    // Under the lock: the manifest's contents, and the bytes of every chunk not already on disk.
+    var pending: [(name: String, bytes: [UInt8])] = []
+    var manifest: ReplayFormat.Manifest = lock.withLock {
+      let known = persisted?.directory == key ? persisted!.chunks : [:]
       var records: [ReplayFormat.SegmentRecord] = []
-      var keep: Set<String> = [ReplayFormat.manifestName]
       for seg in segments {
         var record = ReplayFormat.SegmentRecord(
           stream: seg.stream, firstIndex: seg.firstIndex, count: seg.count, chunks: [])
@@ -107,35 +209,54 @@ extension Replay {
         while i < seg.count {
           let position = seg.firstIndex + i
           let end = min(seg.count, i + (chunkSize - position % chunkSize))
-          let name = ReplayFormat.chunkName(stream: seg.stream, first: position, count: end - i)
-          let url = directory.appendingPathComponent(name)
-          let expected = ReplayFormat.chunkSize(layout, count: end - i)
-          let bytes = encodeChunkLocked(seg, from: i, to: end)
-          let crc = CRC32.checksum(bytes.dropLast(4))
-          let existing = (try? fm.attributesOfItem(atPath: url.path)[.size] as? Int) ?? nil
-          if existing != expected { try AtomicFile.write(Data(bytes), to: url) }
-          record.chunks.append(.init(file: name, firstIndex: position, count: end - i, crc32: crc))
-          keep.insert(name)
+          let chunkEnd = ReplayFormat.ChunkEnd(stream: seg.stream, end: seg.firstIndex + end)
+          if let ref = known[chunkEnd], ref.fileFirst <= position, committed[ref.file] == ref.crc32 {
+            // The file holds these steps (and perhaps evicted ones before them): keep it.
+            let skip = position - ref.fileFirst
+            record.chunks.append(
+              .init(file: ref.file, firstIndex: position, count: end - i, crc32: ref.crc32, skip: skip > 0 ? skip : nil)
+            )
+          } else {
+            let bytes = encodeChunkLocked(seg, from: i, to: end)
+            let crc = bytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            var name: String
+            repeat {
+              name = ReplayFormat.chunkName(
+                stream: seg.stream, first: position, count: end - i, token: tokens.next())
+            } while fm.fileExists(atPath: directory.appendingPathComponent(name).path)
+            pending.append((name, bytes))
+            record.chunks.append(.init(file: name, firstIndex: position, count: end - i, crc32: crc))
+          }
           i = end
         }
         records.append(record)
       }
-      var manifest = ReplayFormat.Manifest(
+      return ReplayFormat.Manifest(
         layout: layout, capacity: capacity, inserted: insertedCount,
         nextIndex: nextIndex.sorted { $0.key < $1.key }.map { [$0.key, $0.value] },
         active: active.sorted { $0.key < $1.key }.map { [$0.key, $0.value] }, rngState: rng.state,
         segments: records)
+    }
+
+    // Outside the lock: write, flush, commit, clean up.
+    do {
+      for (name, bytes) in pending {
+        try AtomicFile.write(Data(bytes), to: directory.appendingPathComponent(name))
+      }
+      try FileSystem.synchronizeDirectory(directory)
       manifest.crc32 = try manifest.checksum()
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
       try AtomicFile.write(
         try encoder.encode(manifest), to: directory.appendingPathComponent(ReplayFormat.manifestName))
-      // Remove chunk files the new manifest no longer references.
-      for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
-      where name.hasPrefix("chunk-") && !keep.contains(name) {
-        try? fm.removeItem(at: directory.appendingPathComponent(name))
-      }
+      try FileSystem.synchronizeDirectory(directory)
+    } catch let e as FileError {
+      // The previous manifest is untouched; files written so far are removed by the next save.
+      throw ReplayError("saving to '\(directory.path)' failed: \(e.description); the previous save is unchanged")
     }
+    ReplayFormat.removeStrayFiles(in: directory, keeping: manifest)
+    let saved = ReplayFormat.PersistedChunks(directory: key, chunks: manifest.chunksByEnd)
+    lock.withLock { persisted = saved }
   }
 
   func encodeChunkLocked(_ seg: Segment, from: Int, to: Int) -> [UInt8] {
@@ -171,11 +292,17 @@ extension Replay {
   ///
   /// With `.reject` (the default) any missing, truncated or altered chunk throws an error naming
   /// the file; with `.skip` such chunks are left out and listed in the report. A damaged
-  /// manifest always throws (without it nothing can be trusted).
+  /// manifest always throws (without it nothing can be trusted). Files left by a killed save
+  /// (temporary files, chunks the manifest does not name) are removed when the folder is
+  /// writable and no other process is using it.
   public static func load(from directory: URL, onCorruptChunk: CorruptChunkPolicy = .reject) throws -> (
     replay: Replay, report: ReplayLoadReport
   ) {
     let manifestURL = directory.appendingPathComponent(ReplayFormat.manifestName)
+    // A shared lock keeps a concurrent save from removing files while they are read; a
+    // read-only folder is read without one.
+    let folderLock = try? DirectoryLock(directory, exclusive: false)
+    defer { folderLock?.unlock() }
     guard let data = try? Data(contentsOf: manifestURL) else {
       throw ReplayError("no replay at '\(directory.path)': cannot read \(ReplayFormat.manifestName)")
     }
@@ -193,12 +320,14 @@ extension Replay {
     guard try manifest.checksum() == manifest.crc32 else {
       throw ReplayError("'\(manifestURL.path)' fails its checksum: the manifest was altered or damaged")
     }
+    try validate(manifest, path: manifestURL.path)
     let replay = try Replay(layout: manifest.layout, capacity: manifest.capacity)
     guard let rng = SeededGenerator(state: manifest.rngState) else {
       throw ReplayError("'\(manifestURL.path)' holds an invalid random state")
     }
     var skipped: [(String, String)] = []
     var loadedChunks = 0
+    var loadedRefs: [ReplayFormat.ChunkEnd: ReplayFormat.ChunkRef] = [:]
     // Decode every chunk, then place steps in global insertion order.
     struct Loaded {
       var segment: Int
@@ -224,6 +353,7 @@ extension Replay {
           for (seq, step) in steps { all.append(Loaded(segment: current, sequence: seq, step: step)) }
           expectedNext = chunk.firstIndex + chunk.count
           loadedChunks += 1
+          loadedRefs[ReplayFormat.ChunkEnd(stream: record.stream, end: chunk.firstIndex + chunk.count)] = chunk
         } catch let e as ReplayError {
           if onCorruptChunk == .reject { throw e }
           skipped.append((chunk.file, e.problem))
@@ -238,6 +368,12 @@ extension Replay {
     all.sort { $0.sequence < $1.sequence }
     guard all.count <= manifest.capacity else {
       throw ReplayError("'\(manifestURL.path)' lists \(all.count) steps for capacity \(manifest.capacity)")
+    }
+    guard zip(all, all.dropFirst()).allSatisfy({ $0.sequence < $1.sequence }),
+      all.last.map({ $0.sequence < manifest.inserted }) ?? true
+    else {
+      throw ReplayError(
+        "'\(directory.path)' holds steps with repeated or impossible sequence numbers; the files are damaged")
     }
     replay.lock.withLock {
       replay.segments = zip(segmentStreams, segmentFirst).map {
@@ -267,8 +403,58 @@ extension Replay {
         }
       }
       replay.rng = rng
+      replay.persisted = ReplayFormat.PersistedChunks(
+        directory: ReplayFormat.directoryKey(directory), chunks: loadedRefs)
+    }
+    // Clean up after a killed save, unless another process holds the folder.
+    folderLock?.unlock()
+    if let cleanup = try? DirectoryLock(directory, exclusive: true, wait: false) {
+      ReplayFormat.removeStrayFiles(in: directory, keeping: manifest)
+      cleanup.unlock()
     }
     return (replay, ReplayLoadReport(loadedChunks: loadedChunks, loadedSteps: all.count, skipped: skipped))
+  }
+
+  /// Checks the manifest's structure so that no value in it can make loading trap (its checksum
+  /// only proves it was written whole, not that it was written by this library).
+  static func validate(_ m: ReplayFormat.Manifest, path: String) throws {
+    func fail(_ what: String) -> ReplayError {
+      ReplayError(
+        "'\(path)' is not a consistent replay manifest (\(what)); the file is damaged or was not written by r2i")
+    }
+    let l = m.layout
+    let dims = [l.vectorSize, l.imageHeight, l.imageWidth, l.imageChannels, l.actionSize]
+    guard dims.allSatisfy({ (0...Int(UInt32.max)).contains($0) }) else { throw fail("layout \(dims)") }
+    guard m.capacity >= 1, m.inserted >= 0 else { throw fail("capacity \(m.capacity), inserted \(m.inserted)") }
+    let (imageSize, o1) = l.imageHeight.multipliedReportingOverflow(by: l.imageWidth)
+    let (imageSize2, o2) = imageSize.multipliedReportingOverflow(by: l.imageChannels)
+    guard !o1, !o2,
+      Double(m.capacity) * Double(l.vectorSize * 4 + imageSize2 + l.actionSize * 4 + 13) < 1e12
+    else { throw fail("a step of this layout or the capacity is too large") }
+    guard m.nextIndex.allSatisfy({ $0.count == 2 && $0[0] >= 0 && $0[1] >= 0 }),
+      Set(m.nextIndex.map { $0[0] }).count == m.nextIndex.count
+    else { throw fail("nextIndex") }
+    let next = Dictionary(uniqueKeysWithValues: m.nextIndex.map { ($0[0], $0[1]) })
+    guard m.active.allSatisfy({ $0.count == 2 && (0..<m.segments.count).contains($0[1]) }),
+      Set(m.active.map { $0[0] }).count == m.active.count,
+      m.active.allSatisfy({ m.segments[$0[1]].stream == $0[0] })
+    else { throw fail("active") }
+    var total = 0
+    for r in m.segments {
+      guard r.stream >= 0, r.firstIndex >= 0, r.count >= 0, r.count <= m.capacity,
+        let n = next[r.stream], r.firstIndex + r.count <= n
+      else { throw fail("segment of stream \(r.stream)") }
+      total += r.count
+      guard total <= m.capacity else { throw fail("more steps than the capacity") }
+      var position = r.firstIndex
+      for c in r.chunks {
+        guard c.count >= 1, c.firstIndex == position, (0...Int(Int32.max)).contains(c.skip ?? 0),
+          c.fileFirst >= 0, !c.file.contains("/"), c.file != ".."
+        else { throw fail("chunk entry '\(c.file)'") }
+        position += c.count
+      }
+      guard position == r.firstIndex + r.count else { throw fail("chunks of stream \(r.stream) do not add up") }
+    }
   }
 
   func writeLocked(_ step: ReplayStep, slot: Int) {
@@ -288,9 +474,10 @@ extension Replay {
       throw ReplayError("chunk '\(name)' is missing or unreadable")
     }
     let bytes = [UInt8](data)
-    let expected = ReplayFormat.chunkSize(l, count: ref.count)
-    guard bytes.count == expected else {
-      throw ReplayError("chunk '\(name)' has \(bytes.count) bytes, expected \(expected) (truncated or altered)")
+    guard let expected = ReplayFormat.chunkSize(l, count: ref.fileCount), bytes.count == expected else {
+      throw ReplayError(
+        "chunk '\(name)' has \(bytes.count) bytes, expected \(ReplayFormat.chunkSize(l, count: ref.fileCount) ?? -1) (truncated or altered)"
+      )
     }
     let stored = bytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
     let crc = CRC32.checksum(bytes.dropLast(4))
@@ -311,7 +498,7 @@ extension Replay {
       let count = Int(try r.read(UInt32.self))
       var dims: [Int] = []
       for _ in 0..<5 { dims.append(Int(try r.read(UInt32.self))) }
-      guard s == stream, first == ref.firstIndex, count == ref.count,
+      guard s == stream, first == ref.fileFirst, count == ref.fileCount,
         dims == [l.vectorSize, l.imageHeight, l.imageWidth, l.imageChannels, l.actionSize]
       else {
         throw ReplayError("chunk '\(name)' does not match its manifest entry (stream, position, count or layout)")
@@ -323,7 +510,8 @@ extension Replay {
       let act = try r.readFloats(count * l.actionSize)
       let rew = try r.readFloats(count)
       let fl = Array(try r.readBytes(count))
-      return (0..<count).map { i in
+      // Steps evicted before a later save reused this file are left out.
+      return ((ref.skip ?? 0)..<count).map { i in
         (
           seqs[i],
           ReplayStep(

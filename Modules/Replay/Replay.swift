@@ -201,6 +201,9 @@ public final class Replay: @unchecked Sendable {
   /// Next stream position per stream.
   var nextIndex: [Int: Int] = [:]
   var rng: SeededGenerator
+  /// Chunk files this replay saved to, or loaded from, one folder: saves reuse them without
+  /// encoding or checksumming their steps again (see ``save(to:chunkSize:)``).
+  var persisted: ReplayFormat.PersistedChunks?
 
   /// A replay with a fixed `capacity` in steps; `seed` drives sampling.
   public init(layout: ReplayLayout, capacity: Int, seed: UInt64 = 0) throws {
@@ -211,7 +214,7 @@ public final class Replay: @unchecked Sendable {
     let bytes = Double(capacity) * Double(layout.bytesPerStep)
     guard bytes < 1e12 else {
       throw ReplayError(
-        "capacity \(capacity) x \(layout.bytesPerStep) bytes per step is too large; lower --replay-capacity")
+        "capacity \(capacity) x \(layout.bytesPerStep) bytes per step is too large; give a smaller capacity")
     }
     self.layout = layout
     self.capacity = capacity

@@ -28,10 +28,17 @@ public enum Discretization: String, Sendable, Codable, CaseIterable {
 /// default); D ~ N(0, 1); log Delta ~ U[log 0.001, log 0.1] per state.
 ///
 /// ```swift
+/// var rng = SeededGenerator(seed: 0)
 /// let layer = SSMLayer(states: 128, channels: 512, rng: &rng)
-/// let (y, xs) = layer(u, isFirst: flags, carry: nil)     // [B, T, H], [B, T, 2P]
-/// let (yt, x) = layer.step(ut, isFirst: f, state: x)      // one step, [B, H], [B, 2P]
+/// let u = Variable(Tensor.normal([4, 64, 512], using: &rng))          // [B, T, H]
+/// var flags = Tensor.zeros([4, 64])                                     // is_first, [B, T]
+/// for b in 0..<4 { flags[b, 0] = 1 }
+/// let (y, xs) = layer(u, isFirst: flags, carry: nil)                   // [B, T, H], [B, T, 2P]
+/// let last = xs.slice(at: 63, axis: 1)                                  // [B, 2P]
+/// let ut = Variable(Tensor.normal([4, 512], using: &rng))
+/// let (yt, x) = layer.step(ut, isFirst: Tensor.zeros([4]), state: last) // [B, H], [B, 2P]
 /// ```
+/// (This example is compiled and run by `SSMTests.DocumentationExampleTests`.)
 public final class SSMLayer: Module {
   public let states: Int
   public let channels: Int

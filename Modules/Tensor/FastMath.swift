@@ -16,7 +16,7 @@ public typealias Float8 = SIMD8<Float>
 public enum FastMath {
   /// The shared core of ``exp(_:)`` and ``sigmoid(_:)`` for x already clamped to the float
   /// range: e^x = y * 2^n with y the polynomial of the reduced argument r = x - n ln 2.
-  @inlinable @inline(__always) @usableFromInline
+  @inlinable @inline(__always)
   static func expReduced(_ x: Float8) -> (y: Float8, n: SIMD8<Int32>) {
     // n = round(x / ln 2) via the 1.5 * 2^23 trick; its bits hold n in the low mantissa.
     let magic = Float8(repeating: 12_582_912)

@@ -81,10 +81,16 @@ public struct WorldModelBatch {
 /// The world model: encoder, sequence backbone, decoder, reward and continue heads.
 ///
 /// ```swift
-/// let model = WorldModel(config: .preset(.bsuite, backbone: .r2i, observation: .vector(size: 3), actions: 2), seed: 0)
+/// let config = WorldModelConfig.preset(.bsuite, backbone: .r2i, observation: .vector(size: 3), actionSize: 2)
+/// let model = WorldModel(config: config, seed: 0)
 /// let trainer = WorldModelTrainer(model: model)
-/// let metrics = trainer.update(batch, rng: &rng)   // ["loss": ..., "rec": ..., ...]
+/// var rng = SeededGenerator(seed: 1)
+/// let batch = WorldModelBatch(                       // B = 2 sequences of T = 8 steps
+///   observations: Tensor.normal([2, 8, 3], using: &rng), actions: Tensor.zeros([2, 8, 2]),
+///   rewards: Tensor.zeros([2, 8]), isFirst: Tensor.zeros([2, 8]), isTerminal: Tensor.zeros([2, 8]))
+/// let metrics = trainer.update(batch, rng: &rng)    // ["loss": ..., "rec": ..., ...]
 /// ```
+/// (This example is compiled and run by `WorldModelTests.DocumentationExampleTests`.)
 public final class WorldModel: Module {
   public let config: WorldModelConfig
   public let encoder: any ObservationEncoder

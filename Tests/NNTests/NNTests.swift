@@ -406,3 +406,62 @@ func reportText(_ r: (report: GradientCheckReport, names: [String])) -> String {
     #expect(p.value == p2.value && opt2.step == 3)
   }
 }
+
+/// The safetensors reader must turn any byte sequence into a thrown error or a correct result,
+/// never a trap (a damaged file is user input).
+@Suite struct CheckpointFuzzTests {
+  func tensorsEqual(_ a: [String: Tensor], _ b: [(String, Tensor)]) -> Bool {
+    a.count == b.count && b.allSatisfy { a[$0.0]?.shape == $0.1.shape && a[$0.0]?.scalars == $0.1.scalars }
+  }
+
+  @Test func truncationsAndBitFlipsThrowOrReadCorrectly() throws {
+    var rng = SeededGenerator(seed: 31)
+    let tensors: [(String, Tensor)] = [
+      ("a/weight", Tensor.normal([3, 5], using: &rng)), ("a/bias", Tensor.normal([5], using: &rng)),
+      ("b", Tensor.normal([2, 2, 2], using: &rng)),
+    ]
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let url = dir.appendingPathComponent("x.safetensors")
+    try SafeTensors.write(tensors, metadata: ["step": "7"], to: url)
+    let original = [UInt8](try Data(contentsOf: url))
+    let damaged = dir.appendingPathComponent("damaged.safetensors")
+    var thrown = 0
+    var readBack = 0
+    for trial in 0..<1500 {
+      var bytes = original
+      switch trial % 3 {
+      case 0: bytes = Array(bytes.prefix(rng.nextInt(below: bytes.count)))
+      case 1:
+        for _ in 0...rng.nextInt(below: 3) {
+          bytes[rng.nextInt(below: bytes.count)] ^= UInt8(1) << UInt8(rng.nextInt(below: 8))
+        }
+      default:
+        // Flips concentrated in the 8-byte length and the JSON header.
+        let headerEnd = 8 + Int(original[0]) + Int(original[1]) << 8
+        bytes[rng.nextInt(below: headerEnd)] ^= UInt8(1) << UInt8(rng.nextInt(below: 8))
+      }
+      try Data(bytes).write(to: damaged)
+      do {
+        let read = try SafeTensors.read(from: damaged)
+        #expect(tensorsEqual(read.tensors, tensors), "trial \(trial): a damaged file read as different tensors")
+        #expect(read.metadata == ["step": "7"], "trial \(trial): damaged metadata went unnoticed")
+        readBack += 1
+      } catch is CheckpointError {
+        thrown += 1
+      }
+    }
+    #expect(thrown > 1000)
+    // The two cases the review found: the length's top bit set, and a shape whose size overflows.
+    var topBit = original
+    topBit[7] |= 0x80
+    try Data(topBit).write(to: damaged)
+    #expect(throws: CheckpointError.self) { try SafeTensors.read(from: damaged) }
+    let header = #"{"big":{"dtype":"F32","shape":[2147483648,2147483648,4],"data_offsets":[0,0]}}"#
+    var w = [UInt8]()
+    withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { w.append(contentsOf: $0) }
+    w.append(contentsOf: header.utf8)
+    try Data(w).write(to: damaged)
+    #expect(throws: CheckpointError.self) { try SafeTensors.read(from: damaged) }
+  }
+}

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Replay
@@ -340,5 +341,237 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     try m.write(to: manifest, atomically: true, encoding: .utf8)
     #expect(throws: ReplayError.self) { try Replay.load(from: dir, onCorruptChunk: .skip) }
     #expect(throws: ReplayError.self) { try Replay.load(from: dir.appendingPathComponent("nope")) }
+  }
+
+  func chunkFiles(_ dir: URL) throws -> Set<String> {
+    Set(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("chunk-") })
+  }
+
+  @Test func aFreshReplaySavedOverAnOldFolderLoads() throws {
+    // Two replays with the same stream positions but different steps: the chunk names of the
+    // first save must not be mistaken for the second's.
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var rngA = SeededGenerator(seed: 1)
+    var rngB = SeededGenerator(seed: 2)
+    let a = try Replay(layout: ReplayFixture.layout, capacity: 500, seed: 0)
+    let b = try Replay(layout: ReplayFixture.layout, capacity: 500, seed: 0)
+    try ReplayFixture.insertRandomSteps(300, streams: 1, into: a, rng: &rngA)
+    try ReplayFixture.insertRandomSteps(300, streams: 1, into: b, rng: &rngB)
+    try a.save(to: dir, chunkSize: 32)
+    try b.save(to: dir, chunkSize: 32)
+    let loaded = try Replay.load(from: dir).replay
+    #expect(ReplayFixture.fingerprint(loaded) == ReplayFixture.fingerprint(b))
+    #expect(ReplayFixture.fingerprint(loaded) != ReplayFixture.fingerprint(a))
+    // Only b's chunks remain.
+    #expect(try chunkFiles(dir).count == 10)
+    // And a stale instance saving again afterwards still writes its own data, not b's files.
+    try a.save(to: dir, chunkSize: 32)
+    #expect(ReplayFixture.fingerprint(try Replay.load(from: dir).replay) == ReplayFixture.fingerprint(a))
+  }
+
+  @Test func savesWriteOnlyTheChunksThatChanged() throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var rng = SeededGenerator(seed: 3)
+    let r = try Replay(layout: ReplayFixture.layout, capacity: 10_000, seed: 0)
+    try ReplayFixture.insertRandomSteps(1000, streams: 2, into: r, rng: &rng)
+    try r.save(to: dir, chunkSize: 64)
+    let first = try chunkFiles(dir)
+    // Appending to one stream changes its last chunk (and may complete it and start another).
+    let before = r.counts()[0]!
+    for _ in 0..<10 {
+      try r.insert(
+        ReplayStep(
+          vector: [0, 0, 0, 0, 0], image: [UInt8](repeating: 1, count: 48), action: [0, 0, 1],
+          reward: 0, isFirst: false, isLast: false, isTerminal: false), stream: 0)
+    }
+    try r.save(to: dir, chunkSize: 64)
+    let second = try chunkFiles(dir)
+    let crossed = (before / 64) != ((before + 10) / 64)
+    #expect(second.subtracting(first).count == (crossed ? 2 : 1))
+    #expect(first.subtracting(second).count == 1)
+    // A loaded replay knows its files too: saving it back unchanged writes nothing.
+    let loaded = try Replay.load(from: dir).replay
+    try loaded.save(to: dir, chunkSize: 64)
+    #expect(try chunkFiles(dir) == second)
+    #expect(ReplayFixture.fingerprint(try Replay.load(from: dir).replay) == ReplayFixture.fingerprint(r))
+  }
+
+  @Test func chunksWhoseOldestStepsWereEvictedAreKeptNotRewritten() throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var rng = SeededGenerator(seed: 8)
+    let r = try Replay(layout: ReplayFixture.layout, capacity: 320, seed: 0)
+    try ReplayFixture.insertRandomSteps(320, streams: 1, into: r, rng: &rng)  // full: 5 chunks of 64
+    try r.save(to: dir, chunkSize: 64)
+    let first = try chunkFiles(dir)
+    #expect(first.count == 5)
+    try ReplayFixture.insertRandomSteps(10, streams: 1, into: r, rng: &rng)  // evicts 10 from the front
+    try r.save(to: dir, chunkSize: 64)
+    let second = try chunkFiles(dir)
+    // The front file is kept (its first 10 steps skipped); only the new tail chunk is written.
+    #expect(second.subtracting(first).count == 1 && first.isSubset(of: second))
+    let manifest = try JSONDecoder().decode(
+      ReplayFormat.Manifest.self, from: Data(contentsOf: dir.appendingPathComponent("manifest.json")))
+    #expect(manifest.segments[0].chunks[0].skip == 10 && manifest.segments[0].chunks[0].count == 54)
+    let loaded = try Replay.load(from: dir).replay
+    #expect(loaded.stepsByStream() == r.stepsByStream())
+    // Once a whole chunk is evicted its file goes; the loaded replay keeps skipping correctly.
+    try ReplayFixture.insertRandomSteps(60, streams: 1, into: loaded, rng: &rng)
+    try loaded.save(to: dir, chunkSize: 64)
+    #expect(try chunkFiles(dir).count == 6 && !(try chunkFiles(dir)).contains(first.sorted().first!))
+    #expect(ReplayFixture.fingerprint(try Replay.load(from: dir).replay) == ReplayFixture.fingerprint(loaded))
+  }
+
+  @Test func strayFilesOfAKilledSaveAreRemovedOnLoad() throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let r = try filled([30, 30])
+    try r.save(to: dir, chunkSize: 16)
+    let files = try chunkFiles(dir)
+    let junk = ["chunk-s0-i0-n16-00000000000000ff.bin", ".chunk-s0-i16-n14-1.bin.tmp-1-2", ".manifest.json.tmp-3-4"]
+    for name in junk { try Data([1, 2, 3]).write(to: dir.appendingPathComponent(name)) }
+    _ = try Replay.load(from: dir)
+    let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
+    #expect(left == files.union(["manifest.json", ".lock"]))
+  }
+
+  @Test func manifestsWithAValidChecksumButImpossibleValuesAreRejected() throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try filled([20, 20]).save(to: dir, chunkSize: 8)
+    let url = dir.appendingPathComponent("manifest.json")
+    let original = try JSONDecoder().decode(ReplayFormat.Manifest.self, from: Data(contentsOf: url))
+    let edits: [(String, (inout ReplayFormat.Manifest) -> Void)] = [
+      ("duplicate stream in nextIndex", { $0.nextIndex.append($0.nextIndex[0]) }),
+      ("short nextIndex entry", { $0.nextIndex[0] = [0] }),
+      ("active segment out of range", { $0.active[0][1] = 99 }),
+      ("negative count", { $0.segments[0].count = -5 }),
+      ("huge chunk count", { $0.segments[0].chunks[0].count = Int.max / 2 }),
+      ("chunk outside the folder", { $0.segments[0].chunks[0].file = "../x.bin" }),
+      (
+        "huge layout",
+        {
+          $0.layout.imageHeight = Int(UInt32.max)
+          $0.layout.imageWidth = Int(UInt32.max)
+        }
+      ),
+      ("capacity zero", { $0.capacity = 0 }),
+    ]
+    for (what, edit) in edits {
+      var m = original
+      edit(&m)
+      m.crc32 = try m.checksum()
+      try JSONEncoder().encode(m).write(to: url)
+      #expect(throws: ReplayError.self, "\(what)") { try Replay.load(from: dir, onCorruptChunk: .skip) }
+    }
+  }
+
+  /// The kill loop of the issue: a child process resumes the folder, inserts steps of its own
+  /// seed (so the same stream positions get different data each round) and saves, again and
+  /// again, until SIGKILL. After every kill the folder must load with nothing damaged and hold
+  /// exactly the last completed save (or the one in flight, if its manifest was committed).
+  @Test func savesSurviveSIGKILLAtRandomMoments() throws {
+    let writer = try BuiltProducts.executable("replay-crash-writer")
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var rng = SeededGenerator(seed: 2024)
+    var folderState: UInt64? = nil  // fingerprint of what the folder holds
+    var killedMidSave = 0
+    var commits = 0
+    for round in 0..<40 {
+      let p = Process()
+      p.executableURL = writer
+      p.arguments = [dir.path, "\(round + 1)", "2500", "64", "\(50 + rng.nextInt(below: 300))"]
+      let out = Pipe()
+      p.standardOutput = out
+      try p.run()
+      usleep(UInt32(5_000 + rng.nextInt(below: 120_000)))
+      kill(p.processIdentifier, SIGKILL)
+      p.waitUntilExit()
+      let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        .split(separator: "\n").map(String.init)
+      var committed: UInt64? = nil
+      var inFlight: UInt64? = nil
+      for line in lines {
+        if line.hasPrefix("pending ") {
+          inFlight = UInt64(line.dropFirst(8))
+        } else if line == "committed" {
+          committed = inFlight
+          inFlight = nil
+          commits += 1
+        } else if line.hasPrefix("loaded "), folderState != nil {
+          #expect(UInt64(line.dropFirst(7)) == folderState, "round \(round): the writer resumed something else")
+        }
+      }
+      var acceptable = Set<UInt64>()
+      if let c = committed ?? folderState { acceptable.insert(c) }
+      if let f = inFlight {
+        acceptable.insert(f)
+        killedMidSave += 1
+      }
+      if acceptable.isEmpty { continue }  // killed before its first save
+      let loaded = try Replay.load(from: dir)
+      #expect(loaded.report.skipped.isEmpty)
+      let state = ReplayFixture.fingerprint(loaded.replay)
+      #expect(
+        acceptable.contains(state),
+        "round \(round): the folder holds neither the last completed save nor the one in flight")
+      folderState = state
+    }
+    // The load after the last kill removed every file the manifest does not name.
+    let manifest = try JSONDecoder().decode(
+      ReplayFormat.Manifest.self, from: Data(contentsOf: dir.appendingPathComponent("manifest.json")))
+    let named = Set(manifest.segments.flatMap { $0.chunks.map(\.file) })
+    let present = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
+    #expect(present == named.union(["manifest.json", ".lock"]))
+    print("kill loop: 40 kills, \(commits) saves completed, \(killedMidSave) kills landed during a save")
+    #expect(commits >= 20, "too few saves completed to exercise resuming (\(commits))")
+    #expect(killedMidSave >= 3, "too few kills landed during a save (\(killedMidSave) of 40)")
+  }
+}
+
+/// Chunk and manifest readers must turn any damage into a thrown error (or, with `.skip`, a
+/// report), never a trap; what loads must be exactly what was saved.
+@Suite struct ReplayFuzzTests {
+  @Test func truncationsAndBitFlipsThrowOrLoadCorrectly() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("replay-fuzz-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var rng = SeededGenerator(seed: 5)
+    let r = try Replay(layout: ReplayFixture.layout, capacity: 400, seed: 0)
+    try ReplayFixture.insertRandomSteps(300, streams: 2, into: r, rng: &rng)
+    try r.save(to: dir, chunkSize: 50)
+    let expected = ReplayFixture.fingerprint(r)
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0 != ".lock" }.sorted()
+    var thrown = 0
+    for trial in 0..<600 {
+      let name = files[rng.nextInt(below: files.count)]
+      let url = dir.appendingPathComponent(name)
+      let original = try Data(contentsOf: url)
+      var bytes = [UInt8](original)
+      if trial % 2 == 0 {
+        bytes = Array(bytes.prefix(rng.nextInt(below: bytes.count)))
+      } else {
+        for _ in 0...rng.nextInt(below: 3) {
+          bytes[rng.nextInt(below: bytes.count)] ^= UInt8(1) << UInt8(rng.nextInt(below: 8))
+        }
+      }
+      try Data(bytes).write(to: url)
+      do {
+        let loaded = try Replay.load(from: dir).replay
+        #expect(ReplayFixture.fingerprint(loaded) == expected, "trial \(trial): damage to \(name) went unnoticed")
+      } catch is ReplayError {
+        thrown += 1
+      }
+      // With .skip, only a damaged manifest may still throw.
+      do {
+        _ = try Replay.load(from: dir, onCorruptChunk: .skip)
+      } catch is ReplayError {
+        #expect(name == "manifest.json", "trial \(trial): .skip threw for a damaged chunk")
+      }
+      try original.write(to: url)
+    }
+    #expect(thrown > 500)
   }
 }

@@ -225,3 +225,34 @@ import Testing
     }
   }
 }
+
+/// The doc comment examples of the SSM module, compiled and run (keep them in step).
+@Suite struct DocumentationExampleTests {
+  @Test func ssmLayerExample() {
+    var rng = SeededGenerator(seed: 0)
+    let layer = SSMLayer(states: 128, channels: 512, rng: &rng)
+    let u = Variable(Tensor.normal([4, 64, 512], using: &rng))  // [B, T, H]
+    var flags = Tensor.zeros([4, 64])  // is_first, [B, T]
+    for b in 0..<4 { flags[b, 0] = 1 }
+    let (y, xs) = layer(u, isFirst: flags, carry: nil)  // [B, T, H], [B, T, 2P]
+    let last = xs.slice(at: 63, axis: 1)  // [B, 2P]
+    let ut = Variable(Tensor.normal([4, 512], using: &rng))
+    let (yt, x) = layer.step(ut, isFirst: Tensor.zeros([4]), state: last)  // [B, H], [B, 2P]
+    #expect(y.shape == [4, 64, 512] && xs.shape == [4, 64, 256])
+    #expect(yt.shape == [4, 512] && x.shape == [4, 256])
+  }
+
+  /// The README's "SSM layer on its own" example, with its inputs defined.
+  @Test func readmeStackExample() {
+    var rng = SeededGenerator(seed: 0)
+    let u = Tensor.normal([2, 16, 512], using: &rng)
+    let flags = Tensor.zeros([2, 16])
+    let ut = Tensor.normal([2, 512], using: &rng)
+    let flagsT = Tensor.zeros([2])
+    let stack = SSMStack(layers: 3, states: 128, channels: 512, rng: &rng)
+    let (y, states, final) = stack(Variable(u), isFirst: flags, state: nil)  // u: [B, T, 512]
+    let (yt, next) = stack.step(Variable(ut), isFirst: flagsT, state: final)  // ut: [B, 512]
+    #expect(y.shape == [2, 16, 512] && yt.shape == [2, 512])
+    _ = (states, next)
+  }
+}

@@ -306,3 +306,19 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
     #expect(mae < 0.15, "\(backbone): reward MAE \(mae)")
   }
 }
+
+/// The doc comment examples of the WorldModel module, compiled and run (keep them in step).
+@Suite struct DocumentationExampleTests {
+  @Test func worldModelExample() {
+    let config = WorldModelConfig.preset(.bsuite, backbone: .r2i, observation: .vector(size: 3), actionSize: 2)
+    let model = WorldModel(config: config, seed: 0)
+    let trainer = WorldModelTrainer(model: model)
+    var rng = SeededGenerator(seed: 1)
+    let batch = WorldModelBatch(  // B = 2 sequences of T = 8 steps
+      observations: Tensor.normal([2, 8, 3], using: &rng), actions: Tensor.zeros([2, 8, 2]),
+      rewards: Tensor.zeros([2, 8]), isFirst: Tensor.zeros([2, 8]), isTerminal: Tensor.zeros([2, 8]))
+    let metrics = trainer.update(batch, rng: &rng)  // ["loss": ..., "rec": ..., ...]
+    #expect(metrics["loss"].map { $0.isFinite } == true)
+    #expect(metrics["rec"] != nil)
+  }
+}

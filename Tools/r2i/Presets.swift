@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import WorldModel
 
@@ -10,22 +11,25 @@ struct Presets: ParsableCommand {
   @Option(help: "Observation: 'default' (the preset's own), 'vector:N' or 'image' (64x64x3).")
   var observation: String = "default"
 
-  @Option(help: "Number of discrete actions.")
+  @Option(parsing: .unconditional, help: "Number of discrete actions, 1...65536.")
   var actions: Int = 4
 
   @Flag(help: "Also count the built modules (slower: allocates every preset) and check they match.")
   var verify = false
 
   func validate() throws {
-    guard actions >= 1 else { throw ValidationError("--actions must be at least 1, got \(actions)") }
+    try OptionCheck.range(actions, 1...65536, "--actions")
     _ = try parsedObservation()
   }
 
   func parsedObservation() throws -> ObservationKind? {
     if observation == "default" { return nil }
     if observation == "image" { return .image(height: 64, width: 64, channels: 3) }
-    if observation.hasPrefix("vector:"), let n = Int(observation.dropFirst(7)), n >= 1 { return .vector(size: n) }
-    throw ValidationError("--observation must be 'default', 'image' or 'vector:N' (N >= 1), got '\(observation)'")
+    if observation.hasPrefix("vector:"), let n = Int(observation.dropFirst(7)), (1...1_048_576).contains(n) {
+      return .vector(size: n)
+    }
+    throw ValidationError(
+      "--observation must be 'default', 'image' or 'vector:N' with N in 1...1048576, got '\(observation)'")
   }
 
   func run() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import Tensor
 
@@ -9,6 +10,8 @@ struct R2ICommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "r2i",
     abstract: "R2I (Recall to Imagine): model-based RL with long memory, CPU-first.",
+    discussion: "Exit status: 0 on success, 64 for a mistake on the command line, 1 for a failure while running.",
+    version: r2iVersion,
     subcommands: [Info.self, Envs.self, Presets.self, Render.self])
 
   /// Line-buffered output, so progress shows up when stdout is a file or a pipe.
@@ -22,14 +25,15 @@ struct R2ICommand: ParsableCommand {
 struct Info: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Show threads, BLAS and memory settings.")
 
-  @Option(help: "Thread count for kernels and BLAS (default: all cores).")
+  @Option(parsing: .unconditional, help: "Thread count for kernels and BLAS, 1...256 (default: all cores).")
   var threads: Int?
 
+  func validate() throws {
+    if let threads { try OptionCheck.range(threads, 1...256, "--threads") }
+  }
+
   func run() throws {
-    if let threads {
-      guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
-      Parallelism.setThreadCount(threads)
-    }
+    if let threads { Parallelism.setThreadCount(threads) }
     print("cores online:       \(Parallelism.onlineCores)")
     print("kernel threads:     \(Parallelism.threadCount)")
     print("OpenBLAS threads:   \(Parallelism.blasThreadCount)")

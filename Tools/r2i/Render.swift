@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Envs
 import Foundation
 import Imaging
@@ -11,34 +12,39 @@ struct Render: ParsableCommand {
   @Option(help: "Environment name, e.g. memorymaze/9x9 or classic/CartPole-pixels (see 'r2i envs').")
   var env: String = "memorymaze/9x9"
 
-  @Option(help: "Steps to record (the episode may end earlier).")
+  @Option(parsing: .unconditional, help: "Steps to record, 1...100000 (the episode may end earlier).")
   var steps: Int = 200
 
   @Option(help: "Policy: oracle (Memory Maze only) or random.")
   var policy: String = "oracle"
 
-  @Option(help: "Seed for the environment and the random policy.")
+  @Option(parsing: .unconditional, help: "Seed for the environment and the random policy (0...2^64-1).")
   var seed: UInt64 = 0
 
-  @Option(help: "Integer upscaling of the saved frames.")
+  @Option(parsing: .unconditional, help: "Integer upscaling of the saved frames, 1...16.")
   var scale: Int = 4
 
-  @Option(help: "Output directory for the PNG files.")
+  @Option(help: "Output directory for the PNG files (earlier frames of the same environment there are replaced).")
   var output: String = "runs/render"
 
   func validate() throws {
-    guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
-    guard (1...16).contains(scale) else { throw ValidationError("--scale must be in 1...16, got \(scale)") }
+    try OptionCheck.range(steps, 1...100_000, "--steps")
+    try OptionCheck.range(scale, 1...16, "--scale")
     guard ["oracle", "random"].contains(policy) else {
       throw ValidationError("--policy must be 'oracle' or 'random', got '\(policy)'")
     }
   }
 
   func run() throws {
-    let environment = try EnvRegistry.make(env, seed: seed)
+    let environment: any Env
+    do {
+      environment = try EnvRegistry.make(env, seed: seed)
+    } catch {
+      throw ValidationError("--env: \(error)")
+    }
     guard case .image = environment.observationSpace else {
       throw ValidationError(
-        "\(env) has \(environment.observationSpace) observations, not images; try memorymaze/9x9 or classic/CartPole-pixels"
+        "--env: \(env) has \(environment.observationSpace) observations, not images; try memorymaze/9x9 or classic/CartPole-pixels"
       )
     }
     let maze = environment as? MemoryMaze

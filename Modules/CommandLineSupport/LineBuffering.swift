@@ -7,4 +7,4 @@
 #endif
 
 /// Makes standard output line-buffered, so progress lines appear at once in logs and pipes.
-func lineBufferStandardOutput() { setvbuf(stdout, nil, _IOLBF, 0) }
+public func lineBufferStandardOutput() { setvbuf(stdout, nil, _IOLBF, 0) }

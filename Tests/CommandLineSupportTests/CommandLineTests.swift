@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import TestSupport
+import Testing
+
+@testable import CommandLineSupport
+
+@Suite struct OptionCheckTests {
+  @Test func rangesNameTheOptionAndTheLimits() throws {
+    try OptionCheck.range(5, 1...10, "--batch")
+    do {
+      try OptionCheck.range(0, 1...10, "--batch")
+      Issue.record("0 was accepted for 1...10")
+    } catch let e as ValidationError {
+      #expect(e.message == "--batch must be in 1...10, got 0")
+    }
+    #expect(throws: ValidationError.self) { try OptionCheck.range(Float.nan, 0...1, "--learning-rate") }
+    #expect(throws: ValidationError.self) { try OptionCheck.range(Float.infinity, 0...1, "--learning-rate") }
+  }
+
+  @Test func listsRejectEmptyItemsRepeatsAndOutOfRangeValues() throws {
+    #expect(try OptionCheck.integers("64, 256,1024", 2...4096, "--lengths") == [64, 256, 1024])
+    for bad in ["", ",", "64,", "64,,128", "1", "9223372036854775807", "99999999999999999999", "x", "64,64", "-3"] {
+      #expect(throws: ValidationError.self, "'\(bad)'") { try OptionCheck.integers(bad, 2...4096, "--lengths") }
+    }
+    #expect(
+      try OptionCheck.list("a,b", "--names", each: "a or b") { ["a", "b"].contains($0) ? $0 : nil } == ["a", "b"])
+    do {
+      _ = try OptionCheck.list("a,c", "--names", each: "a or b") { $0 == "a" ? $0 : nil }
+      Issue.record("'c' was accepted")
+    } catch let e as ValidationError {
+      #expect(e.message == "--names: 'c' is not a or b")
+    }
+  }
+
+  @Test func productsCatchOverflow() throws {
+    try OptionCheck.product(16, 2048, atMost: 1 << 20, "steps")
+    #expect(throws: ValidationError.self) { try OptionCheck.product(1024, 2048, atMost: 1 << 20, "steps") }
+    #expect(throws: ValidationError.self) { try OptionCheck.product(Int.max, 2, atMost: Int.max, "steps") }
+  }
+}
+
+/// Bad command lines against the built executables: each must exit with the usage status (64),
+/// name the option in its message, never trap, and create no file.
+@Suite struct BadCommandLineTests {
+  static let cases: [(tool: String, arguments: [String], mentions: String)] = [
+    ("r2i-bench", ["ssm", "--repeats", "0", "--lengths", "2", "--threads", "1"], "--repeats"),
+    ("r2i-bench", ["ssm", "--repeats=-1"], "--repeats"),
+    ("r2i-bench", ["ssm", "--batch=-1"], "--batch"),
+    ("r2i-bench", ["ssm", "--batch", "0"], "--batch"),
+    ("r2i-bench", ["ssm", "--lengths", "9223372036854775807"], "--lengths"),
+    ("r2i-bench", ["ssm", "--threads", "0,1"], "--threads"),
+    ("r2i-bench", ["speed", "--lengths", "9223372036854775807"], "--lengths"),
+    ("r2i-bench", ["speed", "--batch", "9223372036854775807", "--lengths", "2"], "--batch"),
+    ("r2i-bench", ["speed", "--batch", "1024", "--lengths", "16384"], "--batch"),
+    ("r2i-bench", ["speed", "--lengths", ""], "--lengths"),
+    ("r2i-bench", ["speed", "--lengths", ","], "--lengths"),
+    ("r2i-bench", ["speed", "--backbones", ""], "--backbones"),
+    ("r2i-bench", ["speed", "--backbones", "r2i,lstm"], "lstm"),
+    ("r2i-bench", ["speed", "--threads", "0"], "--threads"),
+    ("r2i-bench", ["speed", "--repeats", "-1"], "--repeats"),
+    ("r2i-bench", ["speed", "--preset", "huge"], "--preset"),
+    ("r2i-bench", ["recall", "--lengths", "9223372036854775807"], "--lengths"),
+    ("r2i-bench", ["recall", "--backbones", ""], "--backbones"),
+    ("r2i-bench", ["recall", "--learning-rate", "nan"], "--learning-rate"),
+    ("r2i-bench", ["recall", "--test-episodes", "10"], "--test-episodes"),
+    ("r2i-bench", ["recall", "--updates", "-1"], "--updates"),
+    ("r2i-bench", ["recall", "--seed", "-1"], "--seed"),
+    ("r2i-bench", ["tensor", "--threads", "0"], "--threads"),
+    ("r2i-bench", ["tensor", "--repeats", "0"], "--repeats"),
+    ("r2i-bench", ["envs", "--steps", "-1"], "--steps"),
+    ("r2i-bench", ["replay", "--capacity", "10"], "--capacity"),
+    ("r2i-bench", ["no-such-benchmark"], "no-such-benchmark"),
+    ("r2i", ["presets", "--actions", "9223372036854775807"], "--actions"),
+    ("r2i", ["presets", "--actions", "0"], "--actions"),
+    ("r2i", ["presets", "--observation", "vector:9223372036854775807"], "--observation"),
+    ("r2i", ["presets", "--observation", "vector:0"], "--observation"),
+    ("r2i", ["info", "--threads", "9223372036854775807"], "--threads"),
+    ("r2i", ["render", "--steps", "-1"], "--steps"),
+    ("r2i", ["render", "--scale", "0"], "--scale"),
+    ("r2i", ["render", "--seed", "-1"], "--seed"),
+    ("r2i", ["render", "--env", "nope/x"], "--env"),
+    ("r2i", ["render", "--env", "bsuite/memory_len/9223372036854775807"], "--env"),
+    ("r2i", ["render", "--policy", "smart"], "--policy"),
+    ("r2i", ["train"], "train"),
+  ]
+
+  @Test func everyBadCommandLineIsAUsageErrorThatNamesTheOption() throws {
+    let cwd = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: cwd, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: cwd) }
+    for c in Self.cases {
+      let r = try runProcess(try BuiltProducts.executable(c.tool), c.arguments, in: cwd)
+      let line = "\(c.tool) \(c.arguments.joined(separator: " "))"
+      #expect(!r.signalled, "\(line) crashed (signal \(r.status))")
+      #expect(r.status == ExitStatus.usage, "\(line) exited with \(r.status)")
+      #expect(r.standardError.contains(c.mentions), "\(line) printed: \(r.standardError)")
+      print("\(line)\n  -> exit \(r.status): \(r.standardError.split(separator: "\n").first ?? "")")
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: cwd.path).isEmpty, "a rejected command wrote files")
+  }
+
+  @Test func anOutputPathThatIsAFileIsAUsageError() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let file = dir.appendingPathComponent("taken")
+    try Data("keep".utf8).write(to: file)
+    let r = try runProcess(
+      try BuiltProducts.executable("r2i-bench"), ["speed", "--output", file.path, "--lengths", "2"])
+    #expect(r.status == ExitStatus.usage && r.standardError.contains("--output"))
+    #expect(try String(contentsOf: file, encoding: .utf8) == "keep")
+  }
+
+  @Test func bothToolsPrintTheirVersion() throws {
+    for tool in ["r2i", "r2i-bench"] {
+      let r = try runProcess(try BuiltProducts.executable(tool), ["--version"])
+      #expect(r.status == 0 && r.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == r2iVersion)
+    }
+  }
+
+  @Test func renderingAgainReplacesTheEarlierEpisodesFrames() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("render-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let r2i = try BuiltProducts.executable("r2i")
+    let common = ["render", "--env", "memorymaze/9x9", "--policy", "random", "--scale", "1", "--output", dir.path]
+    #expect(try runProcess(r2i, common + ["--steps", "12"]).status == 0)
+    try Data("notes".utf8).write(to: dir.appendingPathComponent("notes.txt"))
+    #expect(try runProcess(r2i, common + ["--steps", "4", "--seed", "3"]).status == 0)
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+    #expect(files == (0...4).map { "memorymaze_9x9_0000\($0).png" } + ["notes.txt"])
+  }
+}

@@ -256,7 +256,7 @@ public final class BatchEnv {
 /// Environments by name.
 ///
 /// Names: `bsuite/memory_len/<L>`, `bsuite/discounting_chain/<mapping seed>`,
-/// `popgym/<Game><Easy|Medium|Hard>`, `memorymaze/<9|11|13|15>x<same>`, `classic/CartPole`,
+/// `popgym/<Game><Easy|Medium|Hard>`, `memorymaze/<9|11|13|15>x<same>[-6CL]`, `classic/CartPole`,
 /// `classic/Pendulum`, `classic/Acrobot`, and `-pixels` variants of the classic tasks.
 public enum EnvRegistry {
   /// Every accepted name (parametric ones with their parameter in angle brackets).
@@ -264,6 +264,7 @@ public enum EnvRegistry {
     ["bsuite/memory_len/<L>", "bsuite/discounting_chain/<mapping seed>"]
       + POPGym.games.flatMap { g in Difficulty.allCases.map { "popgym/\(g)\($0.rawValue)" } }
       + MemoryMaze.configurations.map { "memorymaze/\($0.size)x\($0.size)" }
+      + MemoryMaze.configurations.map { "memorymaze/\($0.size)x\($0.size)-6CL" }
       + ["classic/CartPole", "classic/Pendulum", "classic/Acrobot"]
       + ["classic/CartPole-pixels", "classic/Pendulum-pixels", "classic/Acrobot-pixels"]
   }
@@ -289,9 +290,13 @@ public enum EnvRegistry {
       }
       throw unknown()
     case "memorymaze":
-      let dims = parts[1].split(separator: "x").compactMap { Int($0) }
-      guard parts.count == 2, dims.count == 2, dims[0] == dims[1] else { throw unknown() }
-      return try MemoryMaze(size: dims[0], seed: seed)
+      guard parts.count == 2 else { throw unknown() }
+      let randomColours = parts[1].hasSuffix("-6CL")
+      let dims = (randomColours ? parts[1].dropLast(4) : Substring(parts[1])).split(separator: "x").compactMap {
+        Int($0)
+      }
+      guard dims.count == 2, dims[0] == dims[1] else { throw unknown() }
+      return try MemoryMaze(size: dims[0], randomColours: randomColours, seed: seed)
     case "classic":
       guard parts.count == 2 else { throw unknown() }
       let pixels = parts[1].hasSuffix("-pixels")

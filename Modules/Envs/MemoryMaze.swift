@@ -380,27 +380,30 @@ public final class MemoryMaze: Env {
     }
   }
 
+  /// Calls `body` with the point of each wall cell nearest to (x, y) and its distance, for
+  /// every wall cell closer than `radius` (the walker's collision queries share this).
+  @inline(__always)
+  func forEachWallPoint(near x: Float, _ y: Float, within radius: Float, _ body: (Float, Float, Float) -> Void) {
+    for cy in Int((y - radius).rounded(.down))...Int((y + radius).rounded(.down)) {
+      for cx in Int((x - radius).rounded(.down))...Int((x + radius).rounded(.down)) where isWall(cx, cy) {
+        let px = min(max(x, Float(cx)), Float(cx + 1))
+        let py = min(max(y, Float(cy)), Float(cy + 1))
+        let d = hypotf(x - px, y - py)
+        if d < radius { body(px, py, d) }
+      }
+    }
+  }
+
   /// The unit normal (pointing out of the walls) of the wall cells within `radius` of (x, y),
   /// summed over every such cell, or nil when there is none.
   func wallNormal(x: Float, y: Float, within radius: Float) -> (x: Float, y: Float)? {
     var nx: Float = 0
     var ny: Float = 0
-    var found = false
-    let cx0 = Int((x - radius).rounded(.down))
-    let cy0 = Int((y - radius).rounded(.down))
-    for cy in cy0...Int((y + radius).rounded(.down)) {
-      for cx in cx0...Int((x + radius).rounded(.down)) where isWall(cx, cy) {
-        let px = min(max(x, Float(cx)), Float(cx + 1))
-        let py = min(max(y, Float(cy)), Float(cy + 1))
-        let d = hypotf(x - px, y - py)
-        if d < radius && d > 0 {
-          nx += (x - px) / d
-          ny += (y - py) / d
-          found = true
-        }
-      }
+    forEachWallPoint(near: x, y, within: radius) { px, py, d in
+      guard d > 0 else { return }
+      nx += (x - px) / d
+      ny += (y - py) / d
     }
-    guard found else { return nil }
     let l = hypotf(nx, ny)
     return l > 0 ? (nx / l, ny / l) : nil
   }
@@ -409,37 +412,19 @@ public final class MemoryMaze: Env {
   func resolvePenetration() {
     let r = Walker.bodyRadius
     for _ in 0..<2 {
-      let cx0 = Int((agentX - r).rounded(.down))
-      let cy0 = Int((agentY - r).rounded(.down))
-      for cy in cy0...Int((agentY + r).rounded(.down)) {
-        for cx in cx0...Int((agentX + r).rounded(.down)) where isWall(cx, cy) {
-          let px = min(max(agentX, Float(cx)), Float(cx + 1))
-          let py = min(max(agentY, Float(cy)), Float(cy + 1))
-          let d = hypotf(agentX - px, agentY - py)
-          if d < r && d > 1e-6 {
-            agentX = px + (agentX - px) / d * r
-            agentY = py + (agentY - py) / d * r
-          }
-        }
+      forEachWallPoint(near: agentX, agentY, within: r) { px, py, d in
+        guard d > 1e-6 else { return }
+        agentX = px + (agentX - px) / d * r
+        agentY = py + (agentY - py) / d * r
       }
     }
   }
 
   /// Whether a disc of `radius` at (x, y) overlaps a wall cell (by more than 1e-4 cells).
   public func collides(x: Float, y: Float, radius: Float = MemoryMaze.Walker.bodyRadius) -> Bool {
-    let x0 = Int((x - radius).rounded(.down))
-    let x1 = Int((x + radius).rounded(.down))
-    let y0 = Int((y - radius).rounded(.down))
-    let y1 = Int((y + radius).rounded(.down))
-    for cy in y0...y1 {
-      for cx in x0...x1 where isWall(cx, cy) {
-        let nx = min(max(x, Float(cx)), Float(cx + 1))
-        let ny = min(max(y, Float(cy)), Float(cy + 1))
-        let d = (radius - 1e-4)
-        if (nx - x) * (nx - x) + (ny - y) * (ny - y) < d * d { return true }
-      }
-    }
-    return false
+    var hit = false
+    forEachWallPoint(near: x, y, within: radius - 1e-4) { _, _, _ in hit = true }
+    return hit
   }
 
   // MARK: Rendering

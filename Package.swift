@@ -19,6 +19,7 @@ let package = Package(
     .library(name: "Envs", targets: ["Envs"]),
     .library(name: "Replay", targets: ["Replay"]),
     .library(name: "CommandLineSupport", targets: ["CommandLineSupport"]),
+    .library(name: "Training", targets: ["Training"]),
     .executable(name: "r2i", targets: ["r2i"]),
     .executable(name: "r2i-bench", targets: ["r2i-bench"]),
   ],
@@ -52,6 +53,9 @@ let package = Package(
       name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],
       path: "Modules/WorldModel"),
 
+    // The room that joins Envs, Replay and the world model (the Agent and the loop come later).
+    .target(name: "Training", dependencies: ["WorldModel", "Replay", "Envs"], path: "Modules/Training"),
+
     // Command-line helpers shared by both executables (option checks, exit codes, output).
     .target(
       name: "CommandLineSupport",
@@ -70,7 +74,7 @@ let package = Package(
       name: "r2i-bench",
       dependencies: [
         "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM", "RSSM", "WorldModel", "Imaging",
-        "CommandLineSupport",
+        "CommandLineSupport", "Training",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),
@@ -93,6 +97,8 @@ let package = Package(
       name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay"],
       path: "Tests/WorldModelTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
+    .testTarget(
+      name: "TrainingTests", dependencies: ["Training", "WorldModel", "Replay"], path: "Tests/TrainingTests"),
     .testTarget(
       name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "TestSupport"],
       path: "Tests/CommandLineSupportTests"),

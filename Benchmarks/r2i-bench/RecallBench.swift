@@ -4,6 +4,7 @@ import Envs
 import Foundation
 import Imaging
 import Replay
+import Training
 import WorldModel
 
 /// The recall probe of benchmarks.md section 2: train only the world model on whole random-policy
@@ -110,7 +111,7 @@ struct RecallBench: ParsableCommand {
       c.groups = 16
       c.classes = 16
     }
-    c.learningRate = learningRate
+    c.optimizer.learningRate = learningRate
     return c
   }
 
@@ -226,7 +227,7 @@ struct RecallBench: ParsableCommand {
       guard try train.sample(batchSize: batch, length: t, mode: .episodes, into: &replayBatch) else {
         throw BenchError("no complete episode in the training replay")
       }
-      last = trainer.update(worldModelBatch(replayBatch), rng: &rng)
+      last = trainer.update(WorldModelBatch(replayBatch), rng: &rng).metrics
       seconds += Date().timeIntervalSince(start)
       let evaluate = evalEvery > 0 && u % evalEvery == 0 && u < updates
       if evaluate {
@@ -272,52 +273,25 @@ struct RecallBench: ParsableCommand {
       }
       let b = WorldModelBatch(rows: rows, layout: ReplayLayout(vectorSize: 3, actionSize: 2))
       withoutGradient {
-        let embed = model.encoder.encode(b.observations)
-        let prev = model.previousActions(b.actions, isFirst: b.isFirst)
-        let out = model.core.observe(
-          embed: embed, prevActions: Variable(prev), isFirst: b.isFirst, state: nil, rng: &evalRNG)
-        let feat = out.features(.output).value.slice(axis: 1, (t - 1)..<t)
-        let head = model.reward(Variable(feat))
-        let predicted = head.mean.value
-        let target = b.rewards.slice(axis: 1, (t - 1)..<t)
-        let logp = head.logProb(target).value
+        let out = model.observe(b, rng: &evalRNG)
+        let last = out.states.step(t - 1)
+        let predicted = model.predictedReward(last).value
+        let target = b.rewards.slice(axis: 1, (t - 1)..<t).reshaped([rows.count])
+        let logp = model.reward(last.features(.output)).logProb(target).value
         for r in 0..<rows.count {
-          if (predicted[r, 0] > 0) == (target[r, 0] > 0) { correct += 1 }
-          nll -= Double(logp[r, 0])
+          if (predicted[r] > 0) == (target[r] > 0) { correct += 1 }
+          nll -= Double(logp[r])
           total += 1
           cues.append(rows[r][0].vector[2])
         }
-        let full = out.features(.full).value
-        states.append(full.slice(axis: 1, (t - 1)..<t).reshaped([rows.count, full.shape[2]]))
-        startStates.append(full.slice(axis: 1, 1..<2).reshaped([rows.count, full.shape[2]]))
+        states.append(out.states.step(t - 1).features(.full).value)
+        startStates.append(out.states.step(1).features(.full).value)
       }
     }
     return (
       Double(correct) / Double(max(total, 1)), nll / Double(max(total, 1)), Tensor.concat(states, axis: 0),
       Tensor.concat(startStates, axis: 0), cues
     )
-  }
-
-  func worldModelBatch(_ r: ReplayBatch) -> WorldModelBatch {
-    let (b, t) = (r.batchSize, r.length)
-    return WorldModelBatch(
-      observations: Tensor(r.vectors, shape: [b, t, r.layout.vectorSize]),
-      actions: Tensor(r.actions, shape: [b, t, r.layout.actionSize]), rewards: Tensor(r.rewards, shape: [b, t]),
-      isFirst: Tensor(r.isFirst, shape: [b, t]), isTerminal: Tensor(r.isTerminal, shape: [b, t]),
-      mask: Tensor(r.mask, shape: [b, t]))
-  }
-}
-
-extension WorldModelBatch {
-  /// Rows of equal length from stored steps.
-  init(rows: [[ReplayStep]], layout: ReplayLayout) {
-    let (b, t) = (rows.count, rows[0].count)
-    self.init(
-      observations: Tensor(rows.flatMap { $0.flatMap { $0.vector } }, shape: [b, t, layout.vectorSize]),
-      actions: Tensor(rows.flatMap { $0.flatMap { $0.action } }, shape: [b, t, layout.actionSize]),
-      rewards: Tensor(rows.flatMap { $0.map { $0.reward } }, shape: [b, t]),
-      isFirst: Tensor(rows.flatMap { $0.map { $0.isFirst ? 1 : 0 } }, shape: [b, t]),
-      isTerminal: Tensor(rows.flatMap { $0.map { $0.isTerminal ? 1 : 0 } }, shape: [b, t]))
   }
 }
 

@@ -151,21 +151,18 @@ struct SpeedBench: ParsableCommand {
 
   func actingStep(model: WorldModel, config c: WorldModelConfig) -> Timing {
     var rng = SeededGenerator(seed: 3)
-    var state = model.core.initialState(batch: batch)
+    var state = model.initialState(batch: batch)
     let obs: Tensor
     switch c.observation {
-    case .vector(let n): obs = Tensor.normal([batch, 1, n], using: &rng)
-    case .image(let h, let w, let ch): obs = Tensor.uniform([batch, 1, h, w, ch], low: 0, high: 255, using: &rng)
+    case .vector(let n): obs = Tensor.normal([batch, n], using: &rng)
+    case .image(let h, let w, let ch): obs = Tensor.uniform([batch, h, w, ch], low: 0, high: 255, using: &rng)
     }
-    let action = Variable(Tensor.oneHot([Int](repeating: 0, count: batch), depth: c.actionSize))
+    let action = Tensor.oneHot([Int](repeating: 0, count: batch), depth: c.actionSize)
+    let isFirst = Tensor.zeros([batch])
     return measure(warmup: 3, repeats: 21) {
       withoutGradient {
-        let e = model.encoder.encode(obs)
-        state =
-          model.core.observeStep(
-            embed: e.reshaped([batch, e.shape[2]]), prevAction: action, isFirst: Tensor.zeros([batch]),
-            state: state, rng: &rng
-          ).state
+        state = model.observeStep(
+          observation: obs, previousAction: action, isFirst: isFirst, state: state, rng: &rng)
       }
     }
   }

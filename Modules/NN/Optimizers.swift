@@ -3,6 +3,26 @@
 #elseif canImport(Darwin)
   import Darwin
 #endif
+/// Adam's settings as one value, shared by every optimiser of the project (the world model, the
+/// actor and the critic use different values of it).
+public struct AdamSettings: Sendable, Codable, Equatable {
+  public var learningRate: Float
+  public var epsilon: Float
+  /// Global gradient-norm clip (nil: none).
+  public var gradientClip: Float?
+  public var beta1: Float = 0.9
+  public var beta2: Float = 0.999
+
+  public init(
+    learningRate: Float, epsilon: Float = 1e-8, gradientClip: Float? = nil, beta1: Float = 0.9, beta2: Float = 0.999
+  ) {
+    self.learningRate = learningRate
+    self.epsilon = epsilon
+    self.gradientClip = gradientClip
+    self.beta1 = beta1
+    self.beta2 = beta2
+  }
+}
 
 /// Adam with optional global-norm gradient clipping (clip first, then Adam), as DreamerV3 uses.
 ///
@@ -42,6 +62,13 @@ public final class Adam: @unchecked Sendable {
   }
 
   /// An optimiser for an explicit list of named parameters.
+  /// Adam over every parameter of `model` with `settings`.
+  public convenience init(for model: Module, settings: AdamSettings) {
+    self.init(
+      for: model, learningRate: settings.learningRate, epsilon: settings.epsilon, beta1: settings.beta1,
+      beta2: settings.beta2, clipGlobalNorm: settings.gradientClip)
+  }
+
   public init(
     names: [String], parameters: [Parameter], learningRate: Float, epsilon: Float = 1e-8,
     beta1: Float = 0.9, beta2: Float = 0.999, clipGlobalNorm: Float? = nil

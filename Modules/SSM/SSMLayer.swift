@@ -44,6 +44,12 @@ public final class SSMLayer: Module {
   public let channels: Int
   public let blocks: Int
   public let discretization: Discretization
+  /// Keep Re(Lambda) <= -1e-4 in the forward pass (S5's clip): with a positive real part the
+  /// state grows without bound over long sequences. The parameter itself is not changed; its
+  /// gradient is zero where the clip is active.
+  public let clipEigenvalues: Bool
+  /// The largest real part the clip allows.
+  public static let maximumRealPart: Float = -1e-4
 
   public let lambdaRe: Parameter
   public let lambdaIm: Parameter
@@ -75,8 +81,8 @@ public final class SSMLayer: Module {
 
   public init(
     states: Int, channels: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
-    learnedInitialState: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1,
-    rng: inout SeededGenerator
+    learnedInitialState: Bool = true, clipEigenvalues: Bool = true, minStep: Float = 0.001,
+    maxStep: Float = 0.1, rng: inout SeededGenerator
   ) {
     precondition(states >= 1 && channels >= 1, "SSMLayer needs positive sizes")
     precondition(
@@ -86,6 +92,7 @@ public final class SSMLayer: Module {
     self.channels = channels
     self.blocks = blocks
     self.discretization = discretization
+    self.clipEigenvalues = clipEigenvalues
     let bs = states / blocks
     let hippo = HiPPO.normal(size: bs)
     let (p, h) = (states, channels)
@@ -142,7 +149,7 @@ public final class SSMLayer: Module {
 
   /// The discrete state diagonal [2P] and the input weight [2P, H] (rows: Re B_bar, Im B_bar).
   public func discretize() -> (lambdaBar: Variable, inputWeight: Variable) {
-    let lr = lambdaRe.variable
+    let lr = clipEigenvalues ? minimum(lambdaRe.variable, SSMLayer.maximumRealPart) : lambdaRe.variable
     let li = lambdaIm.variable
     let delta = exp(logStep.variable)
     let lbr: Variable
@@ -240,11 +247,11 @@ public final class SSMBlock: Module {
 
   public init(
     states: Int, channels: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
-    learnedInitialState: Bool = true, rng: inout SeededGenerator
+    learnedInitialState: Bool = true, clipEigenvalues: Bool = true, rng: inout SeededGenerator
   ) {
     ssm = SSMLayer(
       states: states, channels: channels, blocks: blocks, discretization: discretization,
-      learnedInitialState: learnedInitialState, rng: &rng)
+      learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, rng: &rng)
     glu = GLU(channels, channels, rng: &rng)
     norm = LayerNorm(channels, epsilon: 1e-6)
   }
@@ -284,7 +291,7 @@ public final class SSMStack: Module {
   public init(
     layers: Int, states: Int, channels: Int, blocks: Int = 8,
     discretization: Discretization = .bilinear, learnedInitialState: Bool = true,
-    rng: inout SeededGenerator
+    clipEigenvalues: Bool = true, rng: inout SeededGenerator
   ) {
     precondition(layers >= 1, "SSMStack needs at least one layer")
     var bs: [SSMBlock] = []
@@ -292,7 +299,7 @@ public final class SSMStack: Module {
       bs.append(
         SSMBlock(
           states: states, channels: channels, blocks: blocks, discretization: discretization,
-          learnedInitialState: learnedInitialState, rng: &rng))
+          learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, rng: &rng))
     }
     self.blocks = bs
   }
@@ -309,9 +316,9 @@ public final class SSMStack: Module {
   }
 
   /// Runs all layers over [B, T, H]. Returns the output [B, T, H], every layer's states
-  /// concatenated [B, T, n * 2P] (the hidden features of each step) and the final state.
+  /// [B, T, 2P] (concatenated, they are the hidden features of each step) and the final state.
   public func callAsFunction(_ u: Variable, isFirst: Tensor, state: SSMStackState?) -> (
-    output: Variable, hidden: Variable, final: SSMStackState
+    output: Variable, states: [Variable], final: SSMStackState
   ) {
     let (b, t) = (u.shape[0], u.shape[1])
     var h = u
@@ -323,13 +330,15 @@ public final class SSMStack: Module {
       all.append(xs)
       finals.append(xs.slice(axis: 1, (t - 1)..<t).reshaped([b, 2 * states]))
     }
-    return (h, Variable.concat(all, axis: -1), SSMStackState(layers: finals))
+    return (h, all, SSMStackState(layers: finals))
   }
 
-  /// One step for every sequence of the batch: [B, H] -> ([B, H], next state).
-  public func step(_ u: Variable, isFirst: Tensor, state: SSMStackState?) -> (
+  /// One step for every sequence of the batch: [B, H] -> ([B, H], next state). `isFirst` nil
+  /// means no sequence starts here (imagination).
+  public func step(_ u: Variable, isFirst: Tensor? = nil, state: SSMStackState?) -> (
     output: Variable, state: SSMStackState
   ) {
+    let isFirst = isFirst ?? Tensor.zeros([u.shape[0]])
     var h = u
     var next: [Variable] = []
     for (i, block) in blocks.enumerated() {

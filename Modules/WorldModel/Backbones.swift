@@ -11,13 +11,19 @@ public struct SSMSettings: Sendable, Codable, Equatable {
   /// HiPPO initialisation blocks.
   public var blocks: Int = 8
   public var discretization: Discretization = .bilinear
+  /// Keep Re(Lambda) <= -1e-4 (S5's clip; see ``SSMLayer/clipEigenvalues``).
+  public var clipEigenvalues = true
 
-  public init(states: Int, channels: Int, layers: Int, blocks: Int = 8, discretization: Discretization = .bilinear) {
+  public init(
+    states: Int, channels: Int, layers: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
+    clipEigenvalues: Bool = true
+  ) {
     self.states = states
     self.channels = channels
     self.layers = layers
     self.blocks = blocks
     self.discretization = discretization
+    self.clipEigenvalues = clipEigenvalues
   }
 }
 
@@ -59,7 +65,8 @@ public final class R2ICore: Module, SequenceModel {
     inputLayer = Dense(s + actionSize, ssm.channels, rng: &rng)
     stack = SSMStack(
       layers: ssm.layers, states: ssm.states, channels: ssm.channels, blocks: ssm.blocks,
-      discretization: ssm.discretization, learnedInitialState: learnedInitialState, rng: &rng)
+      discretization: ssm.discretization, learnedInitialState: learnedInitialState,
+      clipEigenvalues: ssm.clipEigenvalues, rng: &rng)
     outProjection = Linear(ssm.channels, deter, rng: &rng)
     priorHidden = Dense(deter, units, rng: &rng)
     priorOut = Linear(units, s, initializer: .uniform(), rng: &rng)
@@ -103,13 +110,11 @@ public final class R2ICore: Module, SequenceModel {
     let zPrev = select(isFirst.reshaped([b, t, 1]), zInit.reshaped([1, 1, s]), shifted)
     let u = inputLayer(Variable.concat([zPrev, prevActions], axis: -1))
     let carry = state.map { SSMStackState(layers: $0.recurrent) }
-    let (o, hidden, final) = stack(u, isFirst: isFirst, state: carry)
+    let (o, layerStates, _) = stack(u, isFirst: isFirst, state: carry)
     let (h, priorLogits) = outputs(o)
-    let last = LatentState(
-      deter: h.slice(axis: 1, (t - 1)..<t).reshaped([b, deterSize]),
-      stoch: z.slice(axis: 1, (t - 1)..<t).reshaped([b, s]), recurrent: final.layers)
     return SequenceOutput(
-      deter: h, stoch: z, postLogits: postLogits, priorLogits: priorLogits, memory: hidden, final: last)
+      states: LatentState(deter: h, stoch: z, recurrent: layerStates), postLogits: postLogits,
+      priorLogits: priorLogits)
   }
 
   public func observeStep(
@@ -129,9 +134,8 @@ public final class R2ICore: Module, SequenceModel {
   public func imagineStep(state: LatentState, action: Variable, rng: inout SeededGenerator) -> (
     state: LatentState, priorLogits: Variable
   ) {
-    let b = state.batchSize
     let u = inputLayer(Variable.concat([state.stoch, action], axis: -1))
-    let (o, next) = stack.step(u, isFirst: Tensor.zeros([b]), state: SSMStackState(layers: state.recurrent))
+    let (o, next) = stack.step(u, state: SSMStackState(layers: state.recurrent))
     let (h, logits) = outputs(o)
     return (LatentState(deter: h, stoch: sample(logits, rng: &rng), recurrent: next.layers), logits)
   }
@@ -168,16 +172,12 @@ public final class DreamerCore: Module, SequenceModel {
     embed: Variable, prevActions: Variable, isFirst: Tensor, state: LatentState?,
     rng: inout SeededGenerator
   ) -> SequenceOutput {
-    let (b, t) = (embed.shape[0], embed.shape[1])
-    let start = state ?? initialState(batch: b)
+    let start = state ?? initialState(batch: embed.shape[0])
     let out = rssm.observe(
       embed: embed, prevActions: prevActions, isFirst: isFirst, h: start.deter, z: start.stoch, rng: &rng)
-    let last = LatentState(
-      deter: out.h.slice(axis: 1, (t - 1)..<t).reshaped([b, deterSize]),
-      stoch: out.z.slice(axis: 1, (t - 1)..<t).reshaped([b, stochSize]), recurrent: [])
     return SequenceOutput(
-      deter: out.h, stoch: out.z, postLogits: out.postLogits, priorLogits: out.priorLogits,
-      memory: out.h, final: last)
+      states: LatentState(deter: out.h, stoch: out.z, recurrent: []), postLogits: out.postLogits,
+      priorLogits: out.priorLogits)
   }
 
   public func observeStep(

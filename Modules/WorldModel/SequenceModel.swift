@@ -21,14 +21,15 @@ public enum FeatureView: String, Sendable, Codable, CaseIterable {
   case full
 }
 
-/// One latent state per batch entry.
+/// Latent states of the world model: one per batch entry ([B, ...]), or one per step of every
+/// sequence ([B, T, ...], as ``SequenceOutput/states``). Every field has the same leading axes.
 public struct LatentState {
-  /// The deterministic output h, [B, deter].
+  /// The deterministic output h, [..., deter].
   public var deter: Variable
-  /// The sampled latent z (flattened one-hot groups), [B, groups * classes].
+  /// The sampled latent z (flattened one-hot groups), [..., groups * classes].
   public var stoch: Variable
-  /// The backbone's recurrent memory: each SSM layer's complex state [B, 2P] for R2I; empty for
-  /// the GRU, whose memory is `deter`.
+  /// The backbone's recurrent memory x: each SSM layer's complex state [..., 2P] for R2I; empty
+  /// for the GRU, whose memory is `deter`.
   public var recurrent: [Variable]
 
   public init(deter: Variable, stoch: Variable, recurrent: [Variable]) {
@@ -37,10 +38,10 @@ public struct LatentState {
     self.recurrent = recurrent
   }
 
-  /// x, the memory as flat real features: the SSM states, or h for the GRU.
+  /// x, the memory as flat real features: the SSM states of every layer, or h for the GRU.
   public var memory: Variable { recurrent.isEmpty ? deter : Variable.concat(recurrent, axis: -1) }
 
-  /// Features of `view`.
+  /// Features of `view`, [..., F]: what the heads, the policy and the critic read.
   public func features(_ view: FeatureView) -> Variable {
     switch view {
     case .output: return Variable.concat([deter, stoch], axis: -1)
@@ -54,30 +55,49 @@ public struct LatentState {
     LatentState(deter: deter.detached, stoch: stoch.detached, recurrent: recurrent.map { $0.detached })
   }
 
+  /// The size of the first axis.
   public var batchSize: Int { deter.shape[0] }
+
+  /// Sequence states [B, T, ...] as B·T single states [B·T, ...] (entry b·T + t is step t of
+  /// sequence b): the start states of imagination.
+  public func flattened() -> LatentState {
+    func merge(_ v: Variable) -> Variable {
+      precondition(v.rank >= 3, "flattened() needs sequence states [B, T, ...], got \(v.shape)")
+      return v.reshaped([v.shape[0] * v.shape[1]] + v.shape.dropFirst(2))
+    }
+    return LatentState(deter: merge(deter), stoch: merge(stoch), recurrent: recurrent.map(merge))
+  }
+
+  /// Step `t` of sequence states [B, T, ...], as [B, ...].
+  public func step(_ t: Int) -> LatentState {
+    func pick(_ v: Variable) -> Variable { v.slice(at: t, axis: 1) }
+    return LatentState(deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick))
+  }
 }
 
-/// The result of observing a whole sequence.
+/// The result of observing whole sequences.
 public struct SequenceOutput {
-  /// h per step, [B, T, deter].
-  public var deter: Variable
-  /// z per step (posterior samples), [B, T, groups * classes].
-  public var stoch: Variable
+  /// The posterior state of every step, [B, T, ...] (z sampled from the posterior).
+  public var states: LatentState
   /// Posterior and prior logits, [B, T, groups * classes].
   public var postLogits: Variable
   public var priorLogits: Variable
-  /// x per step, [B, T, memory size] (the SSM states of every layer, or h for the GRU).
-  public var memory: Variable
-  /// The state after the last step.
-  public var final: LatentState
 
-  /// Features of `view` for every step, [B, T, F].
-  public func features(_ view: FeatureView) -> Variable {
-    switch view {
-    case .output: return Variable.concat([deter, stoch], axis: -1)
-    case .hidden: return Variable.concat([stoch, memory], axis: -1)
-    case .full: return Variable.concat([deter, stoch, memory], axis: -1)
-    }
+  public init(states: LatentState, postLogits: Variable, priorLogits: Variable) {
+    self.states = states
+    self.postLogits = postLogits
+    self.priorLogits = priorLogits
+  }
+
+  /// The sequence length T.
+  public var length: Int { states.deter.shape[1] }
+
+  /// The state after the last step, [B, ...] (pass it as `state` to continue the sequences).
+  public var final: LatentState { states.step(length - 1) }
+
+  /// The same output with gradients stopped (what imagination starts from).
+  public var detached: SequenceOutput {
+    SequenceOutput(states: states.detached, postLogits: postLogits.detached, priorLogits: priorLogits.detached)
   }
 }
 

@@ -24,10 +24,8 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   public var dynamicScale: Float = 0.5
   public var representationScale: Float = 0.1
   public var freeBits: Float = 1
-  /// Adam settings of the world-model update.
-  public var learningRate: Float = 1e-4
-  public var epsilon: Float = 1e-8
-  public var gradientClip: Float = 1000
+  /// Adam settings of the world-model update (r2i.md section 3).
+  public var optimizer = AdamSettings(learningRate: 1e-4, epsilon: 1e-8, gradientClip: 1000)
 
   public init(
     backbone: Backbone, observation: ObservationKind, actionSize: Int, discreteActions: Bool = true,
@@ -133,6 +131,85 @@ public final class WorldModel: Module {
     config.discreteActions ? actions : actions / maximum(abs(actions), 1)
   }
 
+  /// The same on the tape: the gradient flows through `a`, not through the scale (imagined
+  /// continuous actions are trained by backpropagation through the dynamics).
+  public func preprocess(actions: Variable) -> Variable {
+    config.discreteActions ? actions : actions / Variable(maximum(abs(actions.value), 1))
+  }
+
+  // MARK: Observing and imagining (what the agent calls; it never touches `core`)
+
+  /// The state before anything was observed (learned or zeros), for `batch` entries.
+  public func initialState(batch: Int) -> LatentState { core.initialState(batch: batch) }
+
+  /// Observes whole sequences: encodes the observations, forms a_{t-1} (zero at resets;
+  /// `previousAction` [B, A] at t = 0, zeros when nil) and runs the backbone from `state` (nil:
+  /// the initial state). Returns the posterior state of every step and the logits.
+  public func observe(
+    _ batch: WorldModelBatch, state: LatentState? = nil, previousAction: Tensor? = nil,
+    rng: inout SeededGenerator
+  ) -> SequenceOutput {
+    let actions = preprocess(actions: batch.actions)
+    let first = previousAction.map { preprocess(actions: $0) }
+    let prev = previousActions(actions, isFirst: batch.isFirst, first: first)
+    return core.observe(
+      embed: encoder.encode(batch.observations), prevActions: Variable(prev), isFirst: batch.isFirst,
+      state: state, rng: &rng)
+  }
+
+  /// One observation step for a batch of environments (acting). `observation` is [B, ...] (one
+  /// step, no time axis), `previousAction` [B, A] the action taken before it, `isFirst` [B].
+  /// Where `isFirst` is set the previous action is ignored and the latent and memory restart
+  /// from the initial state, so a caller can pass the state of the episode that just ended.
+  public func observeStep(
+    observation: Tensor, previousAction: Tensor, isFirst: Tensor, state: LatentState?,
+    rng: inout SeededGenerator
+  ) -> LatentState {
+    let b = observation.shape[0]
+    let embed = encoder.encode(observation.reshaped([b, 1] + observation.shape.dropFirst()))
+    let action = preprocess(actions: previousAction) * (1 - isFirst).reshaped([b, 1])
+    return core.observeStep(
+      embed: embed.reshaped([b, encoder.embedSize]), prevAction: Variable(action), isFirst: isFirst,
+      state: state ?? core.initialState(batch: b), rng: &rng
+    ).state
+  }
+
+  /// One imagination step: the prior after `action` [B, A] (preprocessed on the tape), with z
+  /// sampled from it.
+  public func imagineStep(state: LatentState, action: Variable, rng: inout SeededGenerator) -> (
+    state: LatentState, priorLogits: Variable
+  ) {
+    core.imagineStep(state: state, action: preprocess(actions: action), rng: &rng)
+  }
+
+  /// A rollout of `horizon` steps from `start` [N, ...] under `policy`, which maps a state to
+  /// an action [N, A]. For discrete actions call it inside `withoutGradient` (REINFORCE needs no
+  /// world-model gradient); for continuous ones on the tape (the actor learns through the
+  /// dynamics).
+  public func imagine(
+    from start: LatentState, horizon: Int, rng: inout SeededGenerator,
+    policy: (LatentState, inout SeededGenerator) -> Variable
+  ) -> Imagination {
+    var states = [start]
+    var actions: [Variable] = []
+    var logits: [Variable] = []
+    for _ in 0..<horizon {
+      let a = policy(states[states.count - 1], &rng)
+      let (next, priorLogits) = imagineStep(state: states[states.count - 1], action: a, rng: &rng)
+      actions.append(a)
+      logits.append(priorLogits)
+      states.append(next)
+    }
+    return Imagination(states: states, actions: actions, priorLogits: logits)
+  }
+
+  /// The reward the model expects on arriving at `state` (the reward head's mean), [...].
+  public func predictedReward(_ state: LatentState) -> Variable { reward(state.features(.output)).mean }
+
+  /// Whether the model expects the episode to go on after `state` (the continue head's mode,
+  /// 1 or 0), [...].
+  public func predictedContinue(_ state: LatentState) -> Tensor { cont(state.features(.output)).mode }
+
   /// a_{t-1} for every step: shifted by one, `first` (or zeros) at t = 0, zero at resets.
   public func previousActions(_ actions: Tensor, isFirst: Tensor, first: Tensor? = nil) -> Tensor {
     let (b, t, a) = (actions.shape[0], actions.shape[1], actions.shape[2])
@@ -157,11 +234,8 @@ public final class WorldModel: Module {
   public func loss(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> Losses {
     let (b, t) = (batch.batchSize, batch.length)
     let c = config
-    let actions = preprocess(actions: batch.actions)
-    let embed = encoder.encode(batch.observations)
-    let prev = previousActions(actions, isFirst: batch.isFirst)
-    let out = core.observe(embed: embed, prevActions: Variable(prev), isFirst: batch.isFirst, state: nil, rng: &rng)
-    let feat = out.features(.output)
+    let out = observe(batch, rng: &rng)
+    let feat = out.states.features(.output)
     let rec = decoder.loss(features: feat, target: batch.observations)
     let rew = -reward(feat).logProb(batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
     let contTarget = 1 - batch.isTerminal
@@ -170,11 +244,12 @@ public final class WorldModel: Module {
       logits: out.postLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
     let prior = OneHotCategorical(
       logits: out.priorLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
+    // KL balance: the dynamics loss trains the prior toward the (fixed) posterior, the
+    // representation loss the posterior toward the (fixed) prior, each with free bits.
     let dyn = OneHotCategorical.kl(post.detached, prior)
     let rep = OneHotCategorical.kl(post, prior.detached)
-    let perStep =
-      rec + rew + con + maximum(dyn, c.freeBits) * c.dynamicScale
-      + maximum(rep, c.freeBits) * c.representationScale
+    let klBalance = maximum(dyn, c.freeBits) * c.dynamicScale + maximum(rep, c.freeBits) * c.representationScale
+    let perStep = rec + rew + con + klBalance
     let mask = batch.mask ?? Tensor.ones([b, t])
     let count = max(mask.sumAll(), 1)
     let total = (perStep * mask).sum() / count
@@ -188,29 +263,48 @@ public final class WorldModel: Module {
   }
 }
 
-/// The world-model update: Adam (lr 1e-4, eps 1e-8) with global-norm clipping at 1000.
+/// A rollout in imagination: `states[0]` is the start, `states[k + 1]` follows `actions[k]`,
+/// whose prior logits are `priorLogits[k]`.
+public struct Imagination {
+  public var states: [LatentState]
+  public var actions: [Variable]
+  public var priorLogits: [Variable]
+  public var horizon: Int { actions.count }
+}
+
+/// What one world-model update returns.
+public struct WorldModelUpdate {
+  /// Loss terms, entropies and the gradient norm.
+  public var metrics: [String: Float]
+  /// The posterior states of the batch with gradients stopped: imagination starts from all
+  /// B x T of them (`posterior.states.flattened()`).
+  public var posterior: SequenceOutput
+}
+
+/// The world-model update: Adam with the config's settings (lr 1e-4, eps 1e-8, global-norm
+/// clipping at 1000 by default).
 public final class WorldModelTrainer {
   public let model: WorldModel
   public let optimizer: Adam
 
   public init(model: WorldModel) {
     self.model = model
-    let c = model.config
-    optimizer = Adam(
-      for: model, learningRate: c.learningRate, epsilon: c.epsilon, clipGlobalNorm: c.gradientClip)
+    optimizer = Adam(for: model, settings: model.config.optimizer)
   }
 
-  /// One update on `batch`; returns the loss terms and the gradient norm.
+  /// One update on `batch`.
   @discardableResult
-  public func update(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> [String: Float] {
+  public func update(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> WorldModelUpdate {
     var metrics: [String: Float] = [:]
+    var posterior: SequenceOutput?
     let (_, grads) = valueAndGradient(of: model) {
       let l = model.loss(batch, rng: &rng)
       metrics = l.metrics
+      posterior = l.output.detached
       return l.total
     }
     let stats = optimizer.update(grads)
     metrics["grad_norm"] = stats.gradientNorm
-    return metrics
+    return WorldModelUpdate(metrics: metrics, posterior: posterior!)
   }
 }

@@ -98,7 +98,8 @@ import Testing
     let u = Tensor.normal([bn, tn, 12], using: &rng)
     var flags = Tensor.zeros([bn, tn])
     for (b, t) in [(0, 0), (0, 17), (1, 0), (1, 5), (1, 6), (1, 39), (2, 0), (2, 30)] { flags[b, t] = 1 }
-    let (seqOut, hidden, final) = stack(Variable(u), isFirst: flags, state: nil)
+    let (seqOut, states, final) = stack(Variable(u), isFirst: flags, state: nil)
+    let hidden = Variable.concat(states, axis: -1)
     var state: SSMStackState? = nil
     var worst: Float = 0
     for t in 0..<tn {
@@ -254,5 +255,42 @@ import Testing
     let (yt, next) = stack.step(Variable(ut), isFirst: flagsT, state: final)  // ut: [B, 512]
     #expect(y.shape == [2, 16, 512] && yt.shape == [2, 512])
     _ = (states, next)
+  }
+}
+
+/// S5's clip of Re(Lambda): a real part pushed above zero by training must not make long
+/// sequences explode.
+@Suite struct EigenvalueClipTests {
+  func layer(clip: Bool) -> SSMLayer {
+    var rng = SeededGenerator(seed: 21)
+    let l = SSMLayer(states: 8, channels: 4, blocks: 2, clipEigenvalues: clip, rng: &rng)
+    var re = l.lambdaRe.value
+    re[0] = 0.05  // as if a large learning rate had pushed it across
+    re[3] = 0.2
+    l.lambdaRe.value = re
+    return l
+  }
+
+  @Test func positiveRealPartsAreClippedInTheForwardPass() {
+    let u = Tensor.ones([1, 3000, 4])
+    let flags = Tensor.zeros([1, 3000])
+    let clipped = layer(clip: true)
+    let (lambdaBar, _) = clipped.discretize()
+    for i in 0..<8 {
+      let (r, m) = (lambdaBar.value[i], lambdaBar.value[8 + i])
+      #expect(r * r + m * m < 1, "state \(i): |lambda_bar| >= 1 with the clip")
+    }
+    let (y, xs) = clipped(Variable(u), isFirst: flags, carry: nil)
+    #expect(y.value.scalars.allSatisfy { $0.isFinite } && xs.value.scalars.allSatisfy { abs($0) < 1e5 })
+    // Without the clip the same layer explodes over the same sequence.
+    let (y2, _) = layer(clip: false)(Variable(u), isFirst: flags, carry: nil)
+    #expect(y2.value.scalars.contains { !$0.isFinite || abs($0) > 1e6 })
+    // The parameter is untouched, and its gradient is zero where the clip is active.
+    #expect(clipped.lambdaRe.value[0] == 0.05)
+    let (_, grads) = valueAndGradient(of: clipped) {
+      clipped(Variable(Tensor.ones([1, 16, 4])), isFirst: Tensor.zeros([1, 16]), carry: nil).output.sum()
+    }
+    let g = grads.tensors[grads.parameters.firstIndex { $0 === clipped.lambdaRe }!]
+    #expect(g[0] == 0 && g[3] == 0 && g[1] != 0)
   }
 }

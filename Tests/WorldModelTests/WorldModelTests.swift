@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import Autodiff
 @testable import SSM
 @testable import WorldModel
 
@@ -35,65 +36,128 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
     isTerminal: terminal)
 }
 
+/// A model whose learned initial states are non-zero, so resets are visible.
+func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
+  let model = WorldModel(config: c, seed: seed)
+  var rng = SeededGenerator(seed: seed &+ 1)
+  if let r2i = model.core as? R2ICore {
+    for block in r2i.stack.blocks {
+      block.ssm.initialState!.value = Tensor.normal(block.ssm.initialState!.shape, using: &rng)
+    }
+  }
+  if let w = (model.core as? R2ICore)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
+    w.value = Tensor.normal(w.shape, using: &rng)
+  }
+  return model
+}
+
 @Suite struct ObserveEqualsSteppingTests {
+  /// `WorldModel.observeStep`, fed raw observations, the raw previous action and the state of
+  /// the step before (even across resets), equals `WorldModel.observe` over the whole batch.
   @Test(arguments: Backbone.allCases)
-  func observeOverASequenceEqualsSteppingWithResets(_ backbone: Backbone) {
+  func observeStepThroughABatchWithResetsEqualsObserve(_ backbone: Backbone) {
     let c = tinyConfig(backbone)
-    let model = WorldModel(config: c, seed: 1)
-    // Non-zero learned initial states so resets are visible.
-    var rng = SeededGenerator(seed: 2)
-    if let r2i = model.core as? R2ICore {
-      for block in r2i.stack.blocks {
-        block.ssm.initialState!.value = Tensor.normal(block.ssm.initialState!.shape, using: &rng)
-      }
-    }
-    if let w = (model.core as? R2ICore)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
-      w.value = Tensor.normal(w.shape, using: &rng)
-    }
+    let model = modelWithVisibleResets(c, seed: 1)
     let (b, t) = (3, 8)
     let batch = randomBatch(c, b: b, t: t, seed: 3, resets: [(0, 3), (1, 7), (2, 2), (2, 3)])
-    let embed = model.encoder.encode(batch.observations)
-    let prev = model.previousActions(batch.actions, isFirst: batch.isFirst)
     var seqRNG = SeededGenerator(seed: 4)
-    let seq = model.core.observe(
-      embed: embed, prevActions: Variable(prev), isFirst: batch.isFirst, state: nil, rng: &seqRNG)
+    let seq = model.observe(batch, rng: &seqRNG)
     var stepRNG = SeededGenerator(seed: 4)
-    var state = model.core.initialState(batch: b)
+    var state: LatentState? = nil
+    var previous = Tensor.normal([b, c.actionSize], using: &stepRNG)  // must be ignored at t = 0
+    stepRNG = SeededGenerator(seed: 4)
     var worst: Float = 0
     for step in 0..<t {
-      let pick: (Tensor, Int) -> Tensor = { x, w in x.slice(axis: 1, step..<(step + 1)).reshaped([b, w]) }
-      let r = model.core.observeStep(
-        embed: Variable(pick(embed.value, embed.shape[2])), prevAction: Variable(pick(prev, c.actionSize)),
-        isFirst: pick(batch.isFirst, 1).reshaped([b]), state: state, rng: &stepRNG)
-      state = r.state
-      #expect(state.stoch.value == pick(seq.stoch.value, c.stochSize), "\(backbone): z at step \(step)")
-      worst = max(worst, state.deter.value.maxAbsDifference(pick(seq.deter.value, c.deter)))
-      worst = max(worst, r.postLogits.value.maxAbsDifference(pick(seq.postLogits.value, c.stochSize)))
-      worst = max(worst, r.priorLogits.value.maxAbsDifference(pick(seq.priorLogits.value, c.stochSize)))
-      worst = max(worst, state.memory.value.maxAbsDifference(pick(seq.memory.value, model.core.memorySize)))
+      let obs = batch.observations.slice(at: step, axis: 1)
+      let next = model.observeStep(
+        observation: obs, previousAction: previous, isFirst: batch.isFirst.slice(at: step, axis: 1), state: state,
+        rng: &stepRNG)
+      let expected = seq.states.step(step)
+      #expect(next.stoch.value == expected.stoch.value, "\(backbone): z at step \(step)")
+      worst = max(worst, next.deter.value.maxAbsDifference(expected.deter.value))
+      worst = max(worst, next.memory.value.maxAbsDifference(expected.memory.value))
+      state = next
+      previous = batch.actions.slice(at: step, axis: 1)
     }
     #expect(worst < 1e-5, "\(backbone): sequence vs step difference \(worst)")
-    for (a, z) in zip(seq.final.recurrent, state.recurrent) { #expect(a.value.maxAbsDifference(z.value) < 1e-5) }
-    // Continuing from the final state equals observing the longer sequence.
-    let more = randomBatch(c, b: b, t: 4, seed: 5)
-    let lastAction = batch.actions.slice(axis: 1, (t - 1)..<t).reshaped([b, c.actionSize])
-    let morePrev = model.previousActions(more.actions, isFirst: Tensor.zeros([b, 4]), first: lastAction)
+    for (a, z) in zip(seq.final.recurrent, state!.recurrent) { #expect(a.value.maxAbsDifference(z.value) < 1e-5) }
+    // Continuing from the final state (with the last action) equals stepping on.
+    var more = randomBatch(c, b: b, t: 4, seed: 5)
+    more.isFirst = Tensor.zeros([b, 4])
+    let lastAction = batch.actions.slice(at: t - 1, axis: 1)
     var rngA = SeededGenerator(seed: 6)
-    let cont = model.core.observe(
-      embed: model.encoder.encode(more.observations), prevActions: Variable(morePrev),
-      isFirst: Tensor.zeros([b, 4]), state: seq.final, rng: &rngA)
+    let cont = model.observe(more, state: seq.final, previousAction: lastAction, rng: &rngA)
     var rngB = SeededGenerator(seed: 6)
     var st = seq.final
+    previous = lastAction
     for step in 0..<4 {
-      let e = model.encoder.encode(more.observations.slice(axis: 1, step..<(step + 1)))
-      st =
-        model.core.observeStep(
-          embed: e.reshaped([b, e.shape[2]]),
-          prevAction: Variable(morePrev.slice(axis: 1, step..<(step + 1)).reshaped([b, c.actionSize])),
-          isFirst: Tensor.zeros([b]), state: st, rng: &rngB
-        ).state
+      st = model.observeStep(
+        observation: more.observations.slice(at: step, axis: 1), previousAction: previous,
+        isFirst: Tensor.zeros([b]), state: st, rng: &rngB)
+      previous = more.actions.slice(at: step, axis: 1)
     }
     #expect(st.deter.value.maxAbsDifference(cont.final.deter.value) < 1e-5)
+    #expect(st.memory.value.maxAbsDifference(cont.final.memory.value) < 1e-5)
+  }
+
+  /// `imagine` with a fixed action sequence equals calling `imagineStep` repeatedly.
+  @Test(arguments: Backbone.allCases)
+  func imagineEqualsRepeatedImagineSteps(_ backbone: Backbone) {
+    let c = tinyConfig(backbone)
+    let model = modelWithVisibleResets(c, seed: 9)
+    var rng = SeededGenerator(seed: 10)
+    let batch = randomBatch(c, b: 2, t: 5, seed: 11)
+    let start = model.observe(batch, rng: &rng).final
+    let actions = (0..<6).map { k in Variable(Tensor.oneHot([k % 3, (k + 1) % 3], depth: 3)) }
+    var rngA = SeededGenerator(seed: 12)
+    var k = 0
+    let rollout = model.imagine(from: start, horizon: 6, rng: &rngA) { _, _ in
+      defer { k += 1 }
+      return actions[k]
+    }
+    #expect(rollout.states.count == 7 && rollout.actions.count == 6 && rollout.priorLogits.count == 6)
+    var rngB = SeededGenerator(seed: 12)
+    var state = start
+    for (i, a) in actions.enumerated() {
+      let (next, logits) = model.imagineStep(state: state, action: a, rng: &rngB)
+      #expect(next.stoch.value == rollout.states[i + 1].stoch.value)
+      #expect(next.deter.value.maxAbsDifference(rollout.states[i + 1].deter.value) < 1e-6)
+      #expect(logits.value.maxAbsDifference(rollout.priorLogits[i].value) < 1e-6)
+      state = next
+    }
+  }
+
+  /// One imagination step from the flattened posterior at t, with the action a_t, gives the
+  /// prior that the sequence path computed at t + 1 (where t + 1 is not a reset).
+  @Test(arguments: Backbone.allCases)
+  func imaginingFromTheFlattenedPosteriorMatchesTheSequencePrior(_ backbone: Backbone) {
+    let c = tinyConfig(backbone)
+    let model = modelWithVisibleResets(c, seed: 13)
+    let (b, t) = (3, 6)
+    let batch = randomBatch(c, b: b, t: t, seed: 14, resets: [(1, 3)])
+    var rng = SeededGenerator(seed: 15)
+    let trainer = WorldModelTrainer(model: model)
+    let seq = model.observe(batch, rng: &rng)
+    let starts = seq.states.flattened()
+    #expect(starts.batchSize == b * t && starts.recurrent.count == seq.states.recurrent.count)
+    let flatActions = Variable(batch.actions.reshaped([b * t, c.actionSize]))
+    let (_, logits) = model.imagineStep(state: starts, action: flatActions, rng: &rng)
+    var compared = 0
+    for row in 0..<b {
+      for step in 0..<(t - 1) where batch.isFirst[row, step + 1] == 0 {
+        let predicted = logits.value.slice(at: row * t + step, axis: 0)
+        let expected = seq.priorLogits.value.slice(at: row, axis: 0).slice(at: step + 1, axis: 0)
+        #expect(predicted.maxAbsDifference(expected) < 1e-5, "\(backbone): row \(row) step \(step)")
+        compared += 1
+      }
+    }
+    #expect(compared == b * (t - 1) - 1)
+    // The trainer hands back the same posterior, detached, for imagination.
+    var rngU = SeededGenerator(seed: 15)
+    let update = trainer.update(batch, rng: &rngU)
+    #expect(update.posterior.states.deter.value == seq.states.deter.value)
+    #expect(update.posterior.states.deter.tape == nil && update.posterior.priorLogits.tape == nil)
+    #expect(update.metrics["loss"] != nil)
   }
 
   @Test(arguments: Backbone.allCases)
@@ -265,7 +329,7 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
       mlpLayers: 2, ssm: SSMSettings(states: 16, channels: 32, layers: 2, blocks: 2))
     c.groups = 8
     c.classes = 8
-    c.learningRate = 3e-3
+    c.optimizer.learningRate = 3e-3
     let model = WorldModel(config: c, seed: 18)
     let trainer = WorldModelTrainer(model: model)
     let (b, t) = (8, 24)
@@ -292,12 +356,12 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
     var metrics: [String: Float] = [:]
     var first10: Float = 0
     for i in 0..<150 {
-      metrics = trainer.update(batch, rng: &rng)
+      metrics = trainer.update(batch, rng: &rng).metrics
       if i == 9 { first10 = metrics["loss"]! }
     }
     #expect(metrics["loss"]! < 6, "\(backbone): final loss \(metrics["loss"]!) (after 10 updates \(first10))")
     let out = model.loss(batch, rng: &rng).output
-    let feat = out.features(.output)
+    let feat = out.states.features(.output)
     let recon = model.decoder.reconstruct(features: feat)
     let mse = square(recon - batch.observations).mean().scalar
     let predicted = model.reward(feat).mean.value
@@ -317,7 +381,7 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
     let batch = WorldModelBatch(  // B = 2 sequences of T = 8 steps
       observations: Tensor.normal([2, 8, 3], using: &rng), actions: Tensor.zeros([2, 8, 2]),
       rewards: Tensor.zeros([2, 8]), isFirst: Tensor.zeros([2, 8]), isTerminal: Tensor.zeros([2, 8]))
-    let metrics = trainer.update(batch, rng: &rng)  // ["loss": ..., "rec": ..., ...]
+    let metrics = trainer.update(batch, rng: &rng).metrics  // ["loss": ..., "rec": ..., ...]
     #expect(metrics["loss"].map { $0.isFinite } == true)
     #expect(metrics["rec"] != nil)
   }

@@ -169,3 +169,20 @@ public func loadPartialFloat8(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int, fil
 public func storePartialFloat8(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
   for k in 0..<n { p[i + k] = v[k] }
 }
+
+/// Loads `n` <= 8 floats at `p + i`: a whole vector when `n` is 8, else the low lanes (the rest
+/// zero). The one helper every kernel with a SIMD tail uses (layer norm, the scan).
+@inlinable @inline(__always)
+public func load8(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int) -> Float8 {
+  n == 8 ? loadFloat8(p, i) : loadPartialFloat8(p, i, n)
+}
+
+/// ``load8(_:_:_:)-(UnsafePointer<Float>,_,_)`` from a mutable pointer.
+@inlinable @inline(__always)
+public func load8(_ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) -> Float8 { load8(UnsafePointer(p), i, n) }
+
+/// Stores the low `n` <= 8 lanes of `v` at `p + i`.
+@inlinable @inline(__always)
+public func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
+  if n == 8 { storeFloat8(v, p, i) } else { storePartialFloat8(v, p, i, n) }
+}

@@ -14,19 +14,6 @@ public struct LayerNormStatistics: Sendable {
   public let rstd: Tensor
 }
 
-@inline(__always)
-private func ld(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int) -> Float8 {
-  n == 8 ? loadFloat8(p, i) : loadPartialFloat8(p, i, n)
-}
-@inline(__always)
-private func ld(_ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) -> Float8 {
-  n == 8 ? loadFloat8(p, i) : loadPartialFloat8(p, i, n)
-}
-@inline(__always)
-private func st(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
-  if n == 8 { storeFloat8(v, p, i) } else { storePartialFloat8(v, p, i, n) }
-}
-
 extension Tensor {
   /// Layer norm over the last axis, then an optional scale, offset and activation, in one pass:
   /// `act((x - mean) * rstd * scale + offset)`.
@@ -143,20 +130,20 @@ extension Tensor {
           var i = 0
           while i < d {
             let n = Swift.min(8, d - i)
-            let xh = (ld(row, i, n) - vmu) * vinv
-            st(xh, xhat, i, n)
-            var g = ld(grow, i, n)
+            let xh = (load8(row, i, n) - vmu) * vinv
+            store8(xh, xhat, i, n)
+            var g = load8(grow, i, n)
             if fuseSilu {
               var z = xh
-              if let sp { z = z * ld(sp, i, n) }
-              if let op { z = z + ld(op, i, n) }
+              if let sp { z = z * load8(sp, i, n) }
+              if let op { z = z + load8(op, i, n) }
               let s = FastMath.sigmoid(z)
               g = g * s * (1 + z * (1 - s))
             }
-            if wantScale { st(ld(dsAcc, i, n) + g * xh, dsAcc, i, n) }
-            if wantOffset { st(ld(doAcc, i, n) + g, doAcc, i, n) }
-            if let sp { g = g * ld(sp, i, n) }
-            st(g, gz, i, n)
+            if wantScale { store8(load8(dsAcc, i, n) + g * xh, dsAcc, i, n) }
+            if wantOffset { store8(load8(doAcc, i, n) + g, doAcc, i, n) }
+            if let sp { g = g * load8(sp, i, n) }
+            store8(g, gz, i, n)
             i += 8
           }
           guard let dxp else { continue }
@@ -166,9 +153,9 @@ extension Tensor {
           i = 0
           while i < d {
             let n = Swift.min(8, d - i)
-            let g = ld(gz, i, n)
+            let g = load8(gz, i, n)
             sumG += g
-            sumGX += g * ld(xhat, i, n)
+            sumGX += g * load8(xhat, i, n)
             i += 8
           }
           let meanG = Float8(repeating: sumG.sum() / Float(d))
@@ -178,7 +165,7 @@ extension Tensor {
           i = 0
           while i < d {
             let n = Swift.min(8, d - i)
-            st(vinv * (ld(gz, i, n) - meanG - ld(xhat, i, n) * meanGX), out, i, n)
+            store8(vinv * (load8(gz, i, n) - meanG - load8(xhat, i, n) * meanGX), out, i, n)
             i += 8
           }
         }

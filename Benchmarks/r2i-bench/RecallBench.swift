@@ -107,7 +107,7 @@ struct RecallBench: ParsableCommand {
       let w = size == "small" ? 128 : 256
       c = WorldModelConfig(
         backbone: backbone, observation: .vector(size: 3), actionSize: 2, deter: w, units: w,
-        mlpLayers: 2, ssm: SSMSettings(states: 64, channels: w, layers: 3, blocks: 8))
+        mlpLayers: 2, ssm: SSMSettings(states: 64, channels: w, layers: 3, hippoBlocks: 8))
       c.groups = 16
       c.classes = 16
     }

@@ -58,7 +58,7 @@ struct SSMBench: ParsableCommand {
         let seed = Tensor.normal([batch, l, 2 * p], using: &rng)
         let scan = measure(warmup: 1, repeats: repeats) {
           _ = valueWithGradient(at: [bu, lambdaBar.value, xInit], seed: seed) { v in
-            linearRecurrence(inputs: v[0], lambdaBar: v[1], initialState: v[2], carry: nil, isFirst: flags)
+            linearRecurrence(inputs: v[0], lambdaBar: v[1], xInit: v[2], state: nil, isFirst: flags)
           }
         }
         let u = Tensor.normal([batch, l, 512], using: &rng)

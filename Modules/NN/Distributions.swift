@@ -141,8 +141,17 @@ public struct TwoHotSymlog {
   public let logits: Variable
   public let bins: Tensor
 
+  /// DreamerV3's bin count and range.
+  public static let defaultBinCount = 255
+  public static let defaultRange: ClosedRange<Float> = -20...20
+
+  /// `count` bins evenly over ``defaultRange``.
+  public static func bins(count: Int) -> Tensor {
+    Tensor.linspace(defaultRange.lowerBound, defaultRange.upperBound, count: count)
+  }
+
   /// The DreamerV3 bins: 255 points from -20 to 20.
-  public static let defaultBins = Tensor.linspace(-20, 20, count: 255)
+  public static let defaultBins = bins(count: defaultBinCount)
 
   public init(logits: Variable, bins: Tensor = TwoHotSymlog.defaultBins) {
     precondition(

@@ -23,7 +23,7 @@ public enum Discretization: String, Sendable, Codable, CaseIterable {
 /// real tensors; states use the split layout [..., 2P] (real parts, then imaginary parts).
 ///
 /// Initialisation (HiPPO-N): Lambda = -1/2 + i w from the normal part of HiPPO-LegS of size
-/// P / blocks, tiled over the blocks with block-diagonal eigenvectors V; B~ = V^H B and
+/// P / hippoBlocks, tiled over the hippoBlocks with block-diagonal eigenvectors V; B~ = V^H B and
 /// C~ = C V with B (P x H) and C (H x P) lecun-normal (fan-in = the first axis, as JAX's
 /// default); D ~ N(0, 1); log Delta ~ U[log 0.001, log 0.1] per state.
 ///
@@ -33,7 +33,7 @@ public enum Discretization: String, Sendable, Codable, CaseIterable {
 /// let u = Variable(Tensor.normal([4, 64, 512], using: &rng))          // [B, T, H]
 /// var flags = Tensor.zeros([4, 64])                                     // is_first, [B, T]
 /// for b in 0..<4 { flags[b, 0] = 1 }
-/// let (y, xs) = layer(u, isFirst: flags, carry: nil)                   // [B, T, H], [B, T, 2P]
+/// let (y, xs) = layer(u, isFirst: flags, state: nil)                   // [B, T, H], [B, T, 2P]
 /// let last = xs.slice(at: 63, axis: 1)                                  // [B, 2P]
 /// let ut = Variable(Tensor.normal([4, 512], using: &rng))
 /// let (yt, x) = layer.step(ut, isFirst: Tensor.zeros([4]), state: last) // [B, H], [B, 2P]
@@ -42,7 +42,7 @@ public enum Discretization: String, Sendable, Codable, CaseIterable {
 public final class SSMLayer: Module {
   public let states: Int
   public let channels: Int
-  public let blocks: Int
+  public let hippoBlocks: Int
   public let discretization: Discretization
   /// Keep Re(Lambda) <= -1e-4 in the forward pass (S5's clip): with a positive real part the
   /// state grows without bound over long sequences. The parameter itself is not changed; its
@@ -64,7 +64,7 @@ public final class SSMLayer: Module {
   /// log Delta, [P].
   public let logStep: Parameter
   /// The learned initial state [2P] (nil: zeros).
-  public let initialState: Parameter?
+  public let xInit: Parameter?
 
   /// Discretised matrices for inference (no gradient), reused while the parameters' versions
   /// are unchanged: acting and imagination call the layer once per step.
@@ -80,20 +80,20 @@ public final class SSMLayer: Module {
   var discretizationParameters: [Parameter] { [lambdaRe, lambdaIm, bRe, bIm, cRe, cIm, logStep] }
 
   public init(
-    states: Int, channels: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
+    states: Int, channels: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
     learnedInitialState: Bool = true, clipEigenvalues: Bool = true, minStep: Float = 0.001,
     maxStep: Float = 0.1, rng: inout SeededGenerator
   ) {
     precondition(states >= 1 && channels >= 1, "SSMLayer needs positive sizes")
     precondition(
-      blocks >= 1 && states % blocks == 0,
-      "SSMLayer: states \(states) must be divisible by blocks \(blocks)")
+      hippoBlocks >= 1 && states % hippoBlocks == 0,
+      "SSMLayer: states \(states) must be divisible by hippoBlocks \(hippoBlocks)")
     self.states = states
     self.channels = channels
-    self.blocks = blocks
+    self.hippoBlocks = hippoBlocks
     self.discretization = discretization
     self.clipEigenvalues = clipEigenvalues
-    let bs = states / blocks
+    let bs = states / hippoBlocks
     let hippo = HiPPO.normal(size: bs)
     let (p, h) = (states, channels)
     lambdaRe = Parameter(Tensor((0..<p).map { Float(hippo.lambdaRe[$0 % bs]) }))
@@ -106,7 +106,7 @@ public final class SSMLayer: Module {
     // C~ = C V block by block: C~[:, j*bs + col] = sum_k C[:, j*bs + k] V[k, col].
     var cr = [Float](repeating: 0, count: h * p)
     var ci = [Float](repeating: 0, count: h * p)
-    for j in 0..<blocks {
+    for j in 0..<hippoBlocks {
       for r in 0..<bs {
         for k in 0..<bs {
           let vr = hippo.vectorsRe[k * bs + r]
@@ -139,12 +139,12 @@ public final class SSMLayer: Module {
     d = Parameter(Tensor.normal([h], using: &rng))
     logStep = Parameter(
       Tensor.uniform([p], low: logf(minStep), high: logf(maxStep), using: &rng))
-    initialState = learnedInitialState ? Parameter(Tensor.zeros([2 * p])) : nil
+    xInit = learnedInitialState ? Parameter(Tensor.zeros([2 * p])) : nil
   }
 
   /// x_init as a variable [2P] (zeros when not learned).
-  public var initialStateValue: Variable {
-    initialState?.variable ?? Variable(Tensor.zeros([2 * states]))
+  public var xInitValue: Variable {
+    xInit?.variable ?? Variable(Tensor.zeros([2 * states]))
   }
 
   /// The discrete state diagonal [2P] and the input weight [2P, H] (rows: Re B_bar, Im B_bar).
@@ -193,8 +193,9 @@ public final class SSMLayer: Module {
   }
 
   /// Runs the layer over [B, T, H] inputs; returns the outputs [B, T, H] and the states
-  /// [B, T, 2P]. `carry` [B, 2P] is the state before the first step where it is not a reset.
-  public func callAsFunction(_ u: Variable, isFirst: Tensor, carry: Variable?) -> (
+  /// [B, T, 2P]. `state` [B, 2P] is x before the first step (used where that step is not a reset;
+  /// nil: zeros).
+  public func callAsFunction(_ u: Variable, isFirst: Tensor, state: Variable?) -> (
     output: Variable, states: Variable
   ) {
     precondition(
@@ -203,7 +204,7 @@ public final class SSMLayer: Module {
     let (lambdaBar, wb, wc) = matrices()
     let bu = matmul(u, wb, transposeB: true)
     let xs = linearRecurrence(
-      inputs: bu, lambdaBar: lambdaBar, initialState: initialStateValue, carry: carry,
+      inputs: bu, lambdaBar: lambdaBar, xInit: xInitValue, state: state,
       isFirst: isFirst)
     let y = matmul(xs, wc) + u * d.variable
     return (y, xs)
@@ -234,7 +235,7 @@ public final class SSMLayer: Module {
   public func step(_ u: Variable, isFirst: Tensor, state: Variable?) -> (output: Variable, state: Variable) {
     let b = u.shape[0]
     let (y, xs) = self(
-      u.reshaped([b, 1, channels]), isFirst: isFirst.reshaped([b, 1]), carry: state)
+      u.reshaped([b, 1, channels]), isFirst: isFirst.reshaped([b, 1]), state: state)
     return (y.reshaped([b, channels]), xs.reshaped([b, 2 * states]))
   }
 }
@@ -246,21 +247,21 @@ public final class SSMBlock: Module {
   public let norm: LayerNorm
 
   public init(
-    states: Int, channels: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
+    states: Int, channels: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
     learnedInitialState: Bool = true, clipEigenvalues: Bool = true, rng: inout SeededGenerator
   ) {
     ssm = SSMLayer(
-      states: states, channels: channels, blocks: blocks, discretization: discretization,
+      states: states, channels: channels, hippoBlocks: hippoBlocks, discretization: discretization,
       learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, rng: &rng)
     glu = GLU(channels, channels, rng: &rng)
     norm = LayerNorm(channels, epsilon: 1e-6)
   }
 
   /// [B, T, H] -> ([B, T, H], states [B, T, 2P]).
-  public func callAsFunction(_ u: Variable, isFirst: Tensor, carry: Variable?) -> (
+  public func callAsFunction(_ u: Variable, isFirst: Tensor, state: Variable?) -> (
     output: Variable, states: Variable
   ) {
-    let (y, xs) = ssm(u, isFirst: isFirst, carry: carry)
+    let (y, xs) = ssm(u, isFirst: isFirst, state: state)
     return (norm(glu(gelu(y)) + u), xs)
   }
 
@@ -289,7 +290,7 @@ public final class SSMStack: Module {
   public let blocks: [SSMBlock]
 
   public init(
-    layers: Int, states: Int, channels: Int, blocks: Int = 8,
+    layers: Int, states: Int, channels: Int, hippoBlocks: Int = 8,
     discretization: Discretization = .bilinear, learnedInitialState: Bool = true,
     clipEigenvalues: Bool = true, rng: inout SeededGenerator
   ) {
@@ -298,7 +299,7 @@ public final class SSMStack: Module {
     for _ in 0..<layers {
       bs.append(
         SSMBlock(
-          states: states, channels: channels, blocks: blocks, discretization: discretization,
+          states: states, channels: channels, hippoBlocks: hippoBlocks, discretization: discretization,
           learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, rng: &rng))
     }
     self.blocks = bs
@@ -325,7 +326,7 @@ public final class SSMStack: Module {
     var all: [Variable] = []
     var finals: [Variable] = []
     for (i, block) in blocks.enumerated() {
-      let (out, xs) = block(h, isFirst: isFirst, carry: state?.layers[i])
+      let (out, xs) = block(h, isFirst: isFirst, state: state?.layers[i])
       h = out
       all.append(xs)
       finals.append(xs.slice(axis: 1, (t - 1)..<t).reshaped([b, 2 * states]))

@@ -430,27 +430,27 @@ public enum ScanKernel {
 /// - Parameters:
 ///   - inputs: b_t = B_bar u_t, [B, T, 2P] (split complex layout).
 ///   - lambdaBar: the discrete state matrix diagonal, [2P].
-///   - initialState: x_init used at every `isFirst` step, [2P].
-///   - carry: the state before t = 0 when `isFirst[:, 0]` is 0, [B, 2P] (zeros if nil).
+///   - xInit: x_init used at every `isFirst` step, [2P].
+///   - state: x before t = 0, used where `isFirst[:, 0]` is 0, [B, 2P] (zeros if nil).
 ///   - isFirst: reset flags, [B, T] of 0 / 1 (constant).
 /// - Returns: x_t for every step, [B, T, 2P].
 public func linearRecurrence(
-  inputs: Variable, lambdaBar: Variable, initialState: Variable, carry: Variable?, isFirst: Tensor
+  inputs: Variable, lambdaBar: Variable, xInit: Variable, state: Variable?, isFirst: Tensor
 ) -> Variable {
   precondition(
     inputs.rank == 3 && inputs.shape[2] % 2 == 0, "linearRecurrence: inputs \(inputs.shape) must be [B, T, 2P]")
   let (bn, tn, row) = (inputs.shape[0], inputs.shape[1], inputs.shape[2])
   let pn = row / 2
   precondition(lambdaBar.shape == [row], "linearRecurrence: lambdaBar \(lambdaBar.shape), expected [\(row)]")
-  precondition(initialState.shape == [row], "linearRecurrence: initialState \(initialState.shape), expected [\(row)]")
+  precondition(xInit.shape == [row], "linearRecurrence: xInit \(xInit.shape), expected [\(row)]")
   precondition(isFirst.shape == [bn, tn], "linearRecurrence: isFirst \(isFirst.shape), expected [\(bn), \(tn)]")
-  if let carry {
-    precondition(carry.shape == [bn, row], "linearRecurrence: carry \(carry.shape), expected [\(bn), \(row)]")
+  if let state {
+    precondition(state.shape == [bn, row], "linearRecurrence: state \(state.shape), expected [\(bn), \(row)]")
   }
   let problem = ScanKernel.Problem(batch: bn, length: tn, states: pn)
   let chunks = ScanKernel.timeChunks(
     batch: bn, groups: problem.groups, length: tn, threads: Parallelism.threadCount)
-  let (uv, av, iv, cv, fv) = (inputs.value, lambdaBar.value, initialState.value, carry?.value, isFirst)
+  let (uv, av, iv, cv, fv) = (inputs.value, lambdaBar.value, xInit.value, state?.value, isFirst)
   var x = Tensor(uninitializedShape: [bn, tn, row])
   x.withUnsafeMutableBufferPointer { xp in
     uv.withUnsafeBufferPointer { up in
@@ -468,8 +468,8 @@ public func linearRecurrence(
       }
     }
   }
-  var inputsList = [inputs, lambdaBar, initialState]
-  if let carry { inputsList.append(carry) }
+  var inputsList = [inputs, lambdaBar, xInit]
+  if let state { inputsList.append(state) }
   let needs = needsGradient(inputsList)
   let xOut = x
   return customVJP(inputs: inputsList, outputs: [x]) { grads in

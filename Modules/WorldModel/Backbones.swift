@@ -9,19 +9,19 @@ public struct SSMSettings: Sendable, Codable, Equatable {
   public var channels: Int
   public var layers: Int
   /// HiPPO initialisation blocks.
-  public var blocks: Int = 8
+  public var hippoBlocks: Int = 8
   public var discretization: Discretization = .bilinear
   /// Keep Re(Lambda) <= -1e-4 (S5's clip; see ``SSMLayer/clipEigenvalues``).
   public var clipEigenvalues = true
 
   public init(
-    states: Int, channels: Int, layers: Int, blocks: Int = 8, discretization: Discretization = .bilinear,
+    states: Int, channels: Int, layers: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
     clipEigenvalues: Bool = true
   ) {
     self.states = states
     self.channels = channels
     self.layers = layers
-    self.blocks = blocks
+    self.hippoBlocks = hippoBlocks
     self.discretization = discretization
     self.clipEigenvalues = clipEigenvalues
   }
@@ -31,7 +31,7 @@ public struct SSMSettings: Sendable, Codable, Equatable {
 /// u_t = Dense(H)([z_{t-1}, a_{t-1}]), h_t = SiLU(Linear(deter)(SSM output)) and the prior
 /// p(z_t | h_t). A whole sequence is one parallel computation: all posteriors at once, then the
 /// scan.
-public final class R2ICore: Module, SequenceModel {
+public final class S3M: Module, SequenceModel {
   public let backbone = Backbone.r2i
   public let deterSize: Int
   public let groups: Int
@@ -64,7 +64,7 @@ public final class R2ICore: Module, SequenceModel {
     postOut = Linear(units, s, initializer: .uniform(), rng: &rng)
     inputLayer = Dense(s + actionSize, ssm.channels, rng: &rng)
     stack = SSMStack(
-      layers: ssm.layers, states: ssm.states, channels: ssm.channels, blocks: ssm.blocks,
+      layers: ssm.layers, states: ssm.states, channels: ssm.channels, hippoBlocks: ssm.hippoBlocks,
       discretization: ssm.discretization, learnedInitialState: learnedInitialState,
       clipEigenvalues: ssm.clipEigenvalues, rng: &rng)
     outProjection = Linear(ssm.channels, deter, rng: &rng)

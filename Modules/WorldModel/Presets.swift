@@ -88,27 +88,20 @@ extension WorldModelConfig {
       embed = l == 0 ? n : u
       out["decoder"] = Self.mlp(f, u, l) + Self.linear(l == 0 ? f : u, n)
     case .image(let h, let w, let c):
-      var enc = 0
-      var cin = c
-      for k in 0..<4 {
-        let cout = cnnDepth << k
-        enc += 16 * cin * cout + 2 * cout
-        cin = cout
-      }
-      out["encoder"] = enc
-      embed = (h / 16) * (w / 16) * 8 * cnnDepth
+      let g = CNNGeometry(height: h, width: w, channels: c, depth: cnnDepth)
+      let area = CNNGeometry.kernelSize * CNNGeometry.kernelSize
+      // Convolutions without bias, each followed by a layer norm (scale and offset).
+      out["encoder"] = g.encoderStages.reduce(0) { $0 + area * $1.input * $1.output + 2 * $1.output }
+      embed = g.embedSize
       var dec = Self.linear(f, embed)
-      cin = 8 * cnnDepth
-      for k in 0..<4 {
-        let last = k == 3
-        let cout = last ? c : cin / 2
-        dec += 16 * cin * cout + (last ? cout : 2 * cout)
-        cin = cout
+      for (k, (cin, cout)) in g.decoderStages.enumerated() {
+        let last = k == CNNGeometry.stages - 1
+        dec += area * cin * cout + (last ? cout : 2 * cout)
       }
       out["decoder"] = dec
     }
     let headOut = l == 0 ? f : u
-    out["reward"] = Self.mlp(f, u, l) + Self.linear(headOut, 255)
+    out["reward"] = Self.mlp(f, u, l) + Self.linear(headOut, TwoHotSymlog.defaultBinCount)
     out["continue"] = Self.mlp(f, u, l) + Self.linear(headOut, 1)
     let initial = learnedInitialState ? d : 0
     switch backbone {
@@ -153,28 +146,24 @@ extension WorldModelConfig {
       embed = l == 0 ? o : u
       total += mlpFLOPs(n, f, first: tracked) + tracked(n, l == 0 ? f : u, o)
     case .image(let h, let w, let c):
-      var cin = c
+      let g = CNNGeometry(height: h, width: w, channels: c, depth: cnnDepth)
+      let (area, stride) = (CNNGeometry.kernelSize * CNNGeometry.kernelSize, CNNGeometry.stride)
       var side = (h, w)
-      for k in 0..<4 {
-        let cout = cnnDepth << k
-        side = (side.0 / 2, side.1 / 2)
+      for (k, (cin, cout)) in g.encoderStages.enumerated() {
+        side = (side.0 / stride, side.1 / stride)
         let m = n * side.0 * side.1
-        total += k == 0 ? onData(m, 16 * cin, cout) : tracked(m, 16 * cin, cout)
-        cin = cout
+        total += k == 0 ? onData(m, area * cin, cout) : tracked(m, area * cin, cout)
       }
-      embed = (h / 16) * (w / 16) * 8 * cnnDepth
+      embed = g.embedSize
       total += tracked(n, f, embed)
-      cin = 8 * cnnDepth
-      side = (h / 16, w / 16)
-      for k in 0..<4 {
-        let cout = k == 3 ? c : cin / 2
-        total += tracked(n * side.0 * side.1, cin, 16 * cout)
-        side = (side.0 * 2, side.1 * 2)
-        cin = cout
+      side = (g.bottomHeight, g.bottomWidth)
+      for (cin, cout) in g.decoderStages {
+        total += tracked(n * side.0 * side.1, cin, area * cout)
+        side = (side.0 * stride, side.1 * stride)
       }
     }
     let headIn = l == 0 ? f : u
-    total += mlpFLOPs(n, f, first: tracked) + tracked(n, headIn, 255)
+    total += mlpFLOPs(n, f, first: tracked) + tracked(n, headIn, TwoHotSymlog.defaultBinCount)
     total += mlpFLOPs(n, f, first: tracked) + tracked(n, headIn, 1)
     // The initial latent (prior head on h_init), once per reset evaluation.
     let initial = tracked(1, d, u) + tracked(1, u, s)

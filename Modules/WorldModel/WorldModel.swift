@@ -113,7 +113,7 @@ public final class WorldModel: Module {
     let embed = encoder.embedSize
     switch c.backbone {
     case .r2i:
-      core = R2ICore(
+      core = S3M(
         embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, ssm: c.ssm,
         groups: c.groups, classes: c.classes, unimix: c.unimix,
         learnedInitialState: c.learnedInitialState, rng: &rng)

@@ -47,7 +47,7 @@ import Testing
   @Test(arguments: Discretization.allCases)
   func discretizationMatchesItsClosedForm(_ method: Discretization) {
     var rng = SeededGenerator(seed: 1)
-    let layer = SSMLayer(states: 16, channels: 5, blocks: 4, discretization: method, rng: &rng)
+    let layer = SSMLayer(states: 16, channels: 5, hippoBlocks: 4, discretization: method, rng: &rng)
     let (lbar, wb) = layer.discretize()
     let lr = layer.lambdaRe.value.scalars
     let li = layer.lambdaIm.value.scalars
@@ -91,9 +91,9 @@ import Testing
   @Test(arguments: Discretization.allCases)
   func sequenceModeEqualsStepModeAcrossEpisodeBoundaries(_ method: Discretization) {
     var rng = SeededGenerator(seed: 2)
-    let stack = SSMStack(layers: 3, states: 16, channels: 12, blocks: 4, discretization: method, rng: &rng)
+    let stack = SSMStack(layers: 3, states: 16, channels: 12, hippoBlocks: 4, discretization: method, rng: &rng)
     // Make the learned initial states non-zero so resets matter.
-    for b in stack.blocks { b.ssm.initialState!.value = Tensor.normal([32], using: &rng) }
+    for b in stack.blocks { b.ssm.xInit!.value = Tensor.normal([32], using: &rng) }
     let (bn, tn) = (3, 40)
     let u = Tensor.normal([bn, tn, 12], using: &rng)
     var flags = Tensor.zeros([bn, tn])
@@ -139,7 +139,7 @@ import Testing
       let report = Parallelism.withThreadCount(threads) {
         checkGradients(
           of: { v in
-            linearRecurrence(inputs: v[0], lambdaBar: v[1], initialState: v[2], carry: v[3], isFirst: c.isFirst)
+            linearRecurrence(inputs: v[0], lambdaBar: v[1], xInit: v[2], state: v[3], isFirst: c.isFirst)
           }, at: [c.bu, c.a * 0.97, c.xInit, c.carry!], epsilon: eps, relativeTolerance: rtol,
           samplesPerInput: 16)
       }
@@ -148,7 +148,7 @@ import Testing
       let r2 = Parallelism.withThreadCount(threads) {
         checkGradients(
           of: { v in
-            linearRecurrence(inputs: v[0], lambdaBar: v[1], initialState: v[2], carry: nil, isFirst: c.isFirst)
+            linearRecurrence(inputs: v[0], lambdaBar: v[1], xInit: v[2], state: nil, isFirst: c.isFirst)
           }, at: [c.bu, c.a * 0.97, c.xInit], epsilon: eps, relativeTolerance: rtol,
           samplesPerInput: 16)
       }
@@ -159,8 +159,8 @@ import Testing
   @Test(arguments: Discretization.allCases)
   func wholeBlockGradients(_ method: Discretization) {
     var rng = SeededGenerator(seed: 21)
-    let block = SSMBlock(states: 8, channels: 6, blocks: 2, discretization: method, rng: &rng)
-    block.ssm.initialState!.value = Tensor.normal([16], std: 0.5, using: &rng)
+    let block = SSMBlock(states: 8, channels: 6, hippoBlocks: 2, discretization: method, rng: &rng)
+    block.ssm.xInit!.value = Tensor.normal([16], std: 0.5, using: &rng)
     let u = Variable(Tensor.normal([2, 9, 6], using: &rng))
     var flags = Tensor.zeros([2, 9])
     flags[0, 0] = 1
@@ -172,7 +172,7 @@ import Testing
     // difference quotient) exceeds the tolerance for the smallest derivatives; the estimates
     // converge onto the analytic values as epsilon grows (measured 3e-3 -> 1e-2 -> 3e-2).
     let check = checkParameterGradients(of: block, epsilon: 1e-2, samplesPerParameter: 6) {
-      let (out, xs) = block(u, isFirst: flags, carry: carry)
+      let (out, xs) = block(u, isFirst: flags, state: carry)
       return (out * w).sum() + xs.mean() * 3
     }
     let worst = check.report.worst.map { check.names[$0.input] } ?? ""
@@ -186,27 +186,27 @@ import Testing
   /// parameter (optimiser step, assignment, in-place edit) must invalidate the cache.
   @Test func cachedMatricesFollowEveryParameterChange() {
     var rng = SeededGenerator(seed: 31)
-    let layer = SSMLayer(states: 8, channels: 5, blocks: 2, rng: &rng)
+    let layer = SSMLayer(states: 8, channels: 5, hippoBlocks: 2, rng: &rng)
     let u = Tensor.normal([3, 7, 5], using: &rng)
     let flags = Tensor.zeros([3, 7])
     // Reference: the same computation while differentiating (never uses the cache).
     func tracked() -> Tensor {
       var out = Tensor(0)
       _ = valueAndGradient(of: layer) {
-        let y = layer(Variable(u), isFirst: flags, carry: nil).output
+        let y = layer(Variable(u), isFirst: flags, state: nil).output
         out = y.value
         return y.sum()
       }
       return out
     }
-    func cached() -> Tensor { layer(Variable(u), isFirst: flags, carry: nil).output.value }
+    func cached() -> Tensor { layer(Variable(u), isFirst: flags, state: nil).output.value }
     #expect(cached().maxAbsDifference(tracked()) < 1e-6)
     let first = cached()
 
     // Optimiser step.
     let adam = Adam(for: layer, learningRate: 0.05)
     let (_, grads) = valueAndGradient(of: layer) {
-      (layer(Variable(u), isFirst: flags, carry: nil).output * layer(Variable(u), isFirst: flags, carry: nil).output)
+      (layer(Variable(u), isFirst: flags, state: nil).output * layer(Variable(u), isFirst: flags, state: nil).output)
         .sum()
     }
     adam.update(grads)
@@ -235,7 +235,7 @@ import Testing
     let u = Variable(Tensor.normal([4, 64, 512], using: &rng))  // [B, T, H]
     var flags = Tensor.zeros([4, 64])  // is_first, [B, T]
     for b in 0..<4 { flags[b, 0] = 1 }
-    let (y, xs) = layer(u, isFirst: flags, carry: nil)  // [B, T, H], [B, T, 2P]
+    let (y, xs) = layer(u, isFirst: flags, state: nil)  // [B, T, H], [B, T, 2P]
     let last = xs.slice(at: 63, axis: 1)  // [B, 2P]
     let ut = Variable(Tensor.normal([4, 512], using: &rng))
     let (yt, x) = layer.step(ut, isFirst: Tensor.zeros([4]), state: last)  // [B, H], [B, 2P]
@@ -263,7 +263,7 @@ import Testing
 @Suite struct EigenvalueClipTests {
   func layer(clip: Bool) -> SSMLayer {
     var rng = SeededGenerator(seed: 21)
-    let l = SSMLayer(states: 8, channels: 4, blocks: 2, clipEigenvalues: clip, rng: &rng)
+    let l = SSMLayer(states: 8, channels: 4, hippoBlocks: 2, clipEigenvalues: clip, rng: &rng)
     var re = l.lambdaRe.value
     re[0] = 0.05  // as if a large learning rate had pushed it across
     re[3] = 0.2
@@ -280,15 +280,15 @@ import Testing
       let (r, m) = (lambdaBar.value[i], lambdaBar.value[8 + i])
       #expect(r * r + m * m < 1, "state \(i): |lambda_bar| >= 1 with the clip")
     }
-    let (y, xs) = clipped(Variable(u), isFirst: flags, carry: nil)
+    let (y, xs) = clipped(Variable(u), isFirst: flags, state: nil)
     #expect(y.value.scalars.allSatisfy { $0.isFinite } && xs.value.scalars.allSatisfy { abs($0) < 1e5 })
     // Without the clip the same layer explodes over the same sequence.
-    let (y2, _) = layer(clip: false)(Variable(u), isFirst: flags, carry: nil)
+    let (y2, _) = layer(clip: false)(Variable(u), isFirst: flags, state: nil)
     #expect(y2.value.scalars.contains { !$0.isFinite || abs($0) > 1e6 })
     // The parameter is untouched, and its gradient is zero where the clip is active.
     #expect(clipped.lambdaRe.value[0] == 0.05)
     let (_, grads) = valueAndGradient(of: clipped) {
-      clipped(Variable(Tensor.ones([1, 16, 4])), isFirst: Tensor.zeros([1, 16]), carry: nil).output.sum()
+      clipped(Variable(Tensor.ones([1, 16, 4])), isFirst: Tensor.zeros([1, 16]), state: nil).output.sum()
     }
     let g = grads.tensors[grads.parameters.firstIndex { $0 === clipped.lambdaRe }!]
     #expect(g[0] == 0 && g[3] == 0 && g[1] != 0)

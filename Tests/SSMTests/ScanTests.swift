@@ -68,8 +68,8 @@ struct ScanCase {
 
   func run() -> Tensor {
     linearRecurrence(
-      inputs: Variable(bu), lambdaBar: Variable(a), initialState: Variable(xInit),
-      carry: carry.map { Variable($0) }, isFirst: isFirst
+      inputs: Variable(bu), lambdaBar: Variable(a), xInit: Variable(xInit),
+      state: carry.map { Variable($0) }, isFirst: isFirst
     ).value
   }
 
@@ -236,7 +236,7 @@ struct ScanCase {
     let gx = Tensor.normal([4, 600, 256], using: &SSMRNG.shared)
     func both() -> (Tensor, [Tensor]) {
       let (x, g) = valueWithGradient(at: [c.bu, c.a, c.xInit, c.carry!], seed: gx) { v in
-        linearRecurrence(inputs: v[0], lambdaBar: v[1], initialState: v[2], carry: v[3], isFirst: c.isFirst)
+        linearRecurrence(inputs: v[0], lambdaBar: v[1], xInit: v[2], state: v[3], isFirst: c.isFirst)
       }
       return (x, g)
     }
@@ -251,7 +251,7 @@ struct ScanCase {
     let g = Tensor.normal([1, 1024, 16], using: &SSMRNG.shared)
     func grads() -> [Tensor] {
       valueWithGradient(at: [small.bu, small.a, small.xInit, small.carry!], seed: g) { v in
-        linearRecurrence(inputs: v[0], lambdaBar: v[1], initialState: v[2], carry: v[3], isFirst: small.isFirst)
+        linearRecurrence(inputs: v[0], lambdaBar: v[1], xInit: v[2], state: v[3], isFirst: small.isFirst)
       }.gradients
     }
     let one = Parallelism.withThreadCount(1) { grads() }

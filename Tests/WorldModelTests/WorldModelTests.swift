@@ -11,7 +11,7 @@ func tinyConfig(_ backbone: Backbone, observation: ObservationKind = .vector(siz
 {
   var c = WorldModelConfig(
     backbone: backbone, observation: observation, actionSize: actions, deter: 10, units: 9,
-    mlpLayers: 1, cnnDepth: 2, ssm: SSMSettings(states: 4, channels: 6, layers: 2, blocks: 2))
+    mlpLayers: 1, cnnDepth: 2, ssm: SSMSettings(states: 4, channels: 6, layers: 2, hippoBlocks: 2))
   c.groups = 4
   c.classes = 3
   return c
@@ -40,12 +40,12 @@ func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(
 func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
   let model = WorldModel(config: c, seed: seed)
   var rng = SeededGenerator(seed: seed &+ 1)
-  if let r2i = model.core as? R2ICore {
+  if let r2i = model.core as? S3M {
     for block in r2i.stack.blocks {
-      block.ssm.initialState!.value = Tensor.normal(block.ssm.initialState!.shape, using: &rng)
+      block.ssm.xInit!.value = Tensor.normal(block.ssm.xInit!.shape, using: &rng)
     }
   }
-  if let w = (model.core as? R2ICore)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
+  if let w = (model.core as? S3M)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
     w.value = Tensor.normal(w.shape, using: &rng)
   }
   return model
@@ -199,7 +199,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     c.cnnDepth = 4
     let model = WorldModel(config: c, seed: 9)
     var initRNG = SeededGenerator(seed: 31)
-    if let w = (model.core as? R2ICore)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
+    if let w = (model.core as? S3M)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
       w.value = Tensor.normal(w.shape, using: &initRNG)
     }
     let batch = randomBatch(c, b: 2, t: 5, seed: 10, resets: [(1, 3)])
@@ -326,7 +326,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
   func lossFallsOnATinyDeterministicTask(_ backbone: Backbone) {
     var c = WorldModelConfig(
       backbone: backbone, observation: .vector(size: 6), actionSize: 2, deter: 32, units: 32,
-      mlpLayers: 2, ssm: SSMSettings(states: 16, channels: 32, layers: 2, blocks: 2))
+      mlpLayers: 2, ssm: SSMSettings(states: 16, channels: 32, layers: 2, hippoBlocks: 2))
     c.groups = 8
     c.classes = 8
     c.optimizer.learningRate = 3e-3

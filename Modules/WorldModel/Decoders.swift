@@ -1,0 +1,74 @@
+/// Predicts observations from features and returns the per-step reconstruction loss [B, T].
+public protocol ObservationDecoder: AnyObject {
+  func loss(features: Variable, target: Tensor) -> Variable
+  /// The reconstruction in observation space (vector: symexp of the prediction; image: pixels in
+  /// [0, 1]).
+  func reconstruct(features: Variable) -> Tensor
+}
+
+/// MLP of Dense blocks, then a Linear to the observation size, predicting symlog(observation)
+/// (loss: summed squared error in symlog space).
+public final class VectorDecoder: Module, ObservationDecoder {
+  public let mlp: MLP
+  public let out: Linear
+
+  public init(featureSize: Int, outputSize: Int, units: Int, layers: Int, rng: inout SeededGenerator) {
+    mlp = MLP(featureSize, units: units, depth: layers, rng: &rng)
+    out = Linear(mlp.outFeatures(input: featureSize), outputSize, rng: &rng)
+  }
+
+  public func loss(features: Variable, target: Tensor) -> Variable {
+    -SymlogDistribution(prediction: out(mlp(features))).logProb(target)
+  }
+
+  public func reconstruct(features: Variable) -> Tensor { symexp(out(mlp(features)).value) }
+}
+
+/// Linear to 4 x 4 x 8 depth, then stride-2 transposed convolutions (k4) with LayerNorm + SiLU,
+/// the last one to the image channels without norm; output + 0.5; loss: summed squared error
+/// against pixels / 255.
+public final class ImageDecoder: Module, ObservationDecoder {
+  public let input: Linear
+  public let deconvs: [ConvTranspose2D]
+  public let norms: [LayerNorm]
+  public let geometry: CNNGeometry
+
+  public init(featureSize: Int, height: Int, width: Int, channels: Int, depth: Int, rng: inout SeededGenerator) {
+    let g = CNNGeometry(height: height, width: width, channels: channels, depth: depth)
+    geometry = g
+    input = Linear(featureSize, g.embedSize, rng: &rng)
+    var ds: [ConvTranspose2D] = []
+    var ns: [LayerNorm] = []
+    for (k, (cin, cout)) in g.decoderStages.enumerated() {
+      let last = k == CNNGeometry.stages - 1
+      ds.append(
+        ConvTranspose2D(
+          cin, cout, kernelSize: CNNGeometry.kernelSize, stride: CNNGeometry.stride, bias: last, rng: &rng))
+      if !last { ns.append(LayerNorm(cout, epsilon: 1e-3)) }
+    }
+    deconvs = ds
+    norms = ns
+  }
+
+  func predict(_ features: Variable) -> Variable {
+    let g = geometry
+    let lead = Array(features.shape.dropLast())
+    let n = lead.reduce(1, *)
+    var x = input(features.reshaped([n, features.shape.last!])).reshaped([
+      n, g.bottomHeight, g.bottomWidth, g.bottomChannels,
+    ])
+    for (k, d) in deconvs.enumerated() {
+      x = d(x)
+      if k < norms.count { x = norms[k](x, activation: .silu) }
+    }
+    return (x + 0.5).reshaped(lead + [g.height, g.width, g.channels])
+  }
+
+  public func loss(features: Variable, target: Tensor) -> Variable {
+    let pred = predict(features)
+    let lead = features.rank - 1
+    return square(pred - target / 255).sum(axes: Array(lead..<(lead + 3)))
+  }
+
+  public func reconstruct(features: Variable) -> Tensor { clamp(predict(features).value, min: 0, max: 1) }
+}

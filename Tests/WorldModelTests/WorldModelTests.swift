@@ -385,4 +385,27 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     #expect(metrics["loss"].map { $0.isFinite } == true)
     #expect(metrics["rec"] != nil)
   }
+
+  /// The README's world-model example, with `batch` and `policy` defined.
+  @Test func readmeWorldModelExample() {
+    var c = WorldModelConfig.preset(.bsuite, backbone: .r2i)
+    c.observation = .vector(size: 3)
+    c.actionSize = 2
+    let batch = randomBatch(c, b: 2, t: 4, seed: 1)
+    func policy(_ state: LatentState, _ rng: inout SeededGenerator) -> Variable {
+      Variable(Tensor.oneHot((0..<state.batchSize).map { _ in rng.nextInt(below: 2) }, depth: 2))
+    }
+    let model = WorldModel(config: c, seed: 0)
+    let trainer = WorldModelTrainer(model: model)  // Adam 1e-4, eps 1e-8, clip 1000
+    var rng = SeededGenerator(seed: 1)
+    let update = trainer.update(batch, rng: &rng)  // batch: WorldModelBatch [B, T, ...]
+    let starts = update.posterior.states.flattened()  // B x T start states
+    let rollout = withoutGradient {
+      model.imagine(from: starts, horizon: 15, rng: &rng) { state, rng in policy(state, &rng) }
+    }
+    let rewards = rollout.states.map { model.predictedReward($0) }
+    #expect(update.metrics["loss"]!.isFinite && starts.batchSize == 8)
+    #expect(rewards.count == 16 && rewards.allSatisfy { $0.shape == [8] })
+    #expect(model.predictedContinue(rollout.states[15]).shape == [8])
+  }
 }

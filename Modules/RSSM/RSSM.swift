@@ -15,61 +15,47 @@
 public final class RSSM: Module {
   public let deter: Int
   public let units: Int
-  public let groups: Int
-  public let classes: Int
+  public let latent: CategoricalLatent
   public let actionSize: Int
   public let embedSize: Int
-  public let unimix: Float
 
   /// x = Dense(units)([z, a]).
   public let inputLayer: Dense
   /// Linear([h, x]) -> 3 deter, no bias, then LayerNorm over all gates.
   public let gru: Linear
   public let gruNorm: LayerNorm
-  public let priorHidden: Dense
-  public let priorOut: Linear
-  /// Dense(units)([h, embed]).
-  public let postHidden: Dense
-  public let postOut: Linear
-  /// w of the learned initial state h_init = tanh(w), or nil for zeros.
-  public let initialWeight: Parameter?
+  /// p(z | h) and q(z | h, embed).
+  public let prior: LatentHead
+  public let posterior: LatentHead
+  /// h_init = tanh(w) and z_init = the prior's mode on it.
+  public let initial: InitialLatent
 
-  public var stochSize: Int { groups * classes }
+  public var stochSize: Int { latent.size }
 
   public init(
-    deter: Int, units: Int, actionSize: Int, embedSize: Int, groups: Int = 32, classes: Int = 32,
-    unimix: Float = 0.01, learnedInitialState: Bool = true, rng: inout SeededGenerator
+    deter: Int, units: Int, actionSize: Int, embedSize: Int, latent: CategoricalLatent = CategoricalLatent(),
+    learnedInitialState: Bool = true, rng: inout SeededGenerator
   ) {
     self.deter = deter
     self.units = units
-    self.groups = groups
-    self.classes = classes
+    self.latent = latent
     self.actionSize = actionSize
     self.embedSize = embedSize
-    self.unimix = unimix
-    let s = groups * classes
-    inputLayer = Dense(s + actionSize, units, rng: &rng)
+    inputLayer = Dense(latent.size + actionSize, units, rng: &rng)
     gru = Linear(deter + units, 3 * deter, bias: false, rng: &rng)
     gruNorm = LayerNorm(3 * deter, epsilon: 1e-3)
-    priorHidden = Dense(deter, units, rng: &rng)
-    priorOut = Linear(units, s, initializer: .uniform(), rng: &rng)
-    postHidden = Dense(deter + embedSize, units, rng: &rng)
-    postOut = Linear(units, s, initializer: .uniform(), rng: &rng)
-    initialWeight = learnedInitialState ? Parameter(Tensor.zeros([deter])) : nil
+    prior = LatentHead(deter, units: units, latent: latent, rng: &rng)
+    posterior = LatentHead(deter + embedSize, units: units, latent: latent, rng: &rng)
+    initial = InitialLatent(deter: deter, learned: learnedInitialState)
   }
 
   // MARK: Pieces
 
-  /// h_init = tanh(w) [1, deter] and z_init = mode of the prior on it [1, S*C].
-  public func initialState() -> (h: Variable, z: Variable) {
-    let h = initialWeight.map { tanh($0.variable).reshaped([1, deter]) } ?? Variable(Tensor.zeros([1, deter]))
-    let logits = priorLogits(h)
-    let z = OneHotCategorical(logits: logits.reshaped([1, groups, classes]), unimix: unimix).mode
-    return (h, z.reshaped([1, stochSize]))
-  }
+  /// h_init [1, deter] and z_init [1, S*C].
+  public func initialLatent() -> (h: Variable, z: Variable) { initial(prior: prior.callAsFunction, latent: latent) }
 
   /// Prior logits [..., S*C] from h [..., deter].
-  public func priorLogits(_ h: Variable) -> Variable { priorOut(priorHidden(h)) }
+  public func priorLogits(_ h: Variable) -> Variable { prior(h) }
 
   /// The GRU update from h [B, deter] and the projected input x [B, units].
   public func gruStep(_ h: Variable, _ x: Variable) -> Variable {
@@ -77,18 +63,12 @@ public final class RSSM: Module {
     return gruGates(g, previous: h)
   }
 
-  func sample(_ logits: Variable, rng: inout SeededGenerator) -> Variable {
-    let b = logits.shape[0]
-    return OneHotCategorical(logits: logits.reshaped([b, groups, classes]), unimix: unimix)
-      .sample(using: &rng).reshaped([b, stochSize])
-  }
-
   /// Replaces rows where `isFirst` [B] is set: h, z by the initial state; returns the mask [B, 1].
   func applyResets(_ h: Variable, _ z: Variable, isFirst: Tensor) -> (Variable, Variable) {
     let b = h.shape[0]
     let mask = isFirst.reshaped([b, 1])
     guard mask.max().scalar > 0 else { return (h, z) }
-    let (h0, z0) = initialState()
+    let (h0, z0) = initialLatent()
     return (select(mask, h0, h), select(mask, z0, z))
   }
 
@@ -101,7 +81,7 @@ public final class RSSM: Module {
     let x = inputLayer(Variable.concat([z, action], axis: -1))
     let h2 = gruStep(h, x)
     let logits = priorLogits(h2)
-    return (h2, sample(logits, rng: &rng), logits)
+    return (h2, latent.sample(logits, using: &rng), logits)
   }
 
   /// One observation step (acting): resets, the prior step, then the posterior from the
@@ -113,8 +93,8 @@ public final class RSSM: Module {
     let (hp, zp) = applyResets(h, z, isFirst: isFirst)
     let x = inputLayer(Variable.concat([zp, prevAction], axis: -1))
     let h2 = gruStep(hp, x)
-    let logits = postOut(postHidden(Variable.concat([h2, embed], axis: -1)))
-    return (h2, sample(logits, rng: &rng), logits)
+    let logits = posterior(Variable.concat([h2, embed], axis: -1))
+    return (h2, latent.sample(logits, using: &rng), logits)
   }
 
   /// The posterior over a whole sequence, step by step.
@@ -130,8 +110,8 @@ public final class RSSM: Module {
     let (b, t) = (embed.shape[0], embed.shape[1])
     let s = stochSize
     // Non-recurrent shares of the first projections, for all steps at once.
-    let wIn = inputLayer.linear.weight.variable.split(sizes: [s, actionSize], axis: 0)
-    let wPost = postHidden.linear.weight.variable.split(sizes: [deter, embedSize], axis: 0)
+    let wIn = inputLayer.inputWeights(splitting: [s, actionSize])
+    let wPost = posterior.hidden.inputWeights(splitting: [deter, embedSize])
     let actionPart = matmul(prevActions, wIn[1]).split(count: t, axis: 1)
     let embedPart = matmul(embed, wPost[1]).split(count: t, axis: 1)
     let flags = isFirst.split(count: t, axis: 1)
@@ -144,12 +124,10 @@ public final class RSSM: Module {
     for step in 0..<t {
       let f = flags[step].reshaped([b])
       let (hp, zp) = applyResets(hc, zc, isFirst: f)
-      let x = inputLayer.norm(
-        matmul(zp, wIn[0]) + actionPart[step].reshaped([b, units]), activation: .silu)
+      let x = inputLayer.activate(matmul(zp, wIn[0]) + actionPart[step].reshaped([b, units]))
       hc = gruStep(hp, x)
-      let post = postOut(
-        postHidden.norm(matmul(hc, wPost[0]) + embedPart[step].reshaped([b, units]), activation: .silu))
-      zc = sample(post, rng: &rng)
+      let post = posterior.out(posterior.hidden.activate(matmul(hc, wPost[0]) + embedPart[step].reshaped([b, units])))
+      zc = latent.sample(post, using: &rng)
       hs.append(hc)
       zs.append(zc)
       posts.append(post)

@@ -34,53 +34,40 @@ public struct SSMSettings: Sendable, Codable, Equatable {
 public final class S3M: Module, SequenceModel {
   public let backbone = Backbone.r2i
   public let deterSize: Int
-  public let groups: Int
-  public let classes: Int
-  public let unimix: Float
+  public let latent: CategoricalLatent
   public let actionSize: Int
 
-  public let postHidden: Dense
-  public let postOut: Linear
+  /// q(z_t | o_t): the posterior from the embedding alone.
+  public let posterior: LatentHead
   public let inputLayer: Dense
   public let stack: SSMStack
   public let outProjection: Linear
-  public let priorHidden: Dense
-  public let priorOut: Linear
-  /// w of the learned initial h_init = tanh(w) (z_init is the mode of the prior on it).
-  public let initialWeight: Parameter?
+  /// p(z_t | h_t).
+  public let prior: LatentHead
+  /// h_init = tanh(w) and z_init = the prior's mode on it.
+  public let initial: InitialLatent
 
   public init(
-    embedSize: Int, actionSize: Int, deter: Int, units: Int, ssm: SSMSettings, groups: Int = 32,
-    classes: Int = 32, unimix: Float = 0.01, learnedInitialState: Bool = true,
-    rng: inout SeededGenerator
+    embedSize: Int, actionSize: Int, deter: Int, units: Int, ssm: SSMSettings,
+    latent: CategoricalLatent = CategoricalLatent(), learnedInitialState: Bool = true, rng: inout SeededGenerator
   ) {
     deterSize = deter
-    self.groups = groups
-    self.classes = classes
-    self.unimix = unimix
+    self.latent = latent
     self.actionSize = actionSize
-    let s = groups * classes
-    postHidden = Dense(embedSize, units, rng: &rng)
-    postOut = Linear(units, s, initializer: .uniform(), rng: &rng)
-    inputLayer = Dense(s + actionSize, ssm.channels, rng: &rng)
+    posterior = LatentHead(embedSize, units: units, latent: latent, rng: &rng)
+    inputLayer = Dense(latent.size + actionSize, ssm.channels, rng: &rng)
     stack = SSMStack(
       layers: ssm.layers, states: ssm.states, channels: ssm.channels, hippoBlocks: ssm.hippoBlocks,
       discretization: ssm.discretization, learnedInitialState: learnedInitialState,
       clipEigenvalues: ssm.clipEigenvalues, rng: &rng)
     outProjection = Linear(ssm.channels, deter, rng: &rng)
-    priorHidden = Dense(deter, units, rng: &rng)
-    priorOut = Linear(units, s, initializer: .uniform(), rng: &rng)
-    initialWeight = learnedInitialState ? Parameter(Tensor.zeros([deter])) : nil
+    prior = LatentHead(deter, units: units, latent: latent, rng: &rng)
+    initial = InitialLatent(deter: deter, learned: learnedInitialState)
   }
 
   public var memorySize: Int { stack.featureSize }
 
-  func initialLatent() -> (h: Variable, z: Variable) {
-    let h = initialWeight.map { tanh($0.variable).reshaped([1, deterSize]) } ?? Variable(Tensor.zeros([1, deterSize]))
-    let logits = priorOut(priorHidden(h))
-    let z = OneHotCategorical(logits: logits.reshaped([1, groups, classes]), unimix: unimix).mode
-    return (h, z.reshaped([1, stochSize]))
-  }
+  func initialLatent() -> (h: Variable, z: Variable) { initial(prior: prior.callAsFunction, latent: latent) }
 
   public func initialState(batch: Int) -> LatentState {
     let (h, z) = initialLatent()
@@ -91,7 +78,7 @@ public final class S3M: Module, SequenceModel {
 
   func outputs(_ o: Variable) -> (h: Variable, priorLogits: Variable) {
     let h = silu(outProjection(o))
-    return (h, priorOut(priorHidden(h)))
+    return (h, prior(h))
   }
 
   public func observe(
@@ -100,9 +87,8 @@ public final class S3M: Module, SequenceModel {
   ) -> SequenceOutput {
     let (b, t) = (embed.shape[0], embed.shape[1])
     let s = stochSize
-    let postLogits = postOut(postHidden(embed))
-    let z = OneHotCategorical(logits: postLogits.reshaped([b, t, groups, classes]), unimix: unimix)
-      .sampleTimeMajor(using: &rng).reshaped([b, t, s])
+    let postLogits = posterior(embed)
+    let z = latent.sampleSequence(postLogits, using: &rng)
     // z_{t-1}: the carried latent before t = 0, the initial latent at resets.
     let zInit = initialLatent().z
     let first = (state?.stoch ?? zInit.broadcast(to: [b, s])).reshaped([b, 1, s])
@@ -122,8 +108,8 @@ public final class S3M: Module, SequenceModel {
     rng: inout SeededGenerator
   ) -> (state: LatentState, postLogits: Variable, priorLogits: Variable) {
     let b = embed.shape[0]
-    let postLogits = postOut(postHidden(embed))
-    let z = sample(postLogits, rng: &rng)
+    let postLogits = posterior(embed)
+    let z = latent.sample(postLogits, using: &rng)
     let zPrev = select(isFirst.reshaped([b, 1]), initialLatent().z, state.stoch)
     let u = inputLayer(Variable.concat([zPrev, prevAction], axis: -1))
     let (o, next) = stack.step(u, isFirst: isFirst, state: SSMStackState(layers: state.recurrent))
@@ -137,7 +123,7 @@ public final class S3M: Module, SequenceModel {
     let u = inputLayer(Variable.concat([state.stoch, action], axis: -1))
     let (o, next) = stack.step(u, state: SSMStackState(layers: state.recurrent))
     let (h, logits) = outputs(o)
-    return (LatentState(deter: h, stoch: sample(logits, rng: &rng), recurrent: next.layers), logits)
+    return (LatentState(deter: h, stoch: latent.sample(logits, using: &rng), recurrent: next.layers), logits)
   }
 }
 
@@ -148,22 +134,20 @@ public final class DreamerCore: Module, SequenceModel {
   public let rssm: RSSM
 
   public init(
-    embedSize: Int, actionSize: Int, deter: Int, units: Int, groups: Int = 32, classes: Int = 32,
-    unimix: Float = 0.01, learnedInitialState: Bool = true, rng: inout SeededGenerator
+    embedSize: Int, actionSize: Int, deter: Int, units: Int, latent: CategoricalLatent = CategoricalLatent(),
+    learnedInitialState: Bool = true, rng: inout SeededGenerator
   ) {
     rssm = RSSM(
-      deter: deter, units: units, actionSize: actionSize, embedSize: embedSize, groups: groups,
-      classes: classes, unimix: unimix, learnedInitialState: learnedInitialState, rng: &rng)
+      deter: deter, units: units, actionSize: actionSize, embedSize: embedSize, latent: latent,
+      learnedInitialState: learnedInitialState, rng: &rng)
   }
 
   public var deterSize: Int { rssm.deter }
-  public var groups: Int { rssm.groups }
-  public var classes: Int { rssm.classes }
-  public var unimix: Float { rssm.unimix }
+  public var latent: CategoricalLatent { rssm.latent }
   public var memorySize: Int { rssm.deter }
 
   public func initialState(batch: Int) -> LatentState {
-    let (h, z) = rssm.initialState()
+    let (h, z) = rssm.initialLatent()
     return LatentState(
       deter: h.broadcast(to: [batch, deterSize]), stoch: z.broadcast(to: [batch, stochSize]), recurrent: [])
   }

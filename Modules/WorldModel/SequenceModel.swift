@@ -110,9 +110,8 @@ public struct SequenceOutput {
 public protocol SequenceModel: AnyObject {
   var backbone: Backbone { get }
   var deterSize: Int { get }
-  var groups: Int { get }
-  var classes: Int { get }
-  var unimix: Float { get }
+  /// The stochastic latent z (groups, classes, unimix).
+  var latent: CategoricalLatent { get }
   /// Size of the memory features x.
   var memorySize: Int { get }
 
@@ -139,11 +138,5 @@ public protocol SequenceModel: AnyObject {
 }
 
 extension SequenceModel {
-  public var stochSize: Int { groups * classes }
-
-  func sample(_ logits: Variable, rng: inout SeededGenerator) -> Variable {
-    let lead = Array(logits.shape.dropLast())
-    return OneHotCategorical(logits: logits.reshaped(lead + [groups, classes]), unimix: unimix)
-      .sample(using: &rng).reshaped(lead + [stochSize])
-  }
+  public var stochSize: Int { latent.size }
 }

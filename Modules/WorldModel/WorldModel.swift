@@ -16,9 +16,16 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   /// Channel multiplier of the image encoder and decoder.
   public var cnnDepth: Int
   public var ssm: SSMSettings
-  public var groups: Int = 32
-  public var classes: Int = 32
-  public var unimix: Float = 0.01
+  /// The stochastic latent: 32 groups of 32 classes with 1 % unimix by default.
+  public var latent = CategoricalLatent(groups: 32, classes: 32, unimix: 0.01)
+  public var groups: Int {
+    get { latent.groups }
+    set { latent.groups = newValue }
+  }
+  public var classes: Int {
+    get { latent.classes }
+    set { latent.classes = newValue }
+  }
   public var learnedInitialState: Bool = true
   /// Loss scales: KL[sg(post) || prior] and KL[post || sg(prior)], with free bits.
   public var dynamicScale: Float = 0.5
@@ -42,7 +49,7 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
     self.ssm = ssm
   }
 
-  public var stochSize: Int { groups * classes }
+  public var stochSize: Int { latent.size }
   /// Size of the [h, z] features the heads read.
   public var headFeatureSize: Int { deter + stochSize }
 }
@@ -114,13 +121,12 @@ public final class WorldModel: Module {
     switch c.backbone {
     case .r2i:
       core = S3M(
-        embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, ssm: c.ssm,
-        groups: c.groups, classes: c.classes, unimix: c.unimix,
+        embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, ssm: c.ssm, latent: c.latent,
         learnedInitialState: c.learnedInitialState, rng: &rng)
     case .dreamerv3:
       core = DreamerCore(
-        embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, groups: c.groups,
-        classes: c.classes, unimix: c.unimix, learnedInitialState: c.learnedInitialState, rng: &rng)
+        embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, latent: c.latent,
+        learnedInitialState: c.learnedInitialState, rng: &rng)
     }
     reward = RewardHead(featureSize: f, units: c.units, layers: c.mlpLayers, rng: &rng)
     cont = ContinueHead(featureSize: f, units: c.units, layers: c.mlpLayers, rng: &rng)
@@ -240,10 +246,8 @@ public final class WorldModel: Module {
     let rew = -reward(feat).logProb(batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
     let contTarget = 1 - batch.isTerminal
     let con = -cont(feat).logProb(contTarget)
-    let post = OneHotCategorical(
-      logits: out.postLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
-    let prior = OneHotCategorical(
-      logits: out.priorLogits.reshaped([b, t, c.groups, c.classes]), unimix: c.unimix, eventAxes: 2)
+    let post = c.latent.distribution(out.postLogits)
+    let prior = c.latent.distribution(out.priorLogits)
     // KL balance: the dynamics loss trains the prior toward the (fixed) posterior, the
     // representation loss the posterior toward the (fixed) prior, each with free bits.
     let dyn = OneHotCategorical.kl(post.detached, prior)

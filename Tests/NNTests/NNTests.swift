@@ -465,3 +465,55 @@ func reportText(_ r: (report: GradientCheckReport, names: [String])) -> String {
     #expect(throws: CheckpointError.self) { try SafeTensors.read(from: damaged) }
   }
 }
+
+@Suite struct CategoricalLatentTests {
+  @Test func samplesAreOneHotPerGroupAndSequencesSampleLikeSteps() {
+    let latent = CategoricalLatent(groups: 3, classes: 4, unimix: 0.01)
+    var rng = SeededGenerator(seed: 1)
+    let logits = Variable(Tensor.normal([2, 5, 12], std: 2, using: &rng))
+    var a = SeededGenerator(seed: 2)
+    let seq = latent.sampleSequence(logits, using: &a).value
+    #expect(seq.shape == [2, 5, 12])
+    #expect(seq.reshaped([2, 5, 3, 4]).sum(axes: [3]) == Tensor.ones([2, 5, 3]))
+    // Step by step with the same stream gives the same samples.
+    var b = SeededGenerator(seed: 2)
+    for t in 0..<5 {
+      let step = latent.sample(Variable(logits.value.slice(at: t, axis: 1)), using: &b).value
+      #expect(step == seq.slice(at: t, axis: 1), "step \(t)")
+    }
+    // The mode is the argmax of every group.
+    let mode = latent.mode(Variable(logits.value.slice(at: 0, axis: 1))).value.reshaped([2, 3, 4])
+    let groups = logits.value.slice(at: 0, axis: 1).reshaped([2, 3, 4])
+    for i in 0..<2 {
+      for g in 0..<3 {
+        let best = (0..<4).max { groups[i, g, $0] < groups[i, g, $1] }!
+        #expect(mode[i, g, best] == 1)
+      }
+    }
+  }
+
+  @Test func theInitialLatentIsTheModeOfThePriorOnTanhW() {
+    var rng = SeededGenerator(seed: 3)
+    let latent = CategoricalLatent(groups: 2, classes: 3)
+    let head = LatentHead(4, units: 5, latent: latent, rng: &rng)
+    let learned = InitialLatent(deter: 4, learned: true)
+    learned.weight!.value = Tensor([0.5, -1, 2, 0])
+    let (h, z) = learned(prior: head.callAsFunction, latent: latent)
+    #expect(h.value.isClose(to: tanh(Tensor([0.5, -1, 2, 0])).reshaped([1, 4]), rtol: 1e-6, atol: 1e-6))
+    #expect(z.value == latent.mode(head(h)).value)
+    let fixed = InitialLatent(deter: 4, learned: false)
+    #expect(
+      fixed.parameterCount == 0 && fixed(prior: head.callAsFunction, latent: latent).h.value == Tensor.zeros([1, 4]))
+  }
+
+  @Test func aDenseLayerSplitByInputPartsEqualsTheWholeLayer() {
+    var rng = SeededGenerator(seed: 4)
+    let dense = Dense(5, 6, rng: &rng)
+    let x = Tensor.normal([3, 2], using: &rng)
+    let y = Tensor.normal([3, 3], using: &rng)
+    let w = dense.inputWeights(splitting: [2, 3])
+    let parts = dense.activate(matmul(Variable(x), w[0]) + matmul(Variable(y), w[1]))
+    let whole = dense(Variable(Tensor.concat([x, y], axis: 1)))
+    #expect(parts.value.maxAbsDifference(whole.value) < 1e-5)
+  }
+}

@@ -28,14 +28,15 @@ import Testing
 @Suite struct RSSMSequenceTests {
   @Test func observingASequenceEqualsSteppingWithResets() {
     var rng = SeededGenerator(seed: 3)
-    let rssm = RSSM(deter: 12, units: 10, actionSize: 3, embedSize: 7, groups: 4, classes: 5, rng: &rng)
-    rssm.initialWeight!.value = Tensor.normal([12], using: &rng)
+    let rssm = RSSM(
+      deter: 12, units: 10, actionSize: 3, embedSize: 7, latent: CategoricalLatent(groups: 4, classes: 5), rng: &rng)
+    rssm.initial.weight!.value = Tensor.normal([12], using: &rng)
     let (b, t) = (3, 9)
     let embed = Tensor.normal([b, t, 7], using: &rng)
     var flags = Tensor.zeros([b, t])
     for (bb, tt) in [(0, 0), (1, 0), (2, 0), (0, 4), (1, 8), (2, 2), (2, 3)] { flags[bb, tt] = 1 }
     let actions = Tensor.normal([b, t, 3], using: &rng) * (1 - flags).reshaped([b, t, 1])
-    let (h0, z0) = rssm.initialState()
+    let (h0, z0) = rssm.initialLatent()
     let start = (h0.broadcast(to: [b, 12]), z0.broadcast(to: [b, 20]))
     var seqRNG = SeededGenerator(seed: 4)
     let seq = rssm.observe(

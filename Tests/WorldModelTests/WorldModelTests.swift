@@ -45,7 +45,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
       block.ssm.xInit!.value = Tensor.normal(block.ssm.xInit!.shape, using: &rng)
     }
   }
-  if let w = (model.core as? S3M)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
+  if let w = (model.core as? S3M)?.initial.weight ?? (model.core as? DreamerCore)?.rssm.initial.weight {
     w.value = Tensor.normal(w.shape, using: &rng)
   }
   return model
@@ -199,7 +199,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     c.cnnDepth = 4
     let model = WorldModel(config: c, seed: 9)
     var initRNG = SeededGenerator(seed: 31)
-    if let w = (model.core as? S3M)?.initialWeight ?? (model.core as? DreamerCore)?.rssm.initialWeight {
+    if let w = (model.core as? S3M)?.initial.weight ?? (model.core as? DreamerCore)?.rssm.initial.weight {
       w.value = Tensor.normal(w.shape, using: &initRNG)
     }
     let batch = randomBatch(c, b: 2, t: 5, seed: 10, resets: [(1, 3)])
@@ -256,14 +256,14 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
       // Only the KL terms reach the prior head; with free bits they carry no gradient.
       return l.total
     }
-    #expect(grads["core/priorOut/weight"]! == Tensor.zeros(grads["core/priorOut/weight"]!.shape))
+    #expect(grads["core/prior/out/weight"]! == Tensor.zeros(grads["core/prior/out/weight"]!.shape))
     c.freeBits = 0
     let model2 = WorldModel(config: c, seed: 12)
     let (_, grads2) = valueAndGradient(of: model2) {
       var rng = SeededGenerator(seed: 14)
       return model2.loss(batch, rng: &rng).total
     }
-    #expect(grads2["core/priorOut/weight"]!.sumOfSquares() > 0)
+    #expect(grads2["core/prior/out/weight"]!.sumOfSquares() > 0)
   }
 }
 

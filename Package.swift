@@ -47,7 +47,7 @@ let package = Package(
     .target(
       name: "NN", dependencies: ["Autodiff", "Tensor", "Random", "FileSupport"], path: "Modules/NN"),
     .target(name: "Imaging", dependencies: ["CPNG", "FileSupport"], path: "Modules/Imaging"),
-    .target(name: "SSM", dependencies: ["NN", "Autodiff", "Tensor", "COpenBLAS"], path: "Modules/SSM"),
+    .target(name: "SSM", dependencies: ["NN", "Autodiff", "Tensor"], path: "Modules/SSM"),
     .target(name: "RSSM", dependencies: ["NN", "Autodiff", "Tensor"], path: "Modules/RSSM"),
     .target(
       name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],

@@ -14,7 +14,7 @@ public func checkParameterGradients(
   absoluteTolerance: Double = 1e-3, samplesPerParameter: Int = 6, seed: UInt64 = 0,
   loss: () -> Variable
 ) -> (report: GradientCheckReport, names: [String]) {
-  var rng = SeededGenerator(seed: seed, stream: 0x7061_7261)
+  var rng = SeededGenerator(seed: seed, stream: StreamTag.parameterGradientCheck)
   let named = model.namedParameters()
   let (_, grads) = valueAndGradient(of: model, loss)
   func evaluate() -> Double { Double(withoutGradient { loss() }.value.scalars[0]) }

@@ -170,3 +170,23 @@ struct SplitMix64 {
 
 @usableFromInline @inline(__always) func _log(_ x: Double) -> Double { log(x) }
 @usableFromInline @inline(__always) func _cos(_ x: Double) -> Double { cos(x) }
+
+/// The stream tags of the project, in one place so no two consumers of one seed share a stream
+/// by accident. Each value spells its name in ASCII.
+public enum StreamTag {
+  /// Parameter initialisation of a world model ("wm").
+  public static let worldModelInitialisation: UInt64 = 0x776D
+  /// Window sampling of a replay ("repl").
+  public static let replaySampling: UInt64 = 0x7265_706C
+  /// Random directions of the finite-difference gradient checker ("grad").
+  public static let gradientCheck: UInt64 = 0x6772_6164
+  /// Random directions of the parameter gradient checker ("para").
+  public static let parameterGradientCheck: UInt64 = 0x7061_7261
+  /// The random policy of `r2i render` ("rndr").
+  public static let renderPolicy: UInt64 = 0x726E_6472
+
+  /// Every tag, for the uniqueness test.
+  public static let all: [UInt64] = [
+    worldModelInitialisation, replaySampling, gradientCheck, parameterGradientCheck, renderPolicy,
+  ]
+}

@@ -225,7 +225,7 @@ public final class Replay: @unchecked Sendable {
     flags = [UInt8](repeating: 0, count: capacity)
     slotSegment = [Int32](repeating: -1, count: capacity)
     slotSequence = [Int](repeating: -1, count: capacity)
-    rng = SeededGenerator(seed: seed, stream: 0x7265_706C)
+    rng = SeededGenerator(seed: seed, stream: StreamTag.replaySampling)
   }
 
   /// Bytes held by the step arena (fixed at creation).

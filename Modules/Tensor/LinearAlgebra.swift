@@ -166,3 +166,50 @@ extension Tensor {
     sgemm(transposeA, transposeB, m, n, k, alpha, a.storage.base, b.storage.base, 1, storage.base)
   }
 }
+
+/// The eigen-decomposition of a Hermitian matrix (LAPACK's `zheev`, in double precision).
+public enum HermitianEigen {
+  /// Eigenvalues (ascending) and unit eigenvectors of the n x n Hermitian matrix whose entry
+  /// (r, c) is `re[r * n + c] + i im[r * n + c]` (row-major; only the lower triangle is read).
+  /// Column c of the returned row-major `vectorsRe + i vectorsIm` belongs to eigenvalue c.
+  /// Traps when LAPACK reports a failure (it does not for finite Hermitian input).
+  public static func decompose(re: [Double], im: [Double], size n: Int) -> (
+    values: [Double], vectorsRe: [Double], vectorsIm: [Double]
+  ) {
+    precondition(n >= 1 && re.count == n * n && im.count == n * n, "HermitianEigen: need \(n)x\(n) parts")
+    // Column-major, interleaved (re, im).
+    var a = [Double](repeating: 0, count: 2 * n * n)
+    for col in 0..<n {
+      for row in 0..<n {
+        a[2 * (col * n + row)] = re[row * n + col]
+        a[2 * (col * n + row) + 1] = im[row * n + col]
+      }
+    }
+    var w = [Double](repeating: 0, count: n)
+    var rwork = [Double](repeating: 0, count: max(1, 3 * n - 2))
+    var info: Int32 = 0
+    var nn = Int32(n)
+    var lda = Int32(n)
+    // Workspace query, then the decomposition.
+    var lwork: Int32 = -1
+    var query = [Double](repeating: 0, count: 2)
+    "V".withCString { jobz in
+      "L".withCString { uplo in zheev_(jobz, uplo, &nn, &a, &lda, &w, &query, &lwork, &rwork, &info) }
+    }
+    lwork = Int32(max(1, Int(query[0])))
+    var work = [Double](repeating: 0, count: 2 * Int(lwork))
+    "V".withCString { jobz in
+      "L".withCString { uplo in zheev_(jobz, uplo, &nn, &a, &lda, &w, &work, &lwork, &rwork, &info) }
+    }
+    precondition(info == 0, "zheev failed with info \(info) for size \(n)")
+    var vr = [Double](repeating: 0, count: n * n)
+    var vi = [Double](repeating: 0, count: n * n)
+    for col in 0..<n {
+      for row in 0..<n {
+        vr[row * n + col] = a[2 * (col * n + row)]
+        vi[row * n + col] = a[2 * (col * n + row) + 1]
+      }
+    }
+    return (w, vr, vi)
+  }
+}

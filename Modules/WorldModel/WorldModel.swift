@@ -106,7 +106,7 @@ public final class WorldModel: Module {
 
   public init(config c: WorldModelConfig, seed: UInt64) {
     config = c
-    var rng = SeededGenerator(seed: seed, stream: 0x776D)
+    var rng = SeededGenerator(seed: seed, stream: StreamTag.worldModelInitialisation)
     let f = c.headFeatureSize
     switch c.observation {
     case .vector(let n):

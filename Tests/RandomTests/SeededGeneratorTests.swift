@@ -101,3 +101,15 @@ import Testing
 }
 
 private func pow2(_ x: Double) -> Double { x * x }
+
+@Suite struct StreamTagTests {
+  @Test func everyStreamTagIsDistinctAndNotASmallIndex() {
+    #expect(Set(StreamTag.all).count == StreamTag.all.count)
+    // Small numbers are left for callers' own `stream:` indices (0, 1, 2, ...).
+    #expect(StreamTag.all.allSatisfy { $0 > 0xFF })
+    // Streams are independent: the first draws of two tags differ.
+    var a = SeededGenerator(seed: 7, stream: StreamTag.replaySampling)
+    var b = SeededGenerator(seed: 7, stream: StreamTag.worldModelInitialisation)
+    #expect(a.next() != b.next())
+  }
+}

@@ -131,3 +131,42 @@ import Testing
     #expect(BufferCache.sizeClass(1000) == 1000)
   }
 }
+
+@Suite struct HermitianEigenTests {
+  @Test func decompositionReconstructsTheMatrixWithUnitaryVectors() {
+    var rng = SeededGenerator(seed: 5)
+    let n = 5
+    var re = [Double](repeating: 0, count: n * n)
+    var im = [Double](repeating: 0, count: n * n)
+    for r in 0..<n {
+      for c in 0...r {
+        let (x, y) = (rng.nextNormalDouble(), r == c ? 0 : rng.nextNormalDouble())
+        (re[r * n + c], im[r * n + c]) = (x, y)
+        (re[c * n + r], im[c * n + r]) = (x, -y)
+      }
+    }
+    let (w, vr, vi) = HermitianEigen.decompose(re: re, im: im, size: n)
+    #expect(zip(w, w.dropFirst()).allSatisfy { $0 <= $1 }, "ascending eigenvalues")
+    for r in 0..<n {
+      for c in 0..<n {
+        // (V diag(w) V^H)_rc and (V^H V)_rc
+        var mr = 0.0
+        var mi = 0.0
+        var ur = 0.0
+        var ui = 0.0
+        for k in 0..<n {
+          let (ar, ai) = (vr[r * n + k], vi[r * n + k])
+          let (br, bi) = (vr[c * n + k], -vi[c * n + k])
+          mr += w[k] * (ar * br - ai * bi)
+          mi += w[k] * (ar * bi + ai * br)
+          let (pr, pi) = (vr[k * n + r], -vi[k * n + r])
+          let (qr, qi) = (vr[k * n + c], vi[k * n + c])
+          ur += pr * qr - pi * qi
+          ui += pr * qi + pi * qr
+        }
+        #expect(abs(mr - re[r * n + c]) < 1e-10 && abs(mi - im[r * n + c]) < 1e-10)
+        #expect(abs(ur - (r == c ? 1 : 0)) < 1e-10 && abs(ui) < 1e-10)
+      }
+    }
+  }
+}

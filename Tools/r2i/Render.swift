@@ -51,7 +51,7 @@ struct Render: ParsableCommand {
     if policy == "oracle" && maze == nil {
       throw ValidationError("--policy oracle needs a Memory Maze; use --policy random for \(env)")
     }
-    var rng = SeededGenerator(seed: seed, stream: 1)
+    var rng = SeededGenerator(seed: seed, stream: StreamTag.renderPolicy)
     var frames: [Image] = []
     func picture(_ obs: Observation) -> Image {
       guard case .image(let f) = obs else { preconditionFailure() }

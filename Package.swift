@@ -59,7 +59,7 @@ let package = Package(
     // Command-line helpers shared by both executables (option checks, exit codes, output).
     .target(
       name: "CommandLineSupport",
-      dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+      dependencies: ["WorldModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
       path: "Modules/CommandLineSupport"),
 
     // Executables.

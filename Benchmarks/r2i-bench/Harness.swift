@@ -108,20 +108,11 @@ func fmt(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)
 
 /// Limits shared by the benchmark options (each names itself in its error message).
 enum Limits {
-  static let threads = 1...256
   static let batch = 1...1024
   static let repeats = 1...1000
   /// Steps in one batch (batch x length): beyond this an update needs far more memory than a
   /// workstation has (about 2.8 MB per step for the vector preset).
   static let stepsPerBatch = 1 << 20
-}
-
-/// Parses a comma-separated list of thread counts such as "1,2".
-func parseThreads(_ s: String) throws -> [Int] { try OptionCheck.integers(s, Limits.threads, "--threads") }
-
-/// Parses `--backbones`.
-func parseBackbones(_ s: String) throws -> [Backbone] {
-  try OptionCheck.list(s, "--backbones", each: "one of r2i, dreamerv3") { Backbone(rawValue: $0) }
 }
 
 struct BenchError: Error, CustomStringConvertible {

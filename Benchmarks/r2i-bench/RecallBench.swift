@@ -61,11 +61,9 @@ struct RecallBench: ParsableCommand {
     parsing: .unconditional, help: "Evaluate on the held-out episodes every this many updates (0: only at the end).")
   var evalEvery: Int = 0
 
-  @Option(help: "Comma-separated backbones.")
-  var backbones: String = "r2i,dreamerv3"
+  @OptionGroup var backboneOption: BackboneListOption
 
-  @Option(parsing: .unconditional, help: "Threads for kernels, 1...256.")
-  var threads: Int = Parallelism.onlineCores
+  @OptionGroup var threadOption: ThreadOption
 
   @Option(parsing: .unconditional, help: "Seed for the environments, the models and sampling (0...2^64-1).")
   var seed: UInt64 = 0
@@ -82,7 +80,6 @@ struct RecallBench: ParsableCommand {
     try OptionCheck.range(trainEpisodes, 1...1_000_000, "--train-episodes")
     try OptionCheck.range(testEpisodes, 64...1_000_000, "--test-episodes")
     try OptionCheck.range(evalEvery, 0...10_000_000, "--eval-every")
-    try OptionCheck.range(threads, Limits.threads, "--threads")
     try OptionCheck.range(learningRate, 1e-8...1, "--learning-rate")
     let longest = try memoryLengths().max()! + 1
     try OptionCheck.product(
@@ -90,14 +87,14 @@ struct RecallBench: ParsableCommand {
     try OptionCheck.product(
       trainEpisodes + testEpisodes, longest, atMost: 1 << 27,
       "stored steps ((--train-episodes + --test-episodes) x (L + 1))")
-    _ = try parsedBackbones()
   }
 
   func memoryLengths() throws -> [Int] {
     try OptionCheck.integers(lengths ?? (quick ? "10,30,100" : "10,30,100,300,1000"), 1...10_000, "--lengths")
   }
 
-  func parsedBackbones() throws -> [Backbone] { try parseBackbones(backbones) }
+  func parsedBackbones() throws -> [Backbone] { try backboneOption.parsed() }
+  var threads: Int { threadOption.count }
 
   func config(_ backbone: Backbone) -> WorldModelConfig {
     var c: WorldModelConfig

@@ -12,8 +12,7 @@ struct SSMBench: ParsableCommand {
   @Option(help: "Comma-separated sequence lengths in 1...65536.")
   var lengths: String = "64,128,256,512,1024,2048,4096"
 
-  @Option(help: "Comma-separated thread counts in 1...256.")
-  var threads: String = "1,2"
+  @OptionGroup var threadOption: ThreadListOption
 
   @Option(parsing: .unconditional, help: "Batch size, 1...1024.")
   var batch: Int = 16
@@ -30,13 +29,12 @@ struct SSMBench: ParsableCommand {
     let ls = try OptionCheck.integers(lengths, 1...65_536, "--lengths")
     try OptionCheck.product(
       batch, ls.max()!, atMost: Limits.stepsPerBatch, "steps per batch (--batch x longest --lengths)")
-    _ = try parseThreads(threads)
   }
 
   func run() throws {
     let outputURL = try prepareOutputFile(output)
     let ls = try OptionCheck.integers(lengths, 1...65_536, "--lengths")
-    let ts = try parseThreads(threads)
+    let ts = try threadOption.counts()
     print(
       "SSM benchmark on \(Machine.summary); P = 128, H = 512, 3 layers, batch \(batch); fwd+bwd, median of \(repeats)\n"
     )

@@ -23,16 +23,14 @@ struct SpeedBench: ParsableCommand {
   @Option(parsing: .unconditional, help: "Batch size, 1...1024.")
   var batch: Int = 16
 
-  @Option(parsing: .unconditional, help: "Threads for kernels and BLAS, 1...256.")
-  var threads: Int = Parallelism.onlineCores
+  @OptionGroup var threadOption: ThreadOption
 
   @Option(
     parsing: .unconditional,
     help: "Timed repetitions per measurement, 1...1000 (after two warm-ups; at least 5 for lengths <= 256).")
   var repeats: Int = 3
 
-  @Option(help: "Comma-separated backbones.")
-  var backbones: String = "r2i,dreamerv3"
+  @OptionGroup var backboneOption: BackboneListOption
 
   @Option(help: "Output directory for the CSV and the chart.")
   var output: String = "results/speed"
@@ -42,12 +40,10 @@ struct SpeedBench: ParsableCommand {
       throw ValidationError("--preset must be 'vector' or 'image', got '\(preset)'")
     }
     try OptionCheck.range(batch, Limits.batch, "--batch")
-    try OptionCheck.range(threads, Limits.threads, "--threads")
     try OptionCheck.range(repeats, Limits.repeats, "--repeats")
     let ls = try sequenceLengths()
     try OptionCheck.product(
       batch, ls.max()!, atMost: Limits.stepsPerBatch, "steps per update (--batch x longest --lengths)")
-    _ = try parsedBackbones()
   }
 
   func sequenceLengths() throws -> [Int] {
@@ -57,7 +53,8 @@ struct SpeedBench: ParsableCommand {
     return isImage ? [64, 128] : [64, 256, 1024]
   }
 
-  func parsedBackbones() throws -> [Backbone] { try parseBackbones(backbones) }
+  func parsedBackbones() throws -> [Backbone] { try backboneOption.parsed() }
+  var threads: Int { threadOption.count }
 
   func run() throws {
     let isImage = preset == "image"

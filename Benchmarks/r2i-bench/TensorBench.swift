@@ -12,8 +12,7 @@ struct TensorBench: ParsableCommand {
     abstract:
       "Matmul GFLOP/s (Tensor vs raw cblas_sgemm), elementwise GB/s, layer norm, softmax, MLP autodiff overhead.")
 
-  @Option(help: "Comma-separated thread counts to measure.")
-  var threads: String = "1,2"
+  @OptionGroup var threadOption: ThreadListOption
 
   @Option(help: "Where to write the CSV of results.")
   var output: String = "results/tensor.csv"
@@ -22,13 +21,12 @@ struct TensorBench: ParsableCommand {
   var repeats: Int = 9
 
   func validate() throws {
-    _ = try parseThreads(threads)
     try OptionCheck.range(repeats, Limits.repeats, "--repeats")
   }
 
   func run() throws {
     let outputURL = try prepareOutputFile(output)
-    let threadCounts = try parseThreads(threads)
+    let threadCounts = try threadOption.counts()
     print("Tensor benchmark on \(Machine.summary); release build; median of \(repeats) after warm-up\n")
     var table = ResultTable(["threads", "benchmark", "median_ms", "min_ms", "max_ms", "rate", "unit", "note"])
     for t in threadCounts {

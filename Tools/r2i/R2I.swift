@@ -25,15 +25,10 @@ struct R2ICommand: ParsableCommand {
 struct Info: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Show threads, BLAS and memory settings.")
 
-  @Option(parsing: .unconditional, help: "Thread count for kernels and BLAS, 1...256 (default: all cores).")
-  var threads: Int?
-
-  func validate() throws {
-    if let threads { try OptionCheck.range(threads, 1...256, "--threads") }
-  }
+  @OptionGroup var threadOption: ThreadOption
 
   func run() throws {
-    if let threads { Parallelism.setThreadCount(threads) }
+    if let threads = threadOption.threads { Parallelism.setThreadCount(threads) }
     print("cores online:       \(Parallelism.onlineCores)")
     print("kernel threads:     \(Parallelism.threadCount)")
     print("OpenBLAS threads:   \(Parallelism.blasThreadCount)")

@@ -180,3 +180,53 @@ public final class DreamerCore: Module, SequenceModel {
     return (LatentState(deter: r.h, stoch: r.z, recurrent: []), r.priorLogits)
   }
 }
+
+// MARK: Analytic counts
+
+extension S3M {
+  /// Parameters of an S3M for embeddings of `embed` features and the config's sizes.
+  static func parameterCount(embed: Int, _ c: WorldModelConfig) -> Int {
+    let (d, u, s, a) = (c.deter, c.units, c.stochSize, c.actionSize)
+    let (p, h) = (c.ssm.states, c.ssm.channels)
+    let layer = 3 * p + 2 * p * h + 2 * h * p + h + (c.learnedInitialState ? 2 * p : 0)
+    let block = layer + Counting.linear(h, 2 * h) + 2 * h
+    return Counting.dense(embed, u) + Counting.linear(u, s) + Counting.dense(s + a, h) + c.ssm.layers * block
+      + Counting.linear(h, d) + Counting.dense(d, u) + Counting.linear(u, s) + (c.learnedInitialState ? d : 0)
+  }
+
+  /// Matrix-product FLOPs of forward and backward over B x T steps: all steps at once.
+  static func updateFLOPs(batch b: Int, length t: Int, embed: Int, _ c: WorldModelConfig) -> Int {
+    let n = b * t
+    let (d, u, s, a) = (c.deter, c.units, c.stochSize, c.actionSize)
+    let (p, h) = (c.ssm.states, c.ssm.channels)
+    var total = Counting.tracked(n, embed, u) + Counting.tracked(n, u, s) + Counting.tracked(n, s + a, h)
+    total +=
+      c.ssm.layers * (Counting.tracked(n, h, 2 * p) + Counting.tracked(n, 2 * p, h) + Counting.tracked(n, h, 2 * h))
+    total += Counting.tracked(n, h, d) + Counting.tracked(n, d, u) + Counting.tracked(n, u, s)
+    // The initial latent (prior head on h_init), once per reset evaluation.
+    return total + Counting.tracked(1, d, u) + Counting.tracked(1, u, s)
+  }
+}
+
+extension DreamerCore {
+  static func parameterCount(embed: Int, _ c: WorldModelConfig) -> Int {
+    let (d, u, s, a) = (c.deter, c.units, c.stochSize, c.actionSize)
+    return Counting.dense(s + a, u) + Counting.linear(d + u, 3 * d, bias: false) + 6 * d + Counting.dense(d, u)
+      + Counting.linear(u, s) + Counting.dense(d + embed, u) + Counting.linear(u, s) + (c.learnedInitialState ? d : 0)
+  }
+
+  /// Matrix-product FLOPs over B x T steps: the recurrent products step by step on B rows, the
+  /// rest over all steps.
+  static func updateFLOPs(batch b: Int, length t: Int, embed: Int, _ c: WorldModelConfig) -> Int {
+    let n = b * t
+    let (d, u, s, a) = (c.deter, c.units, c.stochSize, c.actionSize)
+    var total = Counting.onData(n, a, u) + Counting.tracked(n, embed, u)
+    total +=
+      t
+      * (Counting.tracked(b, s, u) + Counting.tracked(b, d + u, 3 * d) + Counting.tracked(b, d, u)
+        + Counting.tracked(b, u, s))
+    total += Counting.tracked(n, d, u) + Counting.tracked(n, u, s)
+    // The initial latent: once for the starting state, once for the resets at t = 0.
+    return total + 2 * (Counting.tracked(1, d, u) + Counting.tracked(1, u, s))
+  }
+}

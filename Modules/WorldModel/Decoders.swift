@@ -72,3 +72,41 @@ public final class ImageDecoder: Module, ObservationDecoder {
 
   public func reconstruct(features: Variable) -> Tensor { clamp(predict(features).value, min: 0, max: 1) }
 }
+
+// MARK: Analytic counts
+
+extension VectorDecoder {
+  static func parameterCount(featureSize f: Int, outputSize n: Int, units u: Int, layers l: Int) -> Int {
+    Counting.mlp(f, u, l) + Counting.linear(l == 0 ? f : u, n)
+  }
+
+  static func updateFLOPs(steps: Int, featureSize f: Int, outputSize n: Int, units u: Int, layers l: Int) -> Int {
+    Counting.mlpFLOPs(steps, f, units: u, layers: l, first: Counting.tracked)
+      + Counting.tracked(steps, l == 0 ? f : u, n)
+  }
+}
+
+extension ImageDecoder {
+  /// The input Linear, then transposed convolutions with LayerNorm (the last one has a bias and
+  /// no norm).
+  static func parameterCount(featureSize f: Int, _ g: CNNGeometry) -> Int {
+    let area = CNNGeometry.kernelSize * CNNGeometry.kernelSize
+    var total = Counting.linear(f, g.embedSize)
+    for (k, (cin, cout)) in g.decoderStages.enumerated() {
+      let last = k == CNNGeometry.stages - 1
+      total += area * cin * cout + (last ? cout : 2 * cout)
+    }
+    return total
+  }
+
+  static func updateFLOPs(steps n: Int, featureSize f: Int, _ g: CNNGeometry) -> Int {
+    let area = CNNGeometry.kernelSize * CNNGeometry.kernelSize
+    var total = Counting.tracked(n, f, g.embedSize)
+    var side = (g.bottomHeight, g.bottomWidth)
+    for (cin, cout) in g.decoderStages {
+      total += Counting.tracked(n * side.0 * side.1, cin, area * cout)
+      side = (side.0 * CNNGeometry.stride, side.1 * CNNGeometry.stride)
+    }
+    return total
+  }
+}

@@ -112,3 +112,37 @@ public final class ImageEncoder: Module, ObservationEncoder {
     return x.reshaped([b, t, embedSize])
   }
 }
+
+// MARK: Analytic counts
+
+extension VectorEncoder {
+  /// Parameters of an encoder of these sizes.
+  static func parameterCount(inputSize n: Int, units u: Int, layers l: Int) -> Int { Counting.mlp(n, u, l) }
+  /// The embedding size.
+  static func embedSize(inputSize n: Int, units u: Int, layers l: Int) -> Int { l == 0 ? n : u }
+  /// Matrix-product FLOPs of forward and backward over `steps` observations (they are data).
+  static func updateFLOPs(steps: Int, inputSize n: Int, units u: Int, layers l: Int) -> Int {
+    Counting.mlpFLOPs(steps, n, units: u, layers: l, first: Counting.onData)
+  }
+}
+
+extension ImageEncoder {
+  /// Convolutions without bias, each followed by a LayerNorm (scale and offset).
+  static func parameterCount(_ g: CNNGeometry) -> Int {
+    let area = CNNGeometry.kernelSize * CNNGeometry.kernelSize
+    return g.encoderStages.reduce(0) { $0 + area * $1.input * $1.output + 2 * $1.output }
+  }
+
+  /// Convolutions as products over every output pixel; the first stage reads data.
+  static func updateFLOPs(steps n: Int, _ g: CNNGeometry) -> Int {
+    let area = CNNGeometry.kernelSize * CNNGeometry.kernelSize
+    var side = (g.height, g.width)
+    var total = 0
+    for (k, (cin, cout)) in g.encoderStages.enumerated() {
+      side = (side.0 / CNNGeometry.stride, side.1 / CNNGeometry.stride)
+      let m = n * side.0 * side.1
+      total += k == 0 ? Counting.onData(m, area * cin, cout) : Counting.tracked(m, area * cin, cout)
+    }
+    return total
+  }
+}

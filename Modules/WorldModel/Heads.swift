@@ -33,3 +33,27 @@ public final class ContinueHead: Module {
     return Bernoulli(logits: logits.reshaped(Array(logits.shape.dropLast())))
   }
 }
+
+// MARK: Analytic counts
+
+extension RewardHead {
+  static func parameterCount(featureSize f: Int, units u: Int, layers l: Int, bins: Int = TwoHotSymlog.defaultBinCount)
+    -> Int
+  { Counting.mlp(f, u, l) + Counting.linear(l == 0 ? f : u, bins) }
+
+  static func updateFLOPs(
+    steps n: Int, featureSize f: Int, units u: Int, layers l: Int, bins: Int = TwoHotSymlog.defaultBinCount
+  )
+    -> Int
+  { Counting.mlpFLOPs(n, f, units: u, layers: l, first: Counting.tracked) + Counting.tracked(n, l == 0 ? f : u, bins) }
+}
+
+extension ContinueHead {
+  static func parameterCount(featureSize f: Int, units u: Int, layers l: Int) -> Int {
+    Counting.mlp(f, u, l) + Counting.linear(l == 0 ? f : u, 1)
+  }
+
+  static func updateFLOPs(steps n: Int, featureSize f: Int, units u: Int, layers l: Int) -> Int {
+    Counting.mlpFLOPs(n, f, units: u, layers: l, first: Counting.tracked) + Counting.tracked(n, l == 0 ? f : u, 1)
+  }
+}

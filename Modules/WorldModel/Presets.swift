@@ -70,52 +70,31 @@ extension WorldModelConfig {
     return c
   }
 
-  // MARK: Analytic counts
+  // MARK: Analytic counts (each network states its own; see `Counting`)
 
-  static func dense(_ i: Int, _ o: Int) -> Int { i * o + 2 * o }
-  static func linear(_ i: Int, _ o: Int, bias: Bool = true) -> Int { i * o + (bias ? o : 0) }
-  static func mlp(_ i: Int, _ u: Int, _ l: Int) -> Int { l == 0 ? 0 : dense(i, u) + (l - 1) * dense(u, u) }
-
-  /// Parameters per component, computed from the sizes alone (no modules are built).
+  /// Parameters per part (encoder, core, decoder, reward, continue), from the formulas each
+  /// network states beside itself.
   public func parameterBreakdown() -> [String: Int] {
-    let (d, u, l, s, a) = (deter, units, mlpLayers, stochSize, actionSize)
+    let (u, l) = (units, mlpLayers)
     let f = headFeatureSize
     var out: [String: Int] = [:]
     let embed: Int
     switch observation {
     case .vector(let n):
-      out["encoder"] = Self.mlp(n, u, l)
-      embed = l == 0 ? n : u
-      out["decoder"] = Self.mlp(f, u, l) + Self.linear(l == 0 ? f : u, n)
+      out["encoder"] = VectorEncoder.parameterCount(inputSize: n, units: u, layers: l)
+      embed = VectorEncoder.embedSize(inputSize: n, units: u, layers: l)
+      out["decoder"] = VectorDecoder.parameterCount(featureSize: f, outputSize: n, units: u, layers: l)
     case .image(let h, let w, let c):
       let g = CNNGeometry(height: h, width: w, channels: c, depth: cnnDepth)
-      let area = CNNGeometry.kernelSize * CNNGeometry.kernelSize
-      // Convolutions without bias, each followed by a layer norm (scale and offset).
-      out["encoder"] = g.encoderStages.reduce(0) { $0 + area * $1.input * $1.output + 2 * $1.output }
+      out["encoder"] = ImageEncoder.parameterCount(g)
       embed = g.embedSize
-      var dec = Self.linear(f, embed)
-      for (k, (cin, cout)) in g.decoderStages.enumerated() {
-        let last = k == CNNGeometry.stages - 1
-        dec += area * cin * cout + (last ? cout : 2 * cout)
-      }
-      out["decoder"] = dec
+      out["decoder"] = ImageDecoder.parameterCount(featureSize: f, g)
     }
-    let headOut = l == 0 ? f : u
-    out["reward"] = Self.mlp(f, u, l) + Self.linear(headOut, TwoHotSymlog.defaultBinCount)
-    out["continue"] = Self.mlp(f, u, l) + Self.linear(headOut, 1)
-    let initial = learnedInitialState ? d : 0
+    out["reward"] = RewardHead.parameterCount(featureSize: f, units: u, layers: l)
+    out["continue"] = ContinueHead.parameterCount(featureSize: f, units: u, layers: l)
     switch backbone {
-    case .r2i:
-      let (p, h) = (ssm.states, ssm.channels)
-      let layer = 3 * p + 2 * p * h + 2 * h * p + h + (learnedInitialState ? 2 * p : 0)
-      let block = layer + Self.linear(h, 2 * h) + 2 * h
-      out["core"] =
-        Self.dense(embed, u) + Self.linear(u, s) + Self.dense(s + a, h) + ssm.layers * block
-        + Self.linear(h, d) + Self.dense(d, u) + Self.linear(u, s) + initial
-    case .dreamerv3:
-      out["core"] =
-        Self.dense(s + a, u) + Self.linear(d + u, 3 * d, bias: false) + 6 * d + Self.dense(d, u)
-        + Self.linear(u, s) + Self.dense(d + embed, u) + Self.linear(u, s) + initial
+    case .r2i: out["core"] = S3M.parameterCount(embed: embed, self)
+    case .dreamerv3: out["core"] = DreamerCore.parameterCount(embed: embed, self)
     }
     return out
   }
@@ -128,58 +107,26 @@ extension WorldModelConfig {
   /// pass adds its weight gradient and, when its input needs a gradient, the input gradient.
   public func updateMatmulFLOPs(batch b: Int, length t: Int) -> Int {
     let n = b * t
-    let (d, u, l, s, a) = (deter, units, mlpLayers, stochSize, actionSize)
+    let (u, l) = (units, mlpLayers)
     let f = headFeatureSize
-    func mm(_ m: Int, _ p: Int, _ k: Int) -> Int { 2 * m * p * k }
-    // A layer whose input needs a gradient: forward, input gradient, weight gradient.
-    func tracked(_ m: Int, _ i: Int, _ o: Int) -> Int { 3 * mm(m, o, i) }
-    // A layer on data: forward and weight gradient only.
-    func onData(_ m: Int, _ i: Int, _ o: Int) -> Int { 2 * mm(m, o, i) }
-    func mlpFLOPs(_ m: Int, _ i: Int, first: (Int, Int, Int) -> Int) -> Int {
-      l == 0 ? 0 : first(m, i, u) + (l - 1) * tracked(m, u, u)
-    }
     var total = 0
     let embed: Int
     switch observation {
     case .vector(let o):
-      total += mlpFLOPs(n, o, first: onData)
-      embed = l == 0 ? o : u
-      total += mlpFLOPs(n, f, first: tracked) + tracked(n, l == 0 ? f : u, o)
+      total += VectorEncoder.updateFLOPs(steps: n, inputSize: o, units: u, layers: l)
+      embed = VectorEncoder.embedSize(inputSize: o, units: u, layers: l)
+      total += VectorDecoder.updateFLOPs(steps: n, featureSize: f, outputSize: o, units: u, layers: l)
     case .image(let h, let w, let c):
       let g = CNNGeometry(height: h, width: w, channels: c, depth: cnnDepth)
-      let (area, stride) = (CNNGeometry.kernelSize * CNNGeometry.kernelSize, CNNGeometry.stride)
-      var side = (h, w)
-      for (k, (cin, cout)) in g.encoderStages.enumerated() {
-        side = (side.0 / stride, side.1 / stride)
-        let m = n * side.0 * side.1
-        total += k == 0 ? onData(m, area * cin, cout) : tracked(m, area * cin, cout)
-      }
+      total += ImageEncoder.updateFLOPs(steps: n, g)
       embed = g.embedSize
-      total += tracked(n, f, embed)
-      side = (g.bottomHeight, g.bottomWidth)
-      for (cin, cout) in g.decoderStages {
-        total += tracked(n * side.0 * side.1, cin, area * cout)
-        side = (side.0 * stride, side.1 * stride)
-      }
+      total += ImageDecoder.updateFLOPs(steps: n, featureSize: f, g)
     }
-    let headIn = l == 0 ? f : u
-    total += mlpFLOPs(n, f, first: tracked) + tracked(n, headIn, TwoHotSymlog.defaultBinCount)
-    total += mlpFLOPs(n, f, first: tracked) + tracked(n, headIn, 1)
-    // The initial latent (prior head on h_init), once per reset evaluation.
-    let initial = tracked(1, d, u) + tracked(1, u, s)
+    total += RewardHead.updateFLOPs(steps: n, featureSize: f, units: u, layers: l)
+    total += ContinueHead.updateFLOPs(steps: n, featureSize: f, units: u, layers: l)
     switch backbone {
-    case .r2i:
-      let (p, h) = (ssm.states, ssm.channels)
-      total += tracked(n, embed, u) + tracked(n, u, s) + tracked(n, s + a, h)
-      total += ssm.layers * (tracked(n, h, 2 * p) + tracked(n, 2 * p, h) + tracked(n, h, 2 * h))
-      total += tracked(n, h, d) + tracked(n, d, u) + tracked(n, u, s)
-      total += initial
-    case .dreamerv3:
-      total += onData(n, a, u) + tracked(n, embed, u)
-      total += t * (tracked(b, s, u) + tracked(b, d + u, 3 * d) + tracked(b, d, u) + tracked(b, u, s))
-      total += tracked(n, d, u) + tracked(n, u, s)
-      // Once for the starting state, once for the resets at t = 0.
-      total += 2 * initial
+    case .r2i: total += S3M.updateFLOPs(batch: b, length: t, embed: embed, self)
+    case .dreamerv3: total += DreamerCore.updateFLOPs(batch: b, length: t, embed: embed, self)
     }
     return total
   }

@@ -19,6 +19,7 @@ let package = Package(
     .library(name: "Envs", targets: ["Envs"]),
     .library(name: "Replay", targets: ["Replay"]),
     .library(name: "CommandLineSupport", targets: ["CommandLineSupport"]),
+    .library(name: "Agent", targets: ["Agent"]),
     .library(name: "Training", targets: ["Training"]),
     .executable(name: "r2i", targets: ["r2i"]),
     .executable(name: "r2i-bench", targets: ["r2i-bench"]),
@@ -52,6 +53,9 @@ let package = Package(
     .target(
       name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],
       path: "Modules/WorldModel"),
+
+    // Actor-critic learning in imagination (being built; see the open Agent issue).
+    .target(name: "Agent", dependencies: ["WorldModel", "NN"], path: "Modules/Agent"),
 
     // The room that joins Envs, Replay and the world model (the Agent and the loop come later).
     .target(name: "Training", dependencies: ["WorldModel", "Replay", "Envs"], path: "Modules/Training"),
@@ -97,6 +101,7 @@ let package = Package(
       name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay"],
       path: "Tests/WorldModelTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
+    .testTarget(name: "AgentTests", dependencies: ["Agent"], path: "Tests/AgentTests"),
     .testTarget(
       name: "TrainingTests", dependencies: ["Training", "WorldModel", "Replay"], path: "Tests/TrainingTests"),
     .testTarget(

@@ -1,0 +1,136 @@
+/// The action space an actor acts in, and the width of its action vectors.
+public enum ActionSpec: Sendable, Codable, Equatable {
+  /// One of `n` actions, as a one-hot vector [n].
+  case discrete(Int)
+  /// One choice per component (POPGym's Battleship and MineSweeper), as concatenated one-hots.
+  case multiDiscrete([Int])
+  /// `n` numbers in [-1, 1].
+  case continuous(Int)
+
+  /// Width of an action vector.
+  public var size: Int {
+    switch self {
+    case .discrete(let n): return n
+    case .multiDiscrete(let ns): return ns.reduce(0, +)
+    case .continuous(let n): return n
+    }
+  }
+
+  public var isDiscrete: Bool { if case .continuous = self { return false } else { return true } }
+}
+
+/// pi(a | features) for a batch: categorical components with unimix, or a bounded normal.
+public enum ActionDistribution {
+  /// One categorical per component ([N, n_k] each); actions are their one-hots concatenated.
+  case categorical([OneHotCategorical])
+  case continuous(BoundedNormal)
+
+  /// A sample [N, size]: straight-through one-hots, or a reparameterised normal sample.
+  public func sample(using rng: inout SeededGenerator) -> Variable {
+    switch self {
+    case .categorical(let parts): return Variable.concat(parts.map { $0.sample(using: &rng) }, axis: -1)
+    case .continuous(let d): return d.sample(using: &rng)
+    }
+  }
+
+  /// The most likely action [N, size] (greedy evaluation).
+  public var mode: Variable {
+    switch self {
+    case .categorical(let parts): return Variable.concat(parts.map(\.mode), axis: -1)
+    case .continuous(let d): return d.mode
+    }
+  }
+
+  /// log pi(a) [N] of actions [N, size], summed over components.
+  public func logProb(_ action: Variable) -> Variable {
+    switch self {
+    case .categorical(let parts):
+      var offset = 0
+      var total: Variable? = nil
+      for p in parts {
+        let n = p.classes
+        let lp = p.logProb(action.slice(axis: -1, offset..<(offset + n)))
+        total = total.map { $0 + lp } ?? lp
+        offset += n
+      }
+      return total!
+    case .continuous(let d): return d.logProb(action)
+    }
+  }
+
+  /// Entropy [N], summed over components.
+  public func entropy() -> Variable {
+    switch self {
+    case .categorical(let parts): return parts.dropFirst().reduce(parts[0].entropy()) { $0 + $1.entropy() }
+    case .continuous(let d): return d.entropy()
+    }
+  }
+}
+
+/// The policy: an MLP of Dense blocks on the chosen feature view, then the action head
+/// (logits with 1 % unimix per categorical component, or a tanh-mean normal with std in
+/// [0.1, 1]).
+public final class Actor: Module {
+  public let mlp: MLP
+  public let out: Linear
+  public let spec: ActionSpec
+  /// Which latent features the policy reads (`hidden`, [z, x], is R2I's choice for memory tasks).
+  public let input: FeatureView
+  public let unimix: Float
+
+  public init(
+    featureSize: Int, units: Int, layers: Int, spec: ActionSpec, input: FeatureView, unimix: Float = 0.01,
+    rng: inout SeededGenerator
+  ) {
+    self.spec = spec
+    self.input = input
+    self.unimix = unimix
+    mlp = MLP(featureSize, units: units, depth: layers, rng: &rng)
+    let width: Int
+    if case .continuous(let n) = spec { width = 2 * n } else { width = spec.size }
+    out = Linear(mlp.outFeatures(input: featureSize), width, rng: &rng)
+  }
+
+  /// pi(. | features [N, F]).
+  public func callAsFunction(_ features: Variable) -> ActionDistribution {
+    let raw = out(mlp(features))
+    switch spec {
+    case .discrete:
+      return .categorical([OneHotCategorical(logits: raw, unimix: unimix)])
+    case .multiDiscrete(let ns):
+      var offset = 0
+      var parts: [OneHotCategorical] = []
+      for n in ns {
+        parts.append(OneHotCategorical(logits: raw.slice(axis: -1, offset..<(offset + n)), unimix: unimix))
+        offset += n
+      }
+      return .categorical(parts)
+    case .continuous(let n):
+      return .continuous(
+        BoundedNormal(rawMean: raw.slice(axis: -1, 0..<n), rawStd: raw.slice(axis: -1, n..<(2 * n))))
+    }
+  }
+
+  /// pi(. | state), reading the actor's feature view.
+  public func callAsFunction(_ state: LatentState) -> ActionDistribution { self(state.features(input)) }
+}
+
+/// The value function: an MLP on the chosen feature view to a 255-bin two-hot symlog
+/// distribution whose output layer starts at zero (so early values are 0).
+public final class Critic: Module {
+  public let mlp: MLP
+  public let out: Linear
+  public let input: FeatureView
+
+  public init(featureSize: Int, units: Int, layers: Int, input: FeatureView, rng: inout SeededGenerator) {
+    self.input = input
+    mlp = MLP(featureSize, units: units, depth: layers, rng: &rng)
+    out = Linear(mlp.outFeatures(input: featureSize), TwoHotSymlog.defaultBinCount, initializer: .zeros, rng: &rng)
+  }
+
+  /// v(features [..., F]).
+  public func callAsFunction(_ features: Variable) -> TwoHotSymlog { TwoHotSymlog(logits: out(mlp(features))) }
+
+  /// v(state), reading the critic's feature view.
+  public func callAsFunction(_ state: LatentState) -> TwoHotSymlog { self(state.features(input)) }
+}

@@ -68,6 +68,16 @@ public struct LatentState {
     return LatentState(deter: merge(deter), stoch: merge(stoch), recurrent: recurrent.map(merge))
   }
 
+  /// States of equal shape [N, ...] stacked on a new leading axis, [K, N, ...] (imagined steps
+  /// as one batch for the heads, the policy and the critic).
+  public static func stacked(_ states: [LatentState]) -> LatentState {
+    precondition(!states.isEmpty, "stacked needs at least one state")
+    let layers = states[0].recurrent.count
+    return LatentState(
+      deter: Variable.stack(states.map(\.deter), axis: 0), stoch: Variable.stack(states.map(\.stoch), axis: 0),
+      recurrent: (0..<layers).map { i in Variable.stack(states.map { $0.recurrent[i] }, axis: 0) })
+  }
+
   /// Step `t` of sequence states [B, T, ...], as [B, ...].
   public func step(_ t: Int) -> LatentState {
     func pick(_ v: Variable) -> Variable { v.slice(at: t, axis: 1) }

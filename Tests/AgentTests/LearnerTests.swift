@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+@testable import Agent
+
+/// A tiny world model and agent for fast tests.
+func tinyAgent(_ backbone: Backbone, spec: ActionSpec, seed: UInt64 = 0) -> ActorCriticLearner {
+  var c = WorldModelConfig(
+    backbone: backbone, observation: .vector(size: 4), actionSize: spec.size, discreteActions: spec.isDiscrete,
+    deter: 8, units: 8, mlpLayers: 1, ssm: SSMSettings(states: 4, channels: 6, layers: 2, hippoBlocks: 2))
+  c.groups = 3
+  c.classes = 3
+  let model = WorldModel(config: c, seed: seed)
+  var rng = SeededGenerator(seed: seed &+ 1)
+  let f = model.initialState(batch: 1).features(.hidden).shape[1]
+  let actor = Actor(featureSize: f, units: 8, layers: 1, spec: spec, input: .hidden, rng: &rng)
+  let critic = Critic(featureSize: f, units: 8, layers: 1, input: .hidden, rng: &rng)
+  let slow = Critic(featureSize: f, units: 8, layers: 1, input: .hidden, rng: &rng)
+  var s = ActorCriticSettings()
+  s.horizon = 5
+  s.actorOptimizer.learningRate = 1e-2
+  s.criticOptimizer.learningRate = 1e-2
+  return ActorCriticLearner(worldModel: model, actor: actor, critic: critic, slowCritic: slow, settings: s)
+}
+
+func tinyBatch(_ learner: ActorCriticLearner, b: Int = 2, t: Int = 3, seed: UInt64 = 5) -> WorldModelBatch {
+  var rng = SeededGenerator(seed: seed)
+  let a = learner.worldModel.config.actionSize
+  var first = Tensor.zeros([b, t])
+  for i in 0..<b { first[i, 0] = 1 }
+  return WorldModelBatch(
+    observations: Tensor.normal([b, t, 4], using: &rng),
+    actions: Tensor.uniform([b, t, a], low: -1, high: 1, using: &rng),
+    rewards: Tensor.zeros([b, t]), isFirst: first, isTerminal: Tensor.zeros([b, t]))
+}
+
+@Suite struct LearnerTests {
+  @Test(arguments: Backbone.allCases)
+  func imaginedReturnsHaveTheirShapesAndTheStartsContinueFromData(_ backbone: Backbone) {
+    let learner = tinyAgent(backbone, spec: .discrete(3))
+    var rng = SeededGenerator(seed: 1)
+    let start = withoutGradient { learner.worldModel.observe(tinyBatch(learner), rng: &rng).states.flattened() }
+    let startContinue = Tensor([1, 0, 1, 1, 1, 0])
+    let i = learner.imagine(start: start, startContinue: startContinue, rng: &rng)
+    #expect(i.rollout.states.count == 6 && i.rollout.actions.count == 5)
+    #expect(i.returns.shape == [5, 6] && i.values.shape == [6, 6] && i.weights.shape == [6, 6])
+    #expect(i.weights.slice(at: 0, axis: 0) == startContinue)
+    // A start that ends there has weight 0 everywhere after.
+    #expect(i.weights.slice(axis: 0, 1..<6).slice(at: 1, axis: 1).scalars.allSatisfy { $0 == 0 })
+  }
+
+  /// Discrete actions: no world-model gradient at all (starts detached, imagination off the
+  /// tape). Continuous actions: the actor's loss reaches the world model through the imagined
+  /// dynamics, but still not through the start states.
+  @Test(arguments: Backbone.allCases)
+  func onlyContinuousImaginationCarriesWorldModelGradients(_ backbone: Backbone) {
+    for spec in [ActionSpec.discrete(3), .continuous(2)] {
+      let learner = tinyAgent(backbone, spec: spec)
+      let model = learner.worldModel
+      let batch = tinyBatch(learner)
+      let (_, grads) = valueAndGradient(of: [model, learner.actor]) {
+        var rng = SeededGenerator(seed: 2)
+        let start = model.observe(batch, rng: &rng).states.flattened()  // on the tape
+        let i = learner.imagine(start: start, startContinue: Tensor.ones([6]), rng: &rng)
+        return learner.actorLoss(i).loss
+      }
+      var worldModelNorm: Float = 0
+      var actorNorm: Float = 0
+      var encoderNorm: Float = 0
+      for (name, g) in zip(grads.names, grads.tensors) {
+        if name.hasPrefix("0/") { worldModelNorm += Float(g.sumOfSquares()) }
+        if name.hasPrefix("0/encoder") || name.hasPrefix("0/core/posterior") { encoderNorm += Float(g.sumOfSquares()) }
+        if name.hasPrefix("1/") { actorNorm += Float(g.sumOfSquares()) }
+      }
+      #expect(actorNorm > 0, "\(backbone) \(spec): the actor gets no gradient")
+      #expect(encoderNorm == 0, "\(backbone) \(spec): gradient leaked into the start states")
+      if spec.isDiscrete {
+        #expect(worldModelNorm == 0, "\(backbone): discrete imagination recorded world-model gradients")
+      } else {
+        #expect(worldModelNorm > 0, "\(backbone): continuous imagination has no world-model gradient")
+      }
+    }
+  }
+
+  @Test func anUpdateMovesTheActorTheCriticAndTheSlowCritic() {
+    let learner = tinyAgent(.r2i, spec: .discrete(3))
+    var rng = SeededGenerator(seed: 3)
+    let start = withoutGradient { learner.worldModel.observe(tinyBatch(learner), rng: &rng).states.flattened() }
+    let actorBefore = learner.actor.parameters.map(\.value)
+    let criticBefore = learner.critic.parameters.map(\.value)
+    let slowBefore = learner.slowCritic.parameters.map(\.value)
+    let metrics = learner.update(start: start, startContinue: Tensor.ones([6]), rng: &rng)
+    for key in [
+      "actor_loss", "critic_loss", "return", "advantage", "entropy", "return_scale", "value_error", "imagined_reward",
+    ] {
+      #expect(metrics[key].map { $0.isFinite } == true, "\(key)")
+    }
+    #expect(zip(actorBefore, learner.actor.parameters).contains { $0 != $1.value })
+    #expect(zip(criticBefore, learner.critic.parameters).contains { $0 != $1.value })
+    // slow = 0.98 slow + 0.02 critic, parameter by parameter.
+    for (old, (slow, critic)) in zip(slowBefore, zip(learner.slowCritic.parameters, learner.critic.parameters)) {
+      #expect((old * 0.98 + critic.value * 0.02).maxAbsDifference(slow.value) < 1e-6)
+    }
+    #expect(learner.returnScale.updates == 1)
+  }
+}

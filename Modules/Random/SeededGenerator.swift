@@ -184,9 +184,12 @@ public enum StreamTag {
   public static let parameterGradientCheck: UInt64 = 0x7061_7261
   /// The random policy of `r2i render` ("rndr").
   public static let renderPolicy: UInt64 = 0x726E_6472
+  /// Parameter initialisation of an agent's actor and critics ("agnt").
+  public static let agentInitialisation: UInt64 = 0x6167_6E74
 
   /// Every tag, for the uniqueness test.
   public static let all: [UInt64] = [
     worldModelInitialisation, replaySampling, gradientCheck, parameterGradientCheck, renderPolicy,
+    agentInitialisation,
   ]
 }

@@ -1,0 +1,142 @@
+/// Everything that decides an agent: its world model, action space, policy input, network sizes
+/// and the actor-critic settings. Checkpoints store it as JSON.
+public struct AgentConfig: Sendable, Codable, Equatable {
+  public var worldModel: WorldModelConfig
+  public var actions: ActionSpec
+  /// What the actor and critic read: `hidden` [z, x] (R2I's choice for memory tasks), `output`
+  /// [h, z] or `full` [h, z, x].
+  public var policyInput: FeatureView
+  public var units: Int
+  public var layers: Int
+  public var actorCritic: ActorCriticSettings
+
+  public init(
+    worldModel: WorldModelConfig, actions: ActionSpec, policyInput: FeatureView, units: Int, layers: Int,
+    actorCritic: ActorCriticSettings = .init()
+  ) {
+    self.worldModel = worldModel
+    self.actions = actions
+    self.policyInput = policyInput
+    self.units = units
+    self.layers = layers
+    self.actorCritic = actorCritic
+  }
+
+  /// A preset's world model (r2i.md section 6) with actor and critic of the preset's MLP sizes;
+  /// policy input `hidden` for the memory domains (BSuite, POPGym), `full` otherwise.
+  public static func preset(
+    _ p: WorldModelPreset, backbone: Backbone, observation: ObservationKind? = nil, actions: ActionSpec
+  ) -> AgentConfig {
+    let wm = WorldModelConfig.preset(
+      p, backbone: backbone, observation: observation, actionSize: actions.size, discreteActions: actions.isDiscrete)
+    var ac = ActorCriticSettings()
+    if p == .memorymaze { ac.entropy = 1e-3 }
+    return AgentConfig(
+      worldModel: wm, actions: actions, policyInput: [.bsuite, .popgym].contains(p) ? .hidden : .full,
+      units: wm.units, layers: wm.mlpLayers, actorCritic: ac)
+  }
+
+  /// A small agent that learns the vector tasks quickly on a CPU: deter, units and SSM width
+  /// 128 (P 32, 2 layers), 8 x 8 latents, MLPs of 2 x 128, world model lr 1e-3, actor and critic
+  /// lr 3e-4, horizon 15.
+  public static func small(backbone: Backbone, observation: ObservationKind, actions: ActionSpec) -> AgentConfig {
+    var wm = WorldModelConfig(
+      backbone: backbone, observation: observation, actionSize: actions.size, discreteActions: actions.isDiscrete,
+      deter: 128, units: 128, mlpLayers: 2, cnnDepth: 16,
+      ssm: SSMSettings(states: 32, channels: 128, layers: 2, hippoBlocks: 4))
+    wm.groups = 8
+    wm.classes = 8
+    wm.optimizer.learningRate = 1e-3
+    var ac = ActorCriticSettings()
+    ac.actorOptimizer.learningRate = 3e-4
+    ac.criticOptimizer.learningRate = 3e-4
+    return AgentConfig(worldModel: wm, actions: actions, policyInput: .hidden, units: 128, layers: 2, actorCritic: ac)
+  }
+}
+
+/// The agent: world model, actor, critic and slow critic in one parameter tree, so one
+/// safetensors checkpoint holds all of them.
+public final class Agent: Module {
+  public let config: AgentConfig
+  public let worldModel: WorldModel
+  public let actor: Actor
+  public let critic: Critic
+  public let slowCritic: Critic
+
+  public init(config: AgentConfig, seed: UInt64) {
+    self.config = config
+    worldModel = WorldModel(config: config.worldModel, seed: seed)
+    var rng = SeededGenerator(seed: seed, stream: StreamTag.agentInitialisation)
+    let f = worldModel.initialState(batch: 1).features(config.policyInput).shape[1]
+    actor = Actor(
+      featureSize: f, units: config.units, layers: config.layers, spec: config.actions, input: config.policyInput,
+      rng: &rng)
+    critic = Critic(featureSize: f, units: config.units, layers: config.layers, input: config.policyInput, rng: &rng)
+    slowCritic = Critic(
+      featureSize: f, units: config.units, layers: config.layers, input: config.policyInput, rng: &rng)
+    slowCritic.copyParameters(from: critic)
+  }
+
+  /// What the agent carries between steps of a batch of environments: its latent state and the
+  /// action it took last. A value passed in and returned.
+  public struct State {
+    public var latent: LatentState?
+    public var previousAction: Tensor
+  }
+
+  /// The state before the first step of `batch` environments.
+  public func initialState(batch: Int) -> State {
+    State(latent: nil, previousAction: Tensor.zeros([batch, config.actions.size]))
+  }
+
+  /// How actions are chosen: sampled (training) or the policy's mode (evaluation).
+  public enum Mode: Sendable { case sample, greedy }
+
+  /// One step for a batch of environments: observes `observation` [B, ...] with `isFirst` [B]
+  /// (where set, the latent restarts and the previous action is ignored), then picks actions
+  /// [B, A] (one-hot for discrete spaces).
+  public func act(
+    observation: Tensor, isFirst: Tensor, state: State, mode: Mode, rng: inout SeededGenerator
+  ) -> (actions: Tensor, state: State) {
+    withoutGradient {
+      let latent = worldModel.observeStep(
+        observation: observation, previousAction: state.previousAction, isFirst: isFirst, state: state.latent,
+        rng: &rng)
+      let pi = actor(latent)
+      let action = (mode == .greedy ? pi.mode : pi.sample(using: &rng)).value
+      return (action, State(latent: latent, previousAction: action))
+    }
+  }
+}
+
+/// Learning for an ``Agent``: one world-model update, then the actor and the critic on
+/// imagination from all B x T posterior states (r2i.md section 5 order).
+public final class AgentLearner {
+  public let agent: Agent
+  public let worldModelTrainer: WorldModelTrainer
+  public let actorCritic: ActorCriticLearner
+
+  public init(agent: Agent) {
+    self.agent = agent
+    worldModelTrainer = WorldModelTrainer(model: agent.worldModel)
+    actorCritic = ActorCriticLearner(
+      worldModel: agent.worldModel, actor: agent.actor, critic: agent.critic, slowCritic: agent.slowCritic,
+      settings: agent.config.actorCritic)
+  }
+
+  /// One learner step on `batch`; the metrics of both halves (world-model terms as they are,
+  /// actor-critic terms by name).
+  @discardableResult
+  public func train(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> [String: Float] {
+    let update = worldModelTrainer.update(batch, rng: &rng)
+    let n = batch.batchSize * batch.length
+    // Padded steps (mask 0) and terminal ones start nothing.
+    var startContinue = (1 - batch.isTerminal).reshaped([n])
+    if let mask = batch.mask { startContinue = startContinue * mask.reshaped([n]) }
+    var metrics = update.metrics
+    let behaviour = actorCritic.update(
+      start: update.posterior.states.flattened(), startContinue: startContinue, rng: &rng)
+    metrics.merge(behaviour) { $1 }
+    return metrics
+  }
+}

@@ -78,7 +78,7 @@ let package = Package(
       name: "r2i-bench",
       dependencies: [
         "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM", "RSSM", "WorldModel", "Imaging",
-        "CommandLineSupport", "Training",
+        "CommandLineSupport", "Training", "Agent",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),

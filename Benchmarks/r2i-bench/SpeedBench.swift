@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import COpenBLAS
 import CommandLineSupport
@@ -32,12 +33,21 @@ struct SpeedBench: ParsableCommand {
 
   @OptionGroup var backboneOption: BackboneListOption
 
+  @Option(
+    help:
+      "What to time: 'wm' (the world-model update, phase (a)) or 'train' (the whole train step: world model, imagination of 15 steps from all B x T starts, actor, critic; phase (b))."
+  )
+  var phase: String = "wm"
+
   @Option(help: "Output directory for the CSV and the chart.")
   var output: String = "results/speed"
 
   func validate() throws {
     guard ["vector", "image"].contains(preset) else {
       throw ValidationError("--preset must be 'vector' or 'image', got '\(preset)'")
+    }
+    guard ["wm", "train"].contains(phase) else {
+      throw ValidationError("--phase must be 'wm' or 'train', got '\(phase)'")
     }
     try OptionCheck.range(batch, Limits.batch, "--batch")
     try OptionCheck.range(repeats, Limits.repeats, "--repeats")
@@ -69,6 +79,10 @@ struct SpeedBench: ParsableCommand {
       "backbone", "preset", "batch", "length", "phase", "median_ms", "min_ms", "max_ms", "peak_rss_mb",
       "peak_tensor_mb", "threads", "gflops", "pct_of_sgemm_peak",
     ])
+    if phase == "train" {
+      try runTrainPhase(lengths: ls, backbones: bbs, peak: peak, directory: dir)
+      return
+    }
     var updateTimes: [Backbone: [Int: Double]] = [:]
     for bb in bbs {
       let config = WorldModelConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb)
@@ -127,6 +141,64 @@ struct SpeedBench: ParsableCommand {
     let png = dir.appendingPathComponent("speed_\(preset).png")
     try chart.writePNG(to: png)
     try chart.writeSVG(to: dir.appendingPathComponent("speed_\(preset).svg"))
+    print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
+  }
+
+  /// Phase (b) of benchmarks.md: the whole train step against sequence length, the share of it
+  /// spent in imagination and the actor-critic update, GFLOP/s (matmul FLOPs counted by the
+  /// instrumented GEMM over one step) against the in-run sgemm peak, and peak memory.
+  func runTrainPhase(lengths ls: [Int], backbones bbs: [Backbone], peak: Double, directory dir: URL) throws {
+    let isImage = preset == "image"
+    var table = ResultTable([
+      "backbone", "preset", "batch", "length", "phase", "median_ms", "min_ms", "max_ms", "behaviour_ms",
+      "behaviour_share", "peak_rss_mb", "threads", "gflops", "pct_of_sgemm_peak",
+    ])
+    var times: [Backbone: [Int: Double]] = [:]
+    for bb in bbs {
+      let config = AgentConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb, actions: .discrete(4))
+      let agent = Agent(config: config, seed: 0)
+      let learner = AgentLearner(agent: agent)
+      print("\(bb): \(agent.parameterCount) parameters (world model, actor, critic, slow critic)")
+      for l in ls {
+        let data = randomBatch(config.worldModel, b: batch, t: l)
+        var rng = SeededGenerator(seed: 1)
+        TensorMemory.releaseCache()
+        ProcessMemory.resetPeak()
+        let n = l <= 256 ? max(repeats, 5) : repeats
+        let step = measure(warmup: 2, repeats: n, budget: 900) { learner.train(data, rng: &rng) }
+        let rss = ProcessMemory.peakResidentMB
+        let (_, flops) = MatmulCounter.measure { learner.train(data, rng: &rng) }
+        // The behaviour half alone, from the posterior of one world-model update.
+        let posterior = learner.worldModelTrainer.update(data, rng: &rng).posterior.states.flattened()
+        let continues = Tensor.ones([batch * l])
+        let behaviour = measure(warmup: 1, repeats: n, budget: 600) {
+          learner.actorCritic.update(start: posterior, startContinue: continues, rng: &rng)
+        }
+        let gflops = Double(flops) / step.median / 1e6
+        times[bb, default: [:]][l] = step.median
+        table.add([
+          bb.rawValue, preset, "\(batch)", "\(l)", "train_step", fmt(step.median, 1), fmt(step.min, 1),
+          fmt(step.max, 1),
+          fmt(behaviour.median, 1), fmt(100 * behaviour.median / step.median, 1) + "%", fmt(rss, 0), "\(threads)",
+          fmt(gflops, 1), fmt(100 * gflops / peak, 1),
+        ])
+        print(
+          "  length \(l): train step \(fmt(step.median, 1)) ms (imagination + actor + critic \(fmt(behaviour.median, 1)) ms, \(fmt(100 * behaviour.median / step.median, 0))%), \(fmt(gflops, 1)) GFLOP/s (\(fmt(100 * gflops / peak, 0))% of sgemm peak), peak RSS \(fmt(rss, 0)) MB"
+        )
+      }
+    }
+    print("\n" + table.render())
+    let csv = dir.appendingPathComponent("speed_train_\(preset).csv")
+    try table.writeCSV(to: csv)
+    var chart = LineChart(
+      title: "Whole train step (\(preset), batch \(batch), \(threads) threads)", xLabel: "sequence length",
+      yLabel: "ms per train step", logX: true, logY: true)
+    for bb in bbs {
+      chart.add(series: bb.rawValue, points: ls.compactMap { l in times[bb]?[l].map { (Double(l), $0) } })
+    }
+    let png = dir.appendingPathComponent("speed_train_\(preset).png")
+    try chart.writePNG(to: png)
+    try chart.writeSVG(to: dir.appendingPathComponent("speed_train_\(preset).svg"))
     print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
   }
 

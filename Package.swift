@@ -58,7 +58,7 @@ let package = Package(
     .target(name: "Agent", dependencies: ["WorldModel", "NN"], path: "Modules/Agent"),
 
     // The room that joins Envs, Replay and the world model (the Agent and the loop come later).
-    .target(name: "Training", dependencies: ["WorldModel", "Replay", "Envs"], path: "Modules/Training"),
+    .target(name: "Training", dependencies: ["Agent", "Replay", "Envs"], path: "Modules/Training"),
 
     // Command-line helpers shared by both executables (option checks, exit codes, output).
     .target(

@@ -1,5 +1,5 @@
+import Agent
 import Replay
-import WorldModel
 
 /// Conversions between the replay's plain buffers and the world model's tensors. This room is
 /// the only one that sees both conventions (Replay and Envs use no tensor code).

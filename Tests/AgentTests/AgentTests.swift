@@ -3,16 +3,25 @@ import Testing
 
 @testable import Agent
 
+/// The small CPU preset narrowed to `width` (deter, units, SSM channels, actor and critic) with
+/// an SSM of `states` states and `layers` layers, for fast tests.
+func narrowConfig(
+  _ backbone: Backbone, observation: Int, actions: ActionSpec, width: Int, states: Int, layers: Int
+) -> AgentConfig {
+  var config = AgentConfig.small(backbone: backbone, observation: .vector(size: observation), actions: actions)
+  config.worldModel.deter = width
+  config.worldModel.units = width
+  config.worldModel.ssm = SSMSettings(states: states, channels: width, layers: layers, hippoBlocks: 2)
+  config.units = width
+  return config
+}
+
 @Suite struct AgentTests {
   /// Acting step by step over a batch of episodes with resets inside keeps the same latent
   /// states as observing the recorded episodes as one sequence.
   @Test(arguments: Backbone.allCases)
   func actingOverEpisodesWithResetsEqualsObservingTheSequence(_ backbone: Backbone) {
-    var config = AgentConfig.small(backbone: backbone, observation: .vector(size: 3), actions: .discrete(3))
-    config.worldModel.deter = 16
-    config.worldModel.units = 16
-    config.worldModel.ssm = SSMSettings(states: 8, channels: 12, layers: 2, hippoBlocks: 2)
-    config.units = 16
+    let config = narrowConfig(backbone, observation: 3, actions: .discrete(3), width: 16, states: 8, layers: 2)
     let agent = Agent(config: config, seed: 3)
     var data = SeededGenerator(seed: 4)
     let (b, t) = (2, 7)
@@ -49,11 +58,7 @@ import Testing
   /// 95 % of held-out contexts.
   @Test(arguments: Backbone.allCases)
   func theAgentLearnsAContextualBandit(_ backbone: Backbone) {
-    var config = AgentConfig.small(backbone: backbone, observation: .vector(size: 2), actions: .discrete(2))
-    config.worldModel.deter = 64
-    config.worldModel.units = 64
-    config.worldModel.ssm = SSMSettings(states: 16, channels: 64, layers: 1, hippoBlocks: 2)
-    config.units = 64
+    var config = narrowConfig(backbone, observation: 2, actions: .discrete(2), width: 64, states: 16, layers: 1)
     config.actorCritic.horizon = 3
     config.actorCritic.actorOptimizer.learningRate = 1e-3
     config.actorCritic.criticOptimizer.learningRate = 1e-3
@@ -101,11 +106,7 @@ import Testing
 
 @Suite struct LearnerStateTests {
   func smallAgent(seed: UInt64) -> Agent {
-    var config = AgentConfig.small(backbone: .r2i, observation: .vector(size: 2), actions: .discrete(2))
-    config.worldModel.deter = 16
-    config.worldModel.units = 16
-    config.worldModel.ssm = SSMSettings(states: 8, channels: 16, layers: 1, hippoBlocks: 2)
-    config.units = 16
+    var config = narrowConfig(.r2i, observation: 2, actions: .discrete(2), width: 16, states: 8, layers: 1)
     config.actorCritic.horizon = 3
     return Agent(config: config, seed: seed)
   }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandLineSupport
 import Dispatch
 import Foundation
+import Imaging
 import Tensor
 import WorldModel
 
@@ -102,6 +103,16 @@ struct ResultTable {
       at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     try csv().write(to: url, atomically: true, encoding: .utf8)
   }
+}
+
+/// Writes `<name>.csv`, `<name>.png` and `<name>.svg` into `directory` and prints where they went.
+func writeResults(_ table: ResultTable, chart: LineChart, to directory: URL, name: String) throws {
+  let csv = directory.appendingPathComponent("\(name).csv")
+  try table.writeCSV(to: csv)
+  let png = directory.appendingPathComponent("\(name).png")
+  try chart.writePNG(to: png)
+  try chart.writeSVG(to: directory.appendingPathComponent("\(name).svg"))
+  print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
 }
 
 func fmt(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }

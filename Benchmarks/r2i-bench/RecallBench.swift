@@ -148,8 +148,6 @@ struct RecallBench: ParsableCommand {
       }
     }
     print("\n" + table.render())
-    let csv = dir.appendingPathComponent("recall.csv")
-    try table.writeCSV(to: csv)
     var chart = LineChart(
       title: "Recall probe: memory_len, \(size) model, \(updates) updates x \(batch) episodes",
       xLabel: "memory length L", yLabel: "held-out accuracy", logX: true, logY: false)
@@ -157,10 +155,7 @@ struct RecallBench: ParsableCommand {
     for bb in bbs { chart.add(series: "\(bb.rawValue): final-reward sign", points: accuracy[bb] ?? []) }
     for bb in bbs { chart.add(series: "\(bb.rawValue): cue readable from state", points: cue[bb] ?? []) }
     chart.add(series: "chance", points: [(Double(ls.min()!), 0.5), (Double(ls.max()!), 0.5)])
-    let png = dir.appendingPathComponent("recall.png")
-    try chart.writePNG(to: png)
-    try chart.writeSVG(to: dir.appendingPathComponent("recall.svg"))
-    print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
+    try writeResults(table, chart: chart, to: dir, name: "recall")
   }
 
   /// Random-policy episodes of memory_len/L in a replay (one stream; episodes of L + 2 entries).

@@ -129,19 +129,21 @@ struct SpeedBench: ParsableCommand {
       }
       print("\nWorld-model update, ratio per length:\n" + ratios.render())
     }
-    let csv = dir.appendingPathComponent("speed_\(preset).csv")
-    try table.writeCSV(to: csv)
-    var chart = LineChart(
-      title: "World-model update time (\(preset), batch \(batch), \(threads) threads)",
-      xLabel: "sequence length", yLabel: "ms per update", logX: true, logY: true)
+    let chart = timeChart(
+      "World-model update time (\(preset), batch \(batch), \(threads) threads)", yLabel: "ms per update",
+      times: updateTimes, lengths: ls, backbones: bbs)
+    try writeResults(table, chart: chart, to: dir, name: "speed_\(preset)")
+  }
+
+  /// Milliseconds against sequence length, one line per backbone, both axes logarithmic.
+  func timeChart(
+    _ title: String, yLabel: String, times: [Backbone: [Int: Double]], lengths ls: [Int], backbones bbs: [Backbone]
+  ) -> LineChart {
+    var chart = LineChart(title: title, xLabel: "sequence length", yLabel: yLabel, logX: true, logY: true)
     for bb in bbs {
-      let pts = ls.compactMap { l in updateTimes[bb]?[l].map { (Double(l), $0) } }
-      chart.add(series: bb.rawValue, points: pts)
+      chart.add(series: bb.rawValue, points: ls.compactMap { l in times[bb]?[l].map { (Double(l), $0) } })
     }
-    let png = dir.appendingPathComponent("speed_\(preset).png")
-    try chart.writePNG(to: png)
-    try chart.writeSVG(to: dir.appendingPathComponent("speed_\(preset).svg"))
-    print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
+    return chart
   }
 
   /// Phase (b) of benchmarks.md: the whole train step against sequence length, the share of it
@@ -188,18 +190,10 @@ struct SpeedBench: ParsableCommand {
       }
     }
     print("\n" + table.render())
-    let csv = dir.appendingPathComponent("speed_train_\(preset).csv")
-    try table.writeCSV(to: csv)
-    var chart = LineChart(
-      title: "Whole train step (\(preset), batch \(batch), \(threads) threads)", xLabel: "sequence length",
-      yLabel: "ms per train step", logX: true, logY: true)
-    for bb in bbs {
-      chart.add(series: bb.rawValue, points: ls.compactMap { l in times[bb]?[l].map { (Double(l), $0) } })
-    }
-    let png = dir.appendingPathComponent("speed_train_\(preset).png")
-    try chart.writePNG(to: png)
-    try chart.writeSVG(to: dir.appendingPathComponent("speed_train_\(preset).svg"))
-    print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")
+    let chart = timeChart(
+      "Whole train step (\(preset), batch \(batch), \(threads) threads)", yLabel: "ms per train step", times: times,
+      lengths: ls, backbones: bbs)
+    try writeResults(table, chart: chart, to: dir, name: "speed_train_\(preset)")
   }
 
   func randomBatch(_ c: WorldModelConfig, b: Int, t: Int) -> WorldModelBatch {

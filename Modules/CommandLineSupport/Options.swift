@@ -6,11 +6,11 @@ public let r2iVersion = "0.5.0"
 
 /// Exit codes shared by `r2i` and `r2i-bench`: a mistake on the command line (an unknown flag, a
 /// value out of range, an unknown environment or backbone, an output path that cannot be used)
-/// exits with ``usage`` (64, EX_USAGE, what swift-argument-parser uses for its own errors); a
-/// failure while running (a damaged file, a full disk) exits with ``failure`` (1).
+/// exits with ``usage`` (64, EX_USAGE, what swift-argument-parser uses for its own errors and for
+/// every `ValidationError`); any other error, i.e. a failure while running (a damaged file, a full
+/// disk), exits with 1, swift-argument-parser's default.
 public enum ExitStatus {
   public static let usage: Int32 = 64
-  public static let failure: Int32 = 1
 }
 
 /// Checks of command-line values that name the option, the accepted range and the fix. Every

@@ -103,6 +103,15 @@ public final class MemoryMaze: Env {
     /// Reward when the centre comes within this horizontal distance of the target's centre:
     /// sqrt(0.8^2 - 0.2^2) m, the shell overlapping the ground-level target sphere.
     public static let touchDistance: Float = 0.3873
+
+    /// The substep length and the per-substep factors of the lags, 1 - exp(-dt / tau), computed once.
+    enum Gains {
+      static let dt = controlPeriod / Float(substeps)
+      static let drive = 1 - expf(-dt / driveTimeConstant)
+      static let speed = 1 - expf(-dt / speedTimeConstant)
+      static let turnUp = 1 - expf(-dt / turnUpTimeConstant)
+      static let turnDown = 1 - expf(-dt / turnDownTimeConstant)
+    }
   }
 
   /// Camera and scene geometry (cells), from the real task's MJCF.
@@ -321,9 +330,8 @@ public final class MemoryMaze: Env {
     let forward = a == 1 || a == 4 || a == 5
     let turn: Float = (a == 2 || a == 4) ? -1 : (a == 3 || a == 5) ? 1 : 0
     var reward = 0.0
-    let dt = Walker.controlPeriod / Float(Walker.substeps)
     for _ in 0..<Walker.substeps {
-      advance(forward: forward, turn: turn, dt: dt)
+      advance(forward: forward, turn: turn)
       // The touch is checked every substep, so a fast pass through a target counts.
       let t = objects[target]
       if hypotf(t.x - agentX, t.y - agentY) < Walker.touchDistance {
@@ -343,15 +351,13 @@ public final class MemoryMaze: Env {
   }
 
   /// One physics substep of the walker (``Walker``).
-  func advance(forward: Bool, turn: Float, dt: Float) {
-    let driveGain = 1 - expf(-dt / Walker.driveTimeConstant)
-    let speedGain = 1 - expf(-dt / Walker.speedTimeConstant)
-    drive += ((forward ? Walker.topSpeed : 0) - drive) * driveGain
-    speed += (drive - speed) * speedGain
+  func advance(forward: Bool, turn: Float) {
+    let dt = Walker.Gains.dt
+    drive += ((forward ? Walker.topSpeed : 0) - drive) * Walker.Gains.drive
+    speed += (drive - speed) * Walker.Gains.speed
     let wanted = turn * Walker.turnRate
     let turning = abs(wanted) > abs(turnSpeed) || wanted * turnSpeed < 0
-    turnSpeed +=
-      (wanted - turnSpeed) * (1 - expf(-dt / (turning ? Walker.turnUpTimeConstant : Walker.turnDownTimeConstant)))
+    turnSpeed += (wanted - turnSpeed) * (turning ? Walker.Gains.turnUp : Walker.Gains.turnDown)
     heading += turnSpeed * dt
     let ux = cosf(heading)
     let uy = sinf(heading)

@@ -54,11 +54,12 @@ let package = Package(
       name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],
       path: "Modules/WorldModel"),
 
-    // Actor-critic learning in imagination (being built; see the open Agent issue).
+    // Actor-critic learning in imagination, and the agent that acts.
     .target(name: "Agent", dependencies: ["WorldModel", "NN"], path: "Modules/Agent"),
 
-    // The room that joins Envs, Replay and the world model (the Agent and the loop come later).
-    .target(name: "Training", dependencies: ["Agent", "Replay", "Envs"], path: "Modules/Training"),
+    // The room that joins Envs, Replay and the agent: conversions, the collector, the training
+    // loop and its run folder.
+    .target(name: "Training", dependencies: ["Agent", "Replay", "Envs", "FileSupport"], path: "Modules/Training"),
 
     // Command-line helpers shared by both executables (option checks, exit codes, output).
     .target(
@@ -70,7 +71,7 @@ let package = Package(
     .executableTarget(
       name: "r2i",
       dependencies: [
-        "Tensor", "Autodiff", "NN", "Imaging", "Envs", "WorldModel", "CommandLineSupport",
+        "Tensor", "Autodiff", "NN", "Imaging", "Envs", "WorldModel", "CommandLineSupport", "Agent", "Training",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tools/r2i"),
@@ -103,7 +104,8 @@ let package = Package(
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
     .testTarget(name: "AgentTests", dependencies: ["Agent"], path: "Tests/AgentTests"),
     .testTarget(
-      name: "TrainingTests", dependencies: ["Training", "WorldModel", "Replay"], path: "Tests/TrainingTests"),
+      name: "TrainingTests", dependencies: ["Training", "WorldModel", "Replay", "Agent", "Envs", "TestSupport"],
+      path: "Tests/TrainingTests"),
     .testTarget(
       name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "TestSupport"],
       path: "Tests/CommandLineSupportTests"),

@@ -39,6 +39,13 @@ struct SpeedBench: ParsableCommand {
   )
   var phase: String = "wm"
 
+  @Option(
+    parsing: .unconditional,
+    help:
+      "Phase 'train': imagine from at most this many starts at a time, 1...1000000 (memory against speed; default: the preset's, 1024)."
+  )
+  var imaginationChunk: Int?
+
   @Option(help: "Output directory for the CSV and the chart.")
   var output: String = "results/speed"
 
@@ -51,6 +58,7 @@ struct SpeedBench: ParsableCommand {
     }
     try OptionCheck.range(batch, Limits.batch, "--batch")
     try OptionCheck.range(repeats, Limits.repeats, "--repeats")
+    if let imaginationChunk { try OptionCheck.range(imaginationChunk, 1...1_000_000, "--imagination-chunk") }
     let ls = try sequenceLengths()
     try OptionCheck.product(
       batch, ls.max()!, atMost: Limits.stepsPerBatch, "steps per update (--batch x longest --lengths)")
@@ -157,10 +165,13 @@ struct SpeedBench: ParsableCommand {
     ])
     var times: [Backbone: [Int: Double]] = [:]
     for bb in bbs {
-      let config = AgentConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb, actions: .discrete(4))
+      var config = AgentConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb, actions: .discrete(4))
+      if let imaginationChunk { config.actorCritic.imaginationChunk = imaginationChunk }
       let agent = Agent(config: config, seed: 0)
       let learner = AgentLearner(agent: agent)
-      print("\(bb): \(agent.parameterCount) parameters (world model, actor, critic, slow critic)")
+      print(
+        "\(bb): \(agent.parameterCount) parameters (world model, actor, critic, slow critic); imagination in chunks of \(config.actorCritic.imaginationChunk) starts"
+      )
       for l in ls {
         let data = randomBatch(config.worldModel, b: batch, t: l)
         var rng = SeededGenerator(seed: 1)

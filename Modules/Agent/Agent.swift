@@ -82,6 +82,48 @@ public final class Agent: Module {
   public struct State {
     public var latent: LatentState?
     public var previousAction: Tensor
+
+    public init(latent: LatentState?, previousAction: Tensor) {
+      self.latent = latent
+      self.previousAction = previousAction
+    }
+
+    /// The state as named tensors under `prefix` (for checkpoints): `previousAction`, and when
+    /// a latent exists `deter`, `stoch` and `recurrent.<layer>`.
+    public func tensors(prefix: String) -> [(String, Tensor)] {
+      var out = [("\(prefix)previousAction", previousAction)]
+      if let latent {
+        out += [("\(prefix)deter", latent.deter.value), ("\(prefix)stoch", latent.stoch.value)]
+        out += latent.recurrent.enumerated().map { ("\(prefix)recurrent.\($0.offset)", $0.element.value) }
+      }
+      return out
+    }
+
+    /// Reads ``tensors(prefix:)`` back; `like` gives the shapes to expect (an agent's state for
+    /// the same batch). Throws naming a missing or misshapen entry.
+    public init(tensors: [String: Tensor], prefix: String, like: State) throws {
+      func take(_ name: String, _ shape: [Int]) throws -> Tensor {
+        guard let t = tensors[prefix + name] else {
+          throw CheckpointError(problem: "the agent state lacks '\(prefix + name)'")
+        }
+        guard t.shape == shape else {
+          throw CheckpointError(problem: "'\(prefix + name)' has shape \(t.shape), expected \(shape)")
+        }
+        return t
+      }
+      previousAction = try take("previousAction", like.previousAction.shape)
+      if tensors[prefix + "deter"] == nil {
+        latent = nil
+      } else {
+        guard let l = like.latent else {
+          throw CheckpointError(problem: "an agent state with a latent needs a template with one")
+        }
+        latent = LatentState(
+          deter: Variable(try take("deter", l.deter.shape)), stoch: Variable(try take("stoch", l.stoch.shape)),
+          recurrent: try l.recurrent.enumerated().map { Variable(try take("recurrent.\($0.offset)", $0.element.shape)) }
+        )
+      }
+    }
   }
 
   /// The state before the first step of `batch` environments.

@@ -11,14 +11,20 @@ public struct ActorCriticSettings: Sendable, Codable, Equatable {
   public var slowCriticScale: Float = 1
   public var actorOptimizer = AdamSettings(learningRate: 3e-5, epsilon: 1e-5, gradientClip: 100)
   public var criticOptimizer = AdamSettings(learningRate: 3e-5, epsilon: 1e-5, gradientClip: 100)
+  /// Imagination from N starts runs in chunks of at most this many starts (memory stays bounded
+  /// at long sequences; see ``ActorCriticLearner/update(start:startContinue:rng:)``). Chunking
+  /// changes which random numbers each start draws, not what is computed.
+  public var imaginationChunk = 1024
 
   public init() {}
 }
 
 /// What one imagined rollout gives the losses.
 public struct ImaginedReturns {
-  /// The rollout (H + 1 states, H actions).
-  public var rollout: Imagination
+  /// The imagined states s_0 ... s_H, stacked: [H + 1, N, ...] (s_0 the detached starts).
+  public var states: LatentState
+  /// The actions a_0 ... a_{H-1} the policy took, [H, N, A].
+  public var actions: Variable
   /// Lambda-returns R_0 ... R_{H-1}, [H, N] (on the tape for continuous actions).
   public var returns: Variable
   /// Critic values v_0 ... v_H, [H + 1, N].
@@ -27,6 +33,16 @@ public struct ImaginedReturns {
   public var weights: Tensor
   /// Predicted rewards r_1 ... r_H, [H, N].
   public var rewards: Tensor
+
+  /// The horizon H.
+  public var horizon: Int { actions.shape[0] }
+
+  /// The same rollout with every gradient stopped (what the critic's loss reads).
+  public var detached: ImaginedReturns {
+    ImaginedReturns(
+      states: states.detached, actions: actions.detached, returns: returns.detached, values: values.detached,
+      weights: weights, rewards: rewards)
+  }
 }
 
 /// The "behaviour" half of DreamerV3's update: imagine from the world model's posterior
@@ -87,27 +103,25 @@ public final class ActorCriticLearner {
     let returns = Returns.lambdaReturns(
       rewards: rewards, continues: Variable(continues), values: values, discount: s.discount, lambda: s.lambda)
     return ImaginedReturns(
-      rollout: rollout, returns: returns, values: values,
+      states: states, actions: Variable.stack(rollout.actions, axis: 0), returns: returns, values: values,
       weights: Returns.trajectoryWeights(continues: continues, discount: s.discount),
       rewards: rewards.value.slice(axis: 0, 1..<(s.horizon + 1)))
   }
 
   /// The actor's loss on an imagined rollout, [scalar]: discrete actions
   /// `-log pi(a) sg((R - v) / S) - eta H(pi)`, continuous ones `-(R - sg(v)) / S - eta H(pi)`,
-  /// weighted and averaged over the H x N steps. Updates `returnScale` with the returns.
+  /// weighted and averaged over the H x N steps. S is `returnScale.scale` as it stands (``update``
+  /// updates it with all returns of the batch first).
   public func actorLoss(_ imagined: ImaginedReturns) -> (loss: Variable, metrics: [String: Float]) {
-    let h = settings.horizon
-    returnScale.update(imagined.returns.value)
+    let h = imagined.horizon
     let scale = returnScale.scale
     let baseline = imagined.values.value.slice(axis: 0, 0..<h)
-    let states = LatentState.stacked(Array(imagined.rollout.states.prefix(h)))  // [H, N, ...]
-    let pi = actor(states)
+    let pi = actor(imagined.states.rows(0..<h))  // [H, N, ...]
     let entropy = pi.entropy()
     let objective: Variable
     let advantage = (imagined.returns.value - baseline) / scale
     if actor.spec.isDiscrete {
-      let actions = Variable(Tensor.stack(imagined.rollout.actions.map(\.value), axis: 0))
-      objective = pi.logProb(actions) * advantage
+      objective = pi.logProb(imagined.actions.detached) * advantage
     } else {
       objective = (imagined.returns - baseline) / scale
     }
@@ -127,8 +141,8 @@ public final class ActorCriticLearner {
   /// The critic's loss: `-log p(sg(R)) - scale * log p(sg(slow critic mean))` on the imagined
   /// states (gradients stopped), weighted and averaged.
   public func criticLoss(_ imagined: ImaginedReturns) -> (loss: Variable, metrics: [String: Float]) {
-    let h = settings.horizon
-    let states = LatentState.stacked(Array(imagined.rollout.states.prefix(h))).detached
+    let h = imagined.horizon
+    let states = imagined.states.rows(0..<h).detached
     let target = imagined.returns.value
     let slowMean = withoutGradient { slowCritic(states).mean.value }
     let distribution = critic(states)
@@ -139,26 +153,95 @@ public final class ActorCriticLearner {
     return (loss, ["critic_loss": loss.value.scalar, "value_error": valueError])
   }
 
-  /// One actor step, then one critic step, then the slow critic's EMA step.
+  /// The chunks the N starts are imagined in: consecutive ranges of at most
+  /// `settings.imaginationChunk` starts.
+  public func chunks(starts n: Int) -> [Range<Int>] {
+    let size = max(1, settings.imaginationChunk)
+    return stride(from: 0, to: n, by: size).map { $0..<min(n, $0 + size) }
+  }
+
+  /// One actor step, then one critic step, then the slow critic's EMA step, on imagination from
+  /// every start [N, ...] (see ``gradients(start:startContinue:rng:)``). Returns the metrics,
+  /// with the two gradient norms.
   @discardableResult
   public func update(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> [String: Float] {
-    var metrics: [String: Float] = [:]
-    var imagined: ImaginedReturns?
-    let (_, actorGradients) = valueAndGradient(of: actor) {
-      let i = imagine(start: start, startContinue: startContinue, rng: &rng)
-      imagined = i
-      let (loss, m) = actorLoss(i)
-      metrics.merge(m) { $1 }
-      return loss
-    }
-    metrics["actor_grad_norm"] = actorOptimizer.update(actorGradients).gradientNorm
-    let (_, criticGradients) = valueAndGradient(of: critic) {
-      let (loss, m) = criticLoss(imagined!)
-      metrics.merge(m) { $1 }
-      return loss
-    }
-    metrics["critic_grad_norm"] = criticOptimizer.update(criticGradients).gradientNorm
+    let g = gradients(start: start, startContinue: startContinue, rng: &rng)
+    var metrics = g.metrics
+    metrics["actor_grad_norm"] = actorOptimizer.update(g.actor).gradientNorm
+    metrics["critic_grad_norm"] = criticOptimizer.update(g.critic).gradientNorm
     slowCriticEMA.update()
     return metrics
+  }
+
+  /// The actor's and the critic's gradients on imagination from every start [N, ...], and the
+  /// metrics (weighted means over all starts). Updates the return scale, nothing else. The
+  /// critic's loss does not read the actor's parameters, so computing both gradients before
+  /// either optimiser step is the same as DreamerV3's actor-then-critic order.
+  ///
+  /// The starts are imagined in chunks (``chunks(starts:)``), each from its own generator split
+  /// off `rng` in order, so memory is bounded by one chunk's tape plus the imagined states. The
+  /// return scale is updated once with the returns of all chunks before any advantage is
+  /// computed; each chunk's losses enter weighted by its share of the starts, so the gradient is
+  /// that of the mean over all starts. Discrete actions: every chunk is imagined once, off the
+  /// tape, and kept. Continuous actions with several chunks: a first pass off the tape gives the
+  /// returns for the scale, and each chunk is imagined again (same generator, same values) on
+  /// the tape for the actor's gradient.
+  public func gradients(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> (
+    actor: Gradients, critic: Gradients, metrics: [String: Float]
+  ) {
+    let n = start.batchSize
+    precondition(startContinue.count == n, "gradients: \(n) starts but \(startContinue.count) continues")
+    let ranges = chunks(starts: n)
+    let generators = ranges.map { _ in rng.split() }
+    func imagineChunk(_ i: Int) -> ImaginedReturns {
+      var r = generators[i]
+      return imagine(
+        start: start.rows(ranges[i]), startContinue: startContinue.slice(axis: 0, ranges[i]), rng: &r)
+    }
+    let discrete = actor.spec.isDiscrete
+    var kept: [ImaginedReturns] = []  // detached, for the critic (and the discrete actor)
+    if discrete {
+      kept = ranges.indices.map { imagineChunk($0) }
+      returnScale.update(Tensor.concat(kept.map(\.returns.value), axis: 1))
+    } else if ranges.count > 1 {
+      let returns = ranges.indices.map { i in withoutGradient { imagineChunk(i).returns.value } }
+      returnScale.update(Tensor.concat(returns, axis: 1))
+    }
+
+    var sums: [String: Double] = [:]
+    func add(_ m: [String: Float], weight: Float) {
+      for (k, v) in m { sums[k, default: 0] += Double(v * weight) }
+    }
+    var actorGradients: Gradients?
+    for i in ranges.indices {
+      let weight = Float(ranges[i].count) / Float(n)
+      let (_, g) = valueAndGradient(of: actor) {
+        let imagined: ImaginedReturns
+        if discrete {
+          imagined = kept[i]
+        } else {
+          imagined = imagineChunk(i)
+          if ranges.count == 1 { returnScale.update(imagined.returns.value) }
+          kept.append(imagined.detached)
+        }
+        let (loss, m) = actorLoss(imagined)
+        add(m, weight: weight)
+        return loss * weight
+      }
+      if actorGradients == nil { actorGradients = g } else { actorGradients!.accumulate(g) }
+    }
+    var criticGradients: Gradients?
+    for i in ranges.indices {
+      let weight = Float(ranges[i].count) / Float(n)
+      let (_, g) = valueAndGradient(of: critic) {
+        let (loss, m) = criticLoss(kept[i])
+        add(m, weight: weight)
+        return loss * weight
+      }
+      if criticGradients == nil { criticGradients = g } else { criticGradients!.accumulate(g) }
+    }
+    var metrics = sums.mapValues { Float($0) }
+    metrics["return_scale"] = returnScale.scale
+    return (actorGradients!, criticGradients!, metrics)
   }
 }

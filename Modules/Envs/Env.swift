@@ -89,7 +89,7 @@ public enum Space: Equatable, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// An action for ``Env/step(_:)``.
-public enum Action: Equatable, Hashable, Sendable, CustomStringConvertible {
+public enum Action: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {
   case discrete(Int)
   case multiDiscrete([Int])
   case continuous([Float])

@@ -200,10 +200,18 @@ public struct Transition: Equatable, Sendable {
 /// The first call, and the call after an episode's last step, resets that environment and
 /// returns its first observation with `isFirst` and reward 0; the action given for it is
 /// ignored (the DreamerV3 convention). Environment i is seeded with stream i of `seed`.
+///
+/// A ``Snapshot`` holds what it takes to continue exactly where the batch was (each
+/// environment's random stream, and the reset seed and actions of its running episode, which
+/// ``restore(_:)`` replays): environments need no save format of their own, only the
+/// determinism every registered one has (same seed and actions, same episode).
 public final class BatchEnv {
   public let envs: [any Env]
   var needsReset: [Bool]
   var rngs: [SeededGenerator]
+  /// The seed each running episode was reset with, and the actions taken in it since.
+  var episodeSeeds: [UInt64?]
+  var episodeActions: [[Action]]
 
   public init(_ envs: [any Env], seed: UInt64) throws {
     guard !envs.isEmpty else { throw EnvError.invalidConfiguration("BatchEnv needs at least one environment") }
@@ -215,6 +223,8 @@ public final class BatchEnv {
     self.envs = envs
     needsReset = [Bool](repeating: true, count: envs.count)
     rngs = (0..<envs.count).map { SeededGenerator(seed: seed, stream: UInt64($0)) }
+    episodeSeeds = [UInt64?](repeating: nil, count: envs.count)
+    episodeActions = [[Action]](repeating: [], count: envs.count)
   }
 
   /// `count` copies of the environment `name` from the registry.
@@ -241,15 +251,76 @@ public final class BatchEnv {
           Transition(observation: envs[i].reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false)
         )
         needsReset[i] = false
+        episodeSeeds[i] = seed
+        episodeActions[i].removeAll(keepingCapacity: true)
       } else {
         let r = try envs[i].step(actions[i])
         out.append(
           Transition(
             observation: r.observation, reward: r.reward, isFirst: false, isLast: r.isLast, isTerminal: r.terminated))
         needsReset[i] = r.isLast
+        if r.isLast {
+          episodeSeeds[i] = nil
+          episodeActions[i].removeAll(keepingCapacity: true)
+        } else {
+          episodeActions[i].append(actions[i])
+        }
       }
     }
     return out
+  }
+
+  /// What ``restore(_:)`` needs to continue a batch exactly: per environment, its random
+  /// stream, whether it resets next, and the seed and actions of its running episode.
+  public struct Snapshot: Codable, Equatable, Sendable {
+    public var rngStates: [[UInt64]]
+    public var needsReset: [Bool]
+    public var episodeSeeds: [UInt64?]
+    public var episodeActions: [[Action]]
+  }
+
+  /// The batch's state now (cheap: episodes are kept as their actions).
+  public func snapshot() -> Snapshot {
+    Snapshot(
+      rngStates: rngs.map(\.state), needsReset: needsReset, episodeSeeds: episodeSeeds, episodeActions: episodeActions)
+  }
+
+  /// Puts the batch where `snapshot` was taken: every running episode is reset with its seed and
+  /// its actions are stepped again. Throws when the snapshot is for another number of
+  /// environments or holds an invalid random state, and when an action no longer fits (a
+  /// snapshot of another environment); the batch is unusable after such an error.
+  public func restore(_ snapshot: Snapshot) throws {
+    let n = envs.count
+    guard snapshot.rngStates.count == n, snapshot.needsReset.count == n, snapshot.episodeSeeds.count == n,
+      snapshot.episodeActions.count == n
+    else {
+      throw EnvError.invalidConfiguration(
+        "BatchEnv.restore: the snapshot is for \(snapshot.rngStates.count) environments, this batch has \(n)")
+    }
+    var generators: [SeededGenerator] = []
+    for state in snapshot.rngStates {
+      guard let g = SeededGenerator(state: state) else {
+        throw EnvError.invalidConfiguration("BatchEnv.restore: the snapshot holds an invalid random state")
+      }
+      generators.append(g)
+    }
+    for i in 0..<n {
+      if let seed = snapshot.episodeSeeds[i] {
+        _ = envs[i].reset(seed: seed)
+        for a in snapshot.episodeActions[i] {
+          let r = try envs[i].step(a)
+          guard !r.isLast else {
+            throw EnvError.invalidConfiguration(
+              "BatchEnv.restore: environment \(i)'s episode ended while replaying the snapshot (a snapshot of another environment?)"
+            )
+          }
+        }
+      }
+    }
+    rngs = generators
+    needsReset = snapshot.needsReset
+    episodeSeeds = snapshot.episodeSeeds
+    episodeActions = snapshot.episodeActions
   }
 }
 

@@ -129,6 +129,13 @@ public struct Gradients: @unchecked Sendable {
     names.firstIndex(of: name).map { tensors[$0] }
   }
 
+  /// Adds `other`'s gradients (of the same parameters) to these: the gradient of a sum of
+  /// losses computed in parts.
+  public mutating func accumulate(_ other: Gradients) {
+    precondition(names == other.names, "Gradients.accumulate: the two belong to different parameters")
+    for i in tensors.indices { tensors[i] += other.tensors[i] }
+  }
+
   /// sqrt of the sum of all squared gradient entries (accumulated in Double).
   public var globalNorm: Float {
     Float(tensors.reduce(0.0) { $0 + $1.sumOfSquares() }.squareRoot())

@@ -186,10 +186,18 @@ public enum StreamTag {
   public static let renderPolicy: UInt64 = 0x726E_6472
   /// Parameter initialisation of an agent's actor and critics ("agnt").
   public static let agentInitialisation: UInt64 = 0x6167_6E74
+  /// Acting in a training run: policy and posterior samples, random prefill ("coll").
+  public static let collector: UInt64 = 0x636F_6C6C
+  /// Learner steps of a training run: latent samples and imagination ("lrnr").
+  public static let learner: UInt64 = 0x6C72_6E72
+  /// Greedy evaluation episodes of a training run ("eval").
+  public static let evaluation: UInt64 = 0x6576_616C
+  /// The environments' reset seeds in a training run ("envs").
+  public static let environments: UInt64 = 0x656E_7673
 
   /// Every tag, for the uniqueness test.
   public static let all: [UInt64] = [
     worldModelInitialisation, replaySampling, gradientCheck, parameterGradientCheck, renderPolicy,
-    agentInitialisation,
+    agentInitialisation, collector, learner, evaluation, environments,
   ]
 }

@@ -78,6 +78,12 @@ public struct LatentState {
       recurrent: (0..<layers).map { i in Variable.stack(states.map { $0.recurrent[i] }, axis: 0) })
   }
 
+  /// Entries `range` of the first axis (a chunk of starts, or steps of a stacked rollout).
+  public func rows(_ range: Range<Int>) -> LatentState {
+    func pick(_ v: Variable) -> Variable { v.slice(axis: 0, range) }
+    return LatentState(deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick))
+  }
+
   /// Step `t` of sequence states [B, T, ...], as [B, ...].
   public func step(_ t: Int) -> LatentState {
     func pick(_ v: Variable) -> Variable { v.slice(at: t, axis: 1) }

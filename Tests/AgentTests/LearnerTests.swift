@@ -5,7 +5,8 @@ import Testing
 
 /// A tiny world model and agent for fast tests.
 func tinyAgent(
-  _ backbone: Backbone, spec: ActionSpec, seed: UInt64 = 0, scaleContinuousActions: Bool = true
+  _ backbone: Backbone, spec: ActionSpec, seed: UInt64 = 0, scaleContinuousActions: Bool = true,
+  imaginationChunk: Int = 2048
 ) -> ActorCriticLearner {
   var c = WorldModelConfig(
     backbone: backbone, observation: .vector(size: 4), actionSize: spec.size,
@@ -21,6 +22,7 @@ func tinyAgent(
   let slow = Critic(featureSize: f, units: 8, layers: 1, input: .hidden, rng: &rng)
   var s = ActorCriticSettings()
   s.horizon = 5
+  s.imaginationChunk = imaginationChunk
   s.actorOptimizer.learningRate = 1e-2
   s.criticOptimizer.learningRate = 1e-2
   return ActorCriticLearner(worldModel: model, actor: actor, critic: critic, slowCritic: slow, settings: s)
@@ -45,7 +47,7 @@ func tinyBatch(_ learner: ActorCriticLearner, b: Int = 2, t: Int = 3, seed: UInt
     let start = withoutGradient { learner.worldModel.observe(tinyBatch(learner), rng: &rng).states.flattened() }
     let startContinue = Tensor([1, 0, 1, 1, 1, 0])
     let i = learner.imagine(start: start, startContinue: startContinue, rng: &rng)
-    #expect(i.rollout.states.count == 6 && i.rollout.actions.count == 5)
+    #expect(i.states.deter.shape[0] == 6 && i.actions.shape == [5, 6, 3] && i.horizon == 5)
     #expect(i.returns.shape == [5, 6] && i.values.shape == [6, 6] && i.weights.shape == [6, 6])
     #expect(i.weights.slice(at: 0, axis: 0) == startContinue)
     // A start that ends there has weight 0 everywhere after.
@@ -105,6 +107,70 @@ func tinyBatch(_ learner: ActorCriticLearner, b: Int = 2, t: Int = 3, seed: UInt
       #expect((old * 0.98 + critic.value * 0.02).maxAbsDifference(slow.value) < 1e-6)
     }
     #expect(learner.returnScale.updates == 1)
+  }
+}
+
+/// Imagination in chunks gives the gradient of the whole batch: the weighted sum of the
+/// chunks' gradients, each chunk imagined from its own generator split off the caller's.
+@Suite struct ChunkedImaginationTests {
+  @Test(arguments: Backbone.allCases)
+  func chunkedGradientsAreTheStartWeightedSumOfThePartsAndTheScaleSeesAllReturns(_ backbone: Backbone) throws {
+    for spec in [ActionSpec.discrete(3), .continuous(2)] {
+      func make(chunk: Int = 2048) -> ActorCriticLearner {
+        let l = tinyAgent(backbone, spec: spec, seed: 31, imaginationChunk: chunk)
+        var r = SeededGenerator(seed: 32)
+        // Non-zero rewards and values, so advantages and critic targets are not all zero.
+        l.worldModel.reward.out.weight.value = Tensor.normal(l.worldModel.reward.out.weight.shape, std: 0.05, using: &r)
+        l.critic.out.weight.value = Tensor.normal(l.critic.out.weight.shape, std: 0.05, using: &r)
+        return l
+      }
+      let whole = make()
+      var rng0 = SeededGenerator(seed: 33)
+      let batch = tinyBatch(whole, b: 3, t: 4)
+      let start = withoutGradient { whole.worldModel.observe(batch, rng: &rng0).states.flattened() }  // 12 starts
+      let cont = Tensor((0..<12).map { $0 == 5 ? 0 : 1 })
+      let base = SeededGenerator(seed: 34)
+
+      // Chunks of 5: [0, 5), [5, 10), [10, 12).
+      let chunked = make(chunk: 5)
+      #expect(chunked.chunks(starts: 12) == [0..<5, 5..<10, 10..<12])
+      var r = base
+      let g = chunked.gradients(start: start, startContinue: cont, rng: &r)
+
+      // The same three parts, each as a whole batch, from the generator the chunk got.
+      var splitter = base
+      var expectedActor: [Tensor]?
+      var expectedCritic: [Tensor]?
+      var returns: [Tensor] = []
+      for range in [0..<5, 5..<10, 10..<12] {
+        // A generator whose first split is the one this chunk got inside the chunked call.
+        var own = splitter
+        _ = splitter.split()
+        let one = make()
+        var forReturns = own
+        var chunkGenerator = forReturns.split()
+        returns.append(
+          withoutGradient {
+            one.imagine(start: start.rows(range), startContinue: cont.slice(axis: 0, range), rng: &chunkGenerator)
+              .returns.value
+          })
+        let gp = one.gradients(start: start.rows(range), startContinue: cont.slice(axis: 0, range), rng: &own)
+        let w = Float(range.count) / 12
+        expectedActor = zip(expectedActor ?? gp.actor.tensors.map { $0 * 0 }, gp.actor.tensors).map { $0 + $1 * w }
+        expectedCritic = zip(expectedCritic ?? gp.critic.tensors.map { $0 * 0 }, gp.critic.tensors).map { $0 + $1 * w }
+      }
+      let all = Tensor.concat(returns, axis: 1)
+      var scale = ReturnScale()
+      scale.update(all)
+      #expect(scale.high - scale.low < 1, "the test needs the scale at 1 in every part")
+      #expect(chunked.returnScale == scale, "\(backbone) \(spec): the scale did not see all returns once")
+      for (a, b) in zip(g.actor.tensors, expectedActor!) {
+        #expect(a.maxAbsDifference(b) <= 1e-5 * max(1, b.maxAbsDifference(b * 0)), "\(backbone) \(spec): actor")
+      }
+      for (a, b) in zip(g.critic.tensors, expectedCritic!) {
+        #expect(a.maxAbsDifference(b) <= 1e-5 * max(1, b.maxAbsDifference(b * 0)), "\(backbone) \(spec): critic")
+      }
+    }
   }
 }
 

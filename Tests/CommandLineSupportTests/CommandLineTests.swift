@@ -82,7 +82,20 @@ import Testing
     ("r2i", ["render", "--env", "nope/x"], "--env"),
     ("r2i", ["render", "--env", "bsuite/memory_len/9223372036854775807"], "--env"),
     ("r2i", ["render", "--policy", "smart"], "--policy"),
-    ("r2i", ["train"], "train"),
+    ("r2i", ["train", "--env", "bsuite/memory_len/0"], "--env"),
+    ("r2i", ["train", "--env", "atari/Pong"], "--env"),
+    ("r2i", ["train", "--preset", "huge"], "--preset"),
+    ("r2i", ["train", "--steps", "0"], "--steps"),
+    ("r2i", ["train", "--envs", "5000"], "--envs"),
+    ("r2i", ["train", "--set", "trainRatoi=3"], "trainRatoi"),
+    ("r2i", ["train", "--set", "trainRatio"], "--set"),
+    ("r2i", ["train", "--set", "batch=many"], "--set"),
+    ("r2i", ["train", "--config", "missing.json"], "--config"),
+    ("r2i", ["train", "--resume"], "--resume"),
+    ("r2i", ["train", "--run", "no-such-run", "--resume"], "--run"),
+    ("r2i", ["eval", "--run", "no-such-run"], "--run"),
+    ("r2i", ["eval", "--run", "x", "--episodes", "0"], "--episodes"),
+    ("r2i", ["plot", "no-such-run"], "no-such-run"),
   ]
 
   @Test func everyBadCommandLineIsAUsageErrorThatNamesTheOption() throws {

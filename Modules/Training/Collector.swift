@@ -1,0 +1,160 @@
+import Agent
+import Envs
+import Replay
+
+/// One finished episode of one environment.
+public struct EpisodeRecord: Codable, Equatable, Sendable {
+  /// The environment's index in its batch.
+  public var environment: Int
+  /// Sum of the rewards received in the episode.
+  public var score: Double
+  /// Steps taken (actions), not counting the reset.
+  public var length: Int
+  /// Whether the episode counts as solved, for tasks that define it (``SuccessRule``); nil
+  /// otherwise.
+  public var success: Bool?
+}
+
+/// When an episode counts as solved. BSuite `memory_len`: the last reward is positive (the
+/// answer matched the context bit). Other tasks have no success notion of their own.
+public enum SuccessRule {
+  /// The rule for the registry name `env`, if it has one.
+  public static func rule(for env: String) -> ((_ lastReward: Double, _ score: Double) -> Bool)? {
+    if env.hasPrefix("bsuite/memory_len/") { return { last, _ in last > 0 } }
+    return nil
+  }
+}
+
+/// Steps a batch of environments with the agent's batched acting, carries each environment's
+/// agent state, puts every step into a replay (stream = environment index) and tallies episodes.
+///
+/// ```swift
+/// let collector = try Collector(agent: agent, envs: BatchEnv(name: "classic/CartPole", count: 4, seed: 0), seed: 1)
+/// let finished = try collector.step(mode: .sample, into: replay)
+/// ```
+public final class Collector {
+  public let agent: Agent
+  public let envs: BatchEnv
+  public let interface: EnvInterface
+  /// The agent's state for every environment (latent and previous action).
+  public var state: Agent.State
+  /// The actions the environments take on the next step ([K, A], agent form).
+  public var pendingActions: Tensor
+  /// Environment steps taken (K per call of ``step(mode:into:)``, resets included).
+  public var steps = 0
+  /// The acting generator (policy and posterior samples, random prefill).
+  public var rng: SeededGenerator
+  var scores: [Double]
+  var lengths: [Int]
+  let success: ((Double, Double) -> Bool)?
+
+  public init(agent: Agent, envs: BatchEnv, seed: UInt64, success: ((Double, Double) -> Bool)? = nil) throws {
+    self.agent = agent
+    self.envs = envs
+    interface = try EnvInterface(envs)
+    guard interface.actionSpec == agent.config.actions else {
+      throw EnvError.invalidConfiguration(
+        "the agent acts in \(agent.config.actions) but the environment's action space is \(envs.actionSpace)")
+    }
+    guard interface.observationKind == agent.config.worldModel.observation else {
+      throw EnvError.invalidConfiguration(
+        "the agent observes \(agent.config.worldModel.observation) but the environment gives \(envs.observationSpace)")
+    }
+    state = agent.initialState(batch: envs.count)
+    pendingActions = Tensor.zeros([envs.count, interface.actionSpec.size])
+    rng = SeededGenerator(seed: seed, stream: StreamTag.collector)
+    scores = [Double](repeating: 0, count: envs.count)
+    lengths = [Int](repeating: 0, count: envs.count)
+    self.success = success
+  }
+
+  /// How the next actions are chosen.
+  public enum Policy: Sendable {
+    /// The agent's policy, sampled (training) or its mode (evaluation).
+    case agent(Agent.Mode)
+    /// Uniformly random actions (prefill); the agent still observes, so its state is ready.
+    case random
+  }
+
+  /// One step of every environment: send the pending actions, observe, choose the next ones,
+  /// store the steps in `replay` (if given). Returns the episodes that ended on this step.
+  @discardableResult
+  public func step(_ policy: Policy, into replay: Replay? = nil) throws -> [EpisodeRecord] {
+    let transitions = try envs.step(interface.environmentActions(pendingActions))
+    let observations = interface.observations(transitions)
+    let isFirst = Tensor(transitions.map { $0.isFirst ? 1 : 0 }, shape: [envs.count])
+    let mode: Agent.Mode
+    if case .agent(let m) = policy { mode = m } else { mode = .sample }
+    var (actions, next) = agent.act(observation: observations, isFirst: isFirst, state: state, mode: mode, rng: &rng)
+    if case .random = policy {
+      actions = interface.randomActions(count: envs.count, rng: &rng)
+      next.previousAction = actions
+    }
+    if let replay {
+      try replay.insert(interface.replaySteps(transitions, actions: actions), streams: Array(0..<envs.count))
+    }
+    state = next
+    pendingActions = actions
+    steps += envs.count
+    var finished: [EpisodeRecord] = []
+    for (i, t) in transitions.enumerated() {
+      if t.isFirst {
+        scores[i] = 0
+        lengths[i] = 0
+        continue
+      }
+      scores[i] += t.reward
+      lengths[i] += 1
+      if t.isLast {
+        finished.append(
+          EpisodeRecord(
+            environment: i, score: scores[i], length: lengths[i], success: success.map { $0(t.reward, scores[i]) }))
+      }
+    }
+    return finished
+  }
+
+  /// What ``restore(_:tensors:)`` needs, apart from the agent state's tensors
+  /// (``Agent/State/tensors(prefix:)``) and the pending actions.
+  public struct Snapshot: Codable, Equatable, Sendable {
+    public var environments: BatchEnv.Snapshot
+    public var rngState: [UInt64]
+    public var steps: Int
+    public var scores: [Double]
+    public var lengths: [Int]
+  }
+
+  /// The collector's state: the snapshot and the tensors (agent state under `collector/`, and
+  /// `collector/pendingActions`).
+  public func snapshot() -> (Snapshot, [(String, Tensor)]) {
+    (
+      Snapshot(environments: envs.snapshot(), rngState: rng.state, steps: steps, scores: scores, lengths: lengths),
+      state.tensors(prefix: "collector/") + [("collector/pendingActions", pendingActions)]
+    )
+  }
+
+  /// Continues from ``snapshot()``: replays the running episodes and takes back the agent state.
+  public func restore(_ snapshot: Snapshot, tensors: [String: Tensor]) throws {
+    let k = envs.count
+    guard snapshot.scores.count == k, snapshot.lengths.count == k else {
+      throw CheckpointError(problem: "the collector state is for \(snapshot.scores.count) environments, not \(k)")
+    }
+    guard let generator = SeededGenerator(state: snapshot.rngState) else {
+      throw CheckpointError(problem: "the collector state holds an invalid random state")
+    }
+    let template = Agent.State(
+      latent: agent.worldModel.initialState(batch: k), previousAction: Tensor.zeros([k, interface.actionSpec.size]))
+    let restored = try Agent.State(tensors: tensors, prefix: "collector/", like: template)
+    guard let pending = tensors["collector/pendingActions"], pending.shape == [k, interface.actionSpec.size] else {
+      throw CheckpointError(
+        problem: "the checkpoint lacks 'collector/pendingActions' [\(k), \(interface.actionSpec.size)]")
+    }
+    try envs.restore(snapshot.environments)
+    state = restored
+    pendingActions = pending
+    rng = generator
+    steps = snapshot.steps
+    scores = snapshot.scores
+    lengths = snapshot.lengths
+  }
+}

@@ -1,0 +1,171 @@
+import Agent
+import Envs
+import Foundation
+
+/// Everything that decides a training run. A run folder stores it as `config.json`; resuming
+/// reads it back, so a run is reproduced from its folder alone.
+public struct TrainingConfig: Codable, Equatable, Sendable {
+  /// The environment's registry name (see ``EnvRegistry``).
+  public var env: String
+  public var backbone: Backbone
+  /// The agent preset the agent was built from: `small` (``AgentConfig/small(backbone:observation:actions:)``)
+  /// or a world-model preset name (`bsuite`, `popgym`, `memorymaze`, `dmc`, `dreamerv3-S` ...).
+  public var preset: String
+  /// Environment steps to train for (all environments together, resets included).
+  public var steps: Int
+  /// Environments stepped together.
+  public var envs: Int
+  public var seed: UInt64
+  /// Sequences per learner step and their length.
+  public var batch: Int
+  public var length: Int
+  /// Replayed steps per environment step: one learner step (batch x length replayed steps) is
+  /// owed every batch x length / ratio environment steps (r2i.md section 6).
+  public var trainRatio: Double
+  /// Environment steps taken with uniformly random actions before learning starts.
+  public var prefill: Int
+  /// Steps the replay keeps (FIFO).
+  public var replayCapacity: Int
+  /// A metrics line of the learner's means every this many environment steps.
+  public var logEvery: Int
+  /// Greedy evaluation every this many environment steps (0: never), over this many episodes.
+  public var evalEvery: Int
+  public var evalEpisodes: Int
+  /// A checkpoint every this many environment steps (and always at the end or on a stop).
+  public var checkpointEvery: Int
+  /// The agent, resolved from the preset and the environment's spaces.
+  public var agent: AgentConfig
+
+  /// The defaults for `env`: the `small` agent preset, 4 environments, batch 16 x 64, train
+  /// ratio 64, prefill 1,000 steps, a log line every 1,000 steps, evaluation (8 episodes) every
+  /// 5,000 and a checkpoint every 10,000.
+  public static func defaults(
+    env: String, backbone: Backbone, preset: String = "small", steps: Int = 50_000, envs: Int = 4, seed: UInt64 = 0
+  ) throws -> TrainingConfig {
+    let probe = try EnvRegistry.make(env, seed: 0)
+    let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
+    return TrainingConfig(
+      env: env, backbone: backbone, preset: preset, steps: steps, envs: envs, seed: seed, batch: 16, length: 64,
+      trainRatio: 64, prefill: 1000, replayCapacity: min(max(steps, 1000), 1_000_000), logEvery: 1000,
+      evalEvery: 5000, evalEpisodes: 8, checkpointEvery: 10_000,
+      agent: try agentConfig(preset: preset, backbone: backbone, interface: interface))
+  }
+
+  /// The presets `--preset` accepts.
+  public static var presets: [String] { ["small"] + WorldModelPreset.allCases.map(\.rawValue) }
+
+  /// The agent of `preset` for an environment's spaces.
+  public static func agentConfig(preset: String, backbone: Backbone, interface: EnvInterface) throws -> AgentConfig {
+    if preset == "small" {
+      return .small(backbone: backbone, observation: interface.observationKind, actions: interface.actionSpec)
+    }
+    guard let p = WorldModelPreset(rawValue: preset) else {
+      throw TrainingError.badConfiguration(
+        "unknown preset '\(preset)'; available: \(presets.joined(separator: ", "))")
+    }
+    return .preset(p, backbone: backbone, observation: interface.observationKind, actions: interface.actionSpec)
+  }
+
+  /// Throws naming the first value out of range, with the fix.
+  public func validate() throws {
+    func check(_ ok: Bool, _ message: String) throws {
+      if !ok { throw TrainingError.badConfiguration(message) }
+    }
+    try check(steps >= 1, "steps must be at least 1, got \(steps)")
+    try check((1...1024).contains(envs), "envs must be in 1...1024, got \(envs)")
+    try check((1...1024).contains(batch), "batch must be in 1...1024, got \(batch)")
+    try check((1...16_384).contains(length), "length must be in 1...16384, got \(length)")
+    try check(trainRatio > 0 && trainRatio <= 1_000_000, "trainRatio must be in (0, 1000000], got \(trainRatio)")
+    try check(prefill >= 0, "prefill must be >= 0, got \(prefill)")
+    try check(
+      replayCapacity >= length && replayCapacity <= 100_000_000,
+      "replayCapacity must be in length...100000000 (\(length)...), got \(replayCapacity)")
+    try check(logEvery >= 1, "logEvery must be at least 1, got \(logEvery)")
+    try check(evalEvery >= 0, "evalEvery must be >= 0 (0 turns evaluation off), got \(evalEvery)")
+    try check((1...10_000).contains(evalEpisodes), "evalEpisodes must be in 1...10000, got \(evalEpisodes)")
+    try check(checkpointEvery >= 1, "checkpointEvery must be at least 1, got \(checkpointEvery)")
+    try check(agent.worldModel.backbone == backbone, "agent.worldModel.backbone differs from backbone")
+    _ = try EnvRegistry.make(env, seed: 0)
+  }
+
+  /// The configuration with `key=value` settings applied; keys are dotted paths into the JSON
+  /// form (`trainRatio=32`, `agent.actorCritic.entropy=0.001`, `agent.worldModel.optimizer.learningRate=3e-4`).
+  /// Throws for a malformed setting, an unknown key (listing the keys at that level) or a
+  /// value of the wrong type.
+  public func applying(_ settings: [String]) throws -> TrainingConfig {
+    guard !settings.isEmpty else { return self }
+    let encoder = JSONEncoder()
+    var root = try JSONSerialization.jsonObject(with: encoder.encode(self)) as! [String: Any]
+    for setting in settings {
+      guard let eq = setting.firstIndex(of: "="), eq != setting.startIndex else {
+        throw TrainingError.badConfiguration("--set '\(setting)' is not key=value (e.g. --set trainRatio=32)")
+      }
+      let key = String(setting[..<eq])
+      let text = String(setting[setting.index(after: eq)...])
+      let value: Any =
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) ?? text
+      root = try Self.set(root, path: key.split(separator: ".").map(String.init), value: value, full: key)
+    }
+    let data = try JSONSerialization.data(withJSONObject: root)
+    do {
+      return try JSONDecoder().decode(TrainingConfig.self, from: data)
+    } catch {
+      throw TrainingError.badConfiguration(
+        "--set \(settings.joined(separator: " ")): a value has the wrong type (\(Self.describe(error)))")
+    }
+  }
+
+  static func set(_ object: [String: Any], path: [String], value: Any, full: String) throws -> [String: Any] {
+    var object = object
+    let key = path[0]
+    guard let current = object[key] else {
+      throw TrainingError.badConfiguration(
+        "--set: unknown key '\(full)': '\(key)' is not one of \(object.keys.sorted().joined(separator: ", "))")
+    }
+    if path.count == 1 {
+      if current is [String: Any] {
+        throw TrainingError.badConfiguration("--set: '\(full)' is a group; set one of its keys")
+      }
+      object[key] = value
+    } else {
+      guard let inner = current as? [String: Any] else {
+        throw TrainingError.badConfiguration("--set: '\(key)' in '\(full)' is a value, not a group")
+      }
+      object[key] = try set(inner, path: Array(path.dropFirst()), value: value, full: full)
+    }
+    return object
+  }
+
+  /// A short description of a decoding error: the key path and what was wrong.
+  public static func describe(_ error: Error) -> String {
+    switch error as? DecodingError {
+    case .typeMismatch(let type, let c)?:
+      return "\(c.codingPath.map(\.stringValue).joined(separator: ".")) must be \(type)"
+    case .dataCorrupted(let c)?:
+      return "\(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
+    case .keyNotFound(let k, _)?: return "missing \(k.stringValue)"
+    case .valueNotFound(_, let c)?: return "\(c.codingPath.map(\.stringValue).joined(separator: ".")) is missing"
+    default: return "\(error)"
+    }
+  }
+}
+
+/// Why a training run stopped or could not start.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+  /// A configuration value is wrong; the message names it and the fix.
+  case badConfiguration(String)
+  /// The run folder cannot be used as asked (exists, belongs to another configuration, damaged).
+  case runFolder(String)
+  /// A loss or gradient norm became NaN or infinite.
+  case nonFinite(term: String, update: Int, envSteps: Int)
+
+  public var description: String {
+    switch self {
+    case .badConfiguration(let m): return m
+    case .runFolder(let m): return m
+    case .nonFinite(let term, let update, let steps):
+      return
+        "'\(term)' became non-finite at learner step \(update) (env step \(steps)); the run stopped and the last checkpoint before it is kept (lower the learning rates with --set, or resume from it)"
+    }
+  }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Random
+import TestSupport
+import Testing
+import Training
+
+/// `r2i train`, `r2i eval` and `r2i plot` as a user runs them.
+@Suite(.serialized) struct TrainCommandTests {
+  static let tiny = [
+    "--env", "bsuite/memory_len/3", "--envs", "2", "--set", "batch=4", "--set", "length=8", "--set", "prefill=20",
+    "--set", "logEvery=20", "--set", "evalEvery=40", "--set", "evalEpisodes=2", "--set", "checkpointEvery=30",
+    "--threads", "1",
+  ]
+
+  /// Every file under `folder` with its bytes.
+  func contents(_ folder: URL) throws -> [String: Data] {
+    var out: [String: Data] = [:]
+    let fm = FileManager.default
+    for case let path as String in fm.enumerator(atPath: folder.path)! {
+      let url = folder.appendingPathComponent(path)
+      var isDirectory: ObjCBool = false
+      if fm.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        out[path] = try Data(contentsOf: url)
+      }
+    }
+    return out
+  }
+
+  @Test func trainEvalPlotAndEveryMisuseOfARunFolder() throws {
+    let r2i = try BuiltProducts.executable("r2i")
+    let root = temporaryFolder("cli-run")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let run = root.appendingPathComponent("run")
+    let trained = try runProcess(r2i, ["train", "--steps", "60", "--run", run.path] + Self.tiny)
+    #expect(trained.status == 0, "\(trained.standardError)")
+    #expect(trained.standardOutput.contains("done at env step 60"), "\(trained.standardOutput)")
+    for name in ["config.json", "metrics.jsonl", "checkpoint/state.json", "replay/manifest.json"] {
+      #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent(name).path), "\(name) missing")
+    }
+    let before = try contents(run)
+
+    let misuses: [([String], String)] = [
+      (["train", "--run", run.path] + Self.tiny, "already holds a run"),
+      (["train", "--run", run.path, "--resume", "--env", "classic/CartPole"], "another configuration"),
+      (["train", "--run", run.path, "--resume", "--seed", "3"], "another configuration"),
+      (["train", "--run", run.path, "--resume", "--set", "batch=8"], "another configuration"),
+    ]
+    for (arguments, message) in misuses {
+      let r = try runProcess(r2i, arguments)
+      #expect(r.status == 64 && r.standardError.contains(message), "\(arguments): \(r.status) \(r.standardError)")
+    }
+    #expect(try contents(run) == before, "a rejected command changed the run folder")
+
+    let evaluated = try runProcess(r2i, ["eval", "--run", run.path, "--episodes", "3", "--threads", "1"])
+    #expect(evaluated.status == 0 && evaluated.standardOutput.contains("mean score"), "\(evaluated.standardError)")
+    #expect(evaluated.standardOutput.contains("success rate"))
+    let plotted = try runProcess(r2i, ["plot", run.path, "--output", root.appendingPathComponent("curves").path])
+    #expect(plotted.status == 0, "\(plotted.standardError)")
+    for suffix in ["steps.png", "steps.svg", "time.png", "time.svg"] {
+      #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("curves_\(suffix)").path))
+    }
+
+    // A damaged checkpoint is named, and left as it is.
+    let damaged = root.appendingPathComponent("damaged")
+    try FileManager.default.copyItem(at: run, to: damaged)
+    let state = damaged.appendingPathComponent("checkpoint/state.json")
+    try Data("{ \"format\": 1".utf8).write(to: state)
+    let copy = try contents(damaged)
+    let r = try runProcess(r2i, ["train", "--run", damaged.path, "--resume", "--steps", "80"])
+    #expect(r.status != 0 && !r.signalled && r.standardError.contains("state.json"), "\(r.standardError)")
+    #expect(try contents(damaged) == copy)
+
+    // And the intact one resumes and trains on.
+    let resumed = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "80", "--threads", "1"])
+    #expect(resumed.status == 0 && resumed.standardOutput.contains("resuming"), "\(resumed.standardError)")
+    #expect(resumed.standardOutput.contains("done at env step 80"))
+  }
+
+  /// SIGKILL at random moments of a run that checkpoints every few steps: the folder always
+  /// resumes from a complete checkpoint.
+  @Test func aKilledRunAlwaysResumesFromACompleteCheckpoint() throws {
+    let r2i = try BuiltProducts.executable("r2i")
+    let folder = temporaryFolder("killed")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    var config = try tinyTrainingConfig(steps: 1_000_000)
+    config.checkpointEvery = 4
+    config.evalEvery = 0
+    try TrainingRun.start(config: config, in: folder)
+    var rng = SeededGenerator(seed: 5)
+    var lastSteps = 0
+    var advanced = 0
+    for round in 0..<12 {
+      let p = Process()
+      p.executableURL = r2i
+      p.arguments = ["train", "--run", folder.path, "--resume", "--threads", "1"]
+      p.standardOutput = FileHandle.nullDevice
+      p.standardError = FileHandle.nullDevice
+      try p.run()
+      usleep(UInt32(300_000 + rng.nextInt(below: 1_200_000)))
+      kill(p.processIdentifier, SIGKILL)
+      p.waitUntilExit()
+      let run = try TrainingRun.resume(from: folder)
+      #expect(run.collector.steps >= lastSteps, "round \(round): the checkpoint went back")
+      if run.collector.steps > lastSteps { advanced += 1 }
+      lastSteps = run.collector.steps
+    }
+    #expect(advanced >= 3, "the runs were killed before making progress; the test proves nothing")
+    // The next checkpoint leaves exactly its own files, whatever the kills left behind.
+    try TrainingRun.resume(from: folder).checkpoint()
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("checkpoint").path)
+    #expect(files.count == 3, "checkpoint files pile up: \(files)")
+    print("kill loop: 12 kills, the run reached env step \(lastSteps), advanced in \(advanced) rounds")
+  }
+}

@@ -1,0 +1,231 @@
+import Agent
+import Envs
+import Foundation
+import Replay
+import Testing
+import Training
+import WorldModel
+
+/// A training configuration small enough for tests: a tiny agent, 2 environments, batch 4 x 8,
+/// a learner step every 16 environment steps after 48 prefill steps.
+func tinyTrainingConfig(env: String = "bsuite/memory_len/3", backbone: Backbone = .r2i, steps: Int = 240) throws
+  -> TrainingConfig
+{
+  var c = try TrainingConfig.defaults(env: env, backbone: backbone, steps: steps, envs: 2, seed: 7)
+  var wm = c.agent.worldModel
+  wm.deter = 16
+  wm.units = 16
+  wm.mlpLayers = 1
+  wm.ssm = SSMSettings(states: 4, channels: 16, layers: 1, hippoBlocks: 2)
+  wm.groups = 4
+  wm.classes = 4
+  var ac = c.agent.actorCritic
+  ac.horizon = 4
+  ac.imaginationChunk = 16  // several chunks per learner step
+  c.agent = AgentConfig(
+    worldModel: wm, actions: c.agent.actions, policyInput: .hidden, units: 16, layers: 1, actorCritic: ac)
+  c.batch = 4
+  c.length = 8
+  c.trainRatio = 2  // 32 replayed steps per learner step: one per 16 env steps
+  c.prefill = 48
+  c.replayCapacity = 10_000
+  c.logEvery = 40
+  c.evalEvery = 100
+  c.evalEpisodes = 2
+  c.checkpointEvery = 60
+  return c
+}
+
+func temporaryFolder(_ name: String) -> URL {
+  FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+}
+
+/// The metrics lines without their wall-clock fields.
+func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
+  try MetricsLog.read(folder.appendingPathComponent("metrics.jsonl")).map { line in
+    line.filter { !["seconds", "steps_per_second", "update_ms"].contains($0.key) }
+  }
+}
+
+@Suite struct TrainRatioTests {
+  @Test func theRatioOwesTheStatedNumberOfLearnerSteps() {
+    var rng = SeededGenerator(seed: 3)
+    for (ratio, perUpdate) in [(64.0, 1024), (2.0, 32), (0.75, 100), (512, 16 * 64)] {
+      var r = TrainRatio(ratio: ratio, stepsPerUpdate: perUpdate)
+      var steps = 0
+      var owed = 0
+      for _ in 0..<500 {
+        let n = 1 + rng.nextInt(below: 16)
+        steps += n
+        owed += r.updates(forEnvSteps: n)
+        // Never ahead, and never a whole step behind, of steps x ratio / (B x T).
+        let exact = Double(steps) * ratio / Double(perUpdate)
+        #expect(Double(owed) <= exact + 1e-9 && Double(owed) > exact - 1 - 1e-9, "\(ratio) \(perUpdate) at \(steps)")
+      }
+    }
+  }
+}
+
+@Suite struct BatchEnvSnapshotTests {
+  @Test(arguments: ["bsuite/memory_len/5", "classic/CartPole", "popgym/RepeatPreviousEasy", "memorymaze/9x9"])
+  func aRestoredBatchContinuesExactlyAsTheOriginal(_ name: String) throws {
+    let a = try BatchEnv(name: name, count: 3, seed: 11)
+    var rng = SeededGenerator(seed: 12)
+    for _ in 0..<37 { _ = try a.step((0..<3).map { _ in a.actionSpace.sample(using: &rng) }) }
+    let snapshot = a.snapshot()
+    let b = try BatchEnv(name: name, count: 3, seed: 999)  // another seed: everything comes from the snapshot
+    try b.restore(snapshot)
+    #expect(b.snapshot() == snapshot)
+    for _ in 0..<60 {
+      let actions = (0..<3).map { _ in a.actionSpace.sample(using: &rng) }
+      #expect(try a.step(actions) == b.step(actions), "\(name)")
+    }
+    // A snapshot survives JSON.
+    let decoded = try JSONDecoder().decode(BatchEnv.Snapshot.self, from: JSONEncoder().encode(a.snapshot()))
+    #expect(decoded == a.snapshot())
+    let wrongCount = try BatchEnv(name: name, count: 2, seed: 0)
+    #expect(throws: EnvError.self) { try wrongCount.restore(snapshot) }
+  }
+}
+
+@Suite(.serialized) struct TrainingRunTests {
+  /// N steps in one go equal N/2 steps, a stop, and a resume for the rest: parameters, learner
+  /// state and every metrics line (bar wall-clock fields) bit for bit.
+  @Test(arguments: Backbone.allCases)
+  func aStoppedAndResumedRunEqualsAnUninterruptedOne(_ backbone: Backbone) throws {
+    let config = try tinyTrainingConfig(backbone: backbone)
+    let whole = temporaryFolder("whole")
+    let split = temporaryFolder("split")
+    defer {
+      try? FileManager.default.removeItem(at: whole)
+      try? FileManager.default.removeItem(at: split)
+    }
+    let a = try TrainingRun.start(config: config, in: whole)
+    let summaryA = try a.run()
+    #expect(summaryA.envSteps == 240 && !summaryA.stoppedEarly)
+    #expect(a.updates > 5, "the test needs learner steps on both sides of the stop")
+
+    let b = try TrainingRun.start(config: config, in: split)
+    let first = try b.run { event in
+      if case .collected(let steps) = event, steps >= 130 { return .stop }
+      return .proceed
+    }
+    #expect(first.stoppedEarly && first.envSteps == 130)
+    #expect(b.updates > 0 && b.updates < a.updates)
+    let c = try TrainingRun.resume(from: split)
+    #expect(c.warnings.isEmpty)
+    try c.run()
+
+    let pa = a.agent.namedParameters()
+    let pc = c.agent.namedParameters()
+    #expect(pa.map(\.name) == pc.map(\.name))
+    for (x, y) in zip(pa, pc) { #expect(x.parameter.value == y.parameter.value, "\(backbone): \(x.name) differs") }
+    let la = a.learner.stateTensors()
+    let lc = c.learner.stateTensors()
+    for (x, y) in zip(la, lc) { #expect(x.0 == y.0 && x.1 == y.1, "\(backbone): learner state \(x.0) differs") }
+    #expect(a.updates == c.updates && a.episodes == c.episodes)
+    let linesA = try deterministicLines(whole)
+    let linesC = try deterministicLines(split)
+    #expect(linesA.count == linesC.count && linesA.count > 10)
+    for (i, (x, y)) in zip(linesA, linesC).enumerated() {
+      #expect(x == y, "\(backbone): metrics line \(i + 1) differs")
+    }
+  }
+
+  @Test func learnerStepsFollowTheTrainRatioAfterPrefill() throws {
+    let config = try tinyTrainingConfig(steps: 200)
+    let folder = temporaryFolder("ratio")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let run = try TrainingRun.start(config: config, in: folder)
+    var updateSteps: [Int] = []
+    try run.run { event in
+      if case .update(let u) = event { updateSteps.append(u.envSteps) }
+      return .proceed
+    }
+    // (200 - 48) env steps x ratio 2 / 32 replayed per step = 9.5 -> 9 learner steps, none in prefill.
+    #expect(run.updates == 9 && updateSteps.count == 9)
+    #expect(updateSteps.allSatisfy { $0 > 48 })
+    let trainLines = try MetricsLog.read(folder.appendingPathComponent("metrics.jsonl")).filter {
+      $0["kind"] == .text("train")
+    }
+    #expect(trainLines.count == 5)  // every 40 env steps
+    #expect(trainLines.compactMap { $0["learner_steps_in_line"]?.number }.reduce(0, +) == 9)
+  }
+
+  @Test func evaluationActsGreedily() throws {
+    let config = try tinyTrainingConfig(env: "classic/CartPole", steps: 10)
+    let folder = temporaryFolder("eval")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let run = try TrainingRun.start(config: config, in: folder)
+    let report = try run.evaluate(episodes: 3, index: 5)
+    #expect(report.episodes.count == 3)
+    // The same episodes from a collector with the greedy policy on the evaluation's seeds, and
+    // other ones from the sampling policy.
+    func collect(_ mode: Agent.Mode) throws -> [EpisodeRecord] {
+      var seeds = SeededGenerator(seed: config.seed &+ 5, stream: StreamTag.evaluation)
+      let envs = try BatchEnv(name: config.env, count: 2, seed: seeds.next())
+      let c = try Collector(agent: run.agent, envs: envs, seed: seeds.next())
+      var done: [EpisodeRecord] = []
+      while done.count < 3 { done += try c.step(.agent(mode)) }
+      return Array(done.prefix(3))
+    }
+    #expect(try collect(.greedy) == report.episodes)
+    #expect(try collect(.sample) != report.episodes)
+  }
+
+  @Test func aNonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint() throws {
+    let config = try tinyTrainingConfig(steps: 240)
+    let folder = temporaryFolder("nan")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let run = try TrainingRun.start(config: config, in: folder)
+    var checkpointSteps: [Int] = []
+    do {
+      try run.run { event in
+        if case .checkpoint(let c) = event { checkpointSteps.append(c.envSteps) }
+        if case .update(let u) = event, u.updates == 6 {
+          // Poison one weight: the next learner step's losses become NaN.
+          let p = run.agent.worldModel.namedParameters().first { $0.name.hasPrefix("encoder") }!.parameter
+          var v = p.value
+          v.withUnsafeMutableBufferPointer { $0[0] = Float.nan }
+          p.value = v
+        }
+        return .proceed
+      }
+      Issue.record("the run did not stop on a NaN")
+    } catch let TrainingError.nonFinite(term, update, envSteps) {
+      #expect(update == 7, "stopped at learner step \(update)")
+      #expect(term.contains("loss"), "named \(term)")
+      #expect(envSteps > checkpointSteps.last ?? 0)
+    }
+    // The folder resumes from the last checkpoint written before the NaN, with finite weights.
+    let resumed = try TrainingRun.resume(from: folder)
+    #expect(resumed.collector.steps == checkpointSteps.last)
+    #expect(resumed.agent.parameters.allSatisfy { $0.value.scalars.allSatisfy(\.isFinite) })
+  }
+
+  @Test func aRunFolderIsNeverTakenOverAndDamageIsNamed() throws {
+    let config = try tinyTrainingConfig(steps: 60)
+    let folder = temporaryFolder("taken")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try TrainingRun.start(config: config, in: folder).run()
+    #expect(throws: TrainingError.self) { try TrainingRun.start(config: config, in: folder) }
+    let state = folder.appendingPathComponent("checkpoint/state.json")
+    try Data("{ not json".utf8).write(to: state)
+    #expect {
+      try TrainingRun.resume(from: folder)
+    } throws: { error in
+      "\(error)".contains("state.json") && "\(error)".contains("damaged")
+    }
+  }
+
+  @Test func settingsChangeNamedKeysAndRejectUnknownOnes() throws {
+    let c = try tinyTrainingConfig()
+    let changed = try c.applying(["trainRatio=32", "agent.actorCritic.entropy=0.001", "env=bsuite/memory_len/4"])
+    #expect(
+      changed.trainRatio == 32 && changed.agent.actorCritic.entropy == 0.001 && changed.env == "bsuite/memory_len/4")
+    #expect(throws: TrainingError.self) { try c.applying(["trainRatoi=3"]) }
+    #expect(throws: TrainingError.self) { try c.applying(["agent.actorCritic=3"]) }
+    #expect(throws: TrainingError.self) { try c.applying(["trainRatio"]) }
+    #expect(throws: TrainingError.self) { try c.applying(["batch=many"]) }
+  }
+}

@@ -1,0 +1,98 @@
+import Agent
+import ArgumentParser
+import CommandLineSupport
+import Envs
+import Foundation
+import Imaging
+import Tensor
+import Training
+
+/// Greedy episodes of a trained agent, with optional PNG frames.
+struct Evaluate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "eval",
+    abstract: "Run greedy episodes of a run's agent (last checkpoint): mean score, success rate, optional frames.")
+
+  @Option(name: .customLong("run"), help: "The run folder (made by 'r2i train').")
+  var runFolder: String
+
+  @Option(parsing: .unconditional, help: "Episodes, 1...10000.")
+  var episodes: Int = 10
+
+  @Option(parsing: .unconditional, help: "Seed of the evaluation environments (0...2^64-1).")
+  var seed: UInt64 = 12345
+
+  @Option(
+    help:
+      "Write PNG frames of the first episode here (image tasks: the observation, Memory Maze beside its top-down map; tasks that draw themselves: their picture)."
+  )
+  var frames: String?
+
+  @OptionGroup var threadOption: ThreadOption
+
+  func validate() throws {
+    try OptionCheck.range(episodes, 1...10_000, "--episodes")
+  }
+
+  func run() throws {
+    Parallelism.setThreadCount(threadOption.count)
+    let loaded: (config: TrainingConfig, agent: Agent, envSteps: Int)
+    do {
+      loaded = try TrainingRun.loadAgent(from: URL(fileURLWithPath: runFolder))
+    } catch {
+      throw ValidationError("--run: \(error)")
+    }
+    let c = loaded.config
+    var seeds = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
+    let k = min(episodes, c.envs)
+    let envs = try BatchEnv(name: c.env, count: k, seed: seeds.next())
+    let collector = try Collector(
+      agent: loaded.agent, envs: envs, seed: seeds.next(), success: SuccessRule.rule(for: c.env))
+    var done: [EpisodeRecord] = []
+    var pictures: [Image] = []
+    var recording = frames != nil
+    var steps = 0
+    print(
+      "evaluating \(c.backbone.rawValue) on \(c.env) (checkpoint at env step \(loaded.envSteps)): \(episodes) greedy episodes"
+    )
+    while done.count < episodes && steps < 10_000 * episodes {
+      let finished = try collector.step(.agent(.greedy))
+      steps += k
+      if recording, let picture = Self.picture(of: envs.envs[0]) { pictures.append(picture) }
+      if finished.contains(where: { $0.environment == 0 }) { recording = false }
+      done += finished
+    }
+    done = Array(done.prefix(episodes))
+    let report = EvaluationReport(envSteps: loaded.envSteps, episodes: done)
+    let scores = done.map(\.score)
+    let mean = report.meanScore
+    let std =
+      scores.isEmpty ? 0 : (scores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(scores.count)).squareRoot()
+    print(
+      String(
+        format: "mean score %.3f (std %.3f) over %d episodes, mean length %.1f", mean, std, done.count,
+        report.meanLength))
+    if let s = report.successRate { print(String(format: "success rate %.1f%%", 100 * s)) }
+    if done.count < episodes { print("only \(done.count) episodes ended within \(10_000 * episodes) steps") }
+    if let frames {
+      if pictures.isEmpty {
+        print("no frames: \(c.env) has vector observations and draws no picture")
+      } else {
+        let urls = try Image.writeFrames(
+          pictures, to: URL(fileURLWithPath: frames), prefix: c.env.replacingOccurrences(of: "/", with: "_"))
+        print("\(urls.count) frames in \(frames)")
+      }
+    }
+  }
+
+  /// What environment `env` looks like now: its image observation (Memory Maze with the top-down
+  /// map beside it), or its own drawing.
+  static func picture(of env: any Env) -> Image? {
+    guard let f = env.render() else { return nil }
+    let view = Image(width: f.width, height: f.height, channels: f.channels, pixels: f.pixels).scaled(
+      by: max(1, 256 / max(1, f.width)))
+    guard let maze = env as? MemoryMaze else { return view }
+    let map = maze.renderTopDown(cell: max(1, view.height / maze.gridSize))
+    return Image.row([view, Image(width: map.width, height: map.height, channels: 3, pixels: map.pixels)], padding: 4)
+  }
+}

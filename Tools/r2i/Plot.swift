@@ -1,0 +1,124 @@
+import ArgumentParser
+import CommandLineSupport
+import Foundation
+import Imaging
+import Training
+
+/// Learning curves of one or more runs from their metrics.jsonl.
+struct Plot: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Learning curves from runs' metrics.jsonl: score against env steps and against wall-clock (PNG and SVG).",
+    discussion: """
+      One line per run. The score is the greedy evaluation score where the run has evaluations, \
+      otherwise the mean training episode score over a sliding window. With --metric any numeric \
+      field of the 'train' lines can be drawn instead (e.g. success_recent, loss, actor_loss).
+      """)
+
+  @Argument(help: "Run folders (or metrics.jsonl files).")
+  var runs: [String]
+
+  @Option(
+    help: "Output file prefix: writes <prefix>_steps.png/.svg and <prefix>_time.png/.svg (default: <first run>/curves)."
+  )
+  var output: String?
+
+  @Option(help: "What to draw: 'score' (default) or a field of the train lines.")
+  var metric: String = "score"
+
+  @Option(
+    parsing: .unconditional,
+    help: "Sliding window of training episodes for the score when a run has no evaluations, 1...10000.")
+  var window: Int = 50
+
+  func validate() throws {
+    guard !runs.isEmpty else { throw ValidationError("give at least one run folder") }
+    try OptionCheck.range(window, 1...10_000, "--window")
+  }
+
+  /// (env steps, seconds, value) points of one run.
+  func points(_ rows: [[String: MetricValue]]) -> [(Double, Double, Double)] {
+    func field(_ row: [String: MetricValue], _ key: String) -> Double? { row[key]?.number }
+    func kind(_ row: [String: MetricValue]) -> String {
+      if case .text(let k)? = row["kind"] { return k }
+      return ""
+    }
+    if metric != "score" {
+      return rows.filter { kind($0) == "train" }.compactMap { r in
+        guard let s = field(r, "env_steps"), let t = field(r, "seconds"), let v = field(r, metric), v.isFinite else {
+          return nil
+        }
+        return (s, t, v)
+      }
+    }
+    let evals = rows.filter { kind($0) == "eval" }
+    if !evals.isEmpty {
+      return evals.compactMap { r in
+        guard let s = field(r, "env_steps"), let t = field(r, "seconds"), let v = field(r, "eval_score") else {
+          return nil
+        }
+        return (s, t, v)
+      }
+    }
+    var out: [(Double, Double, Double)] = []
+    var recent: [Double] = []
+    for r in rows where kind(r) == "episode" {
+      guard let s = field(r, "env_steps"), let t = field(r, "seconds"), let v = field(r, "score") else { continue }
+      recent.append(v)
+      if recent.count > window { recent.removeFirst() }
+      out.append((s, t, recent.reduce(0, +) / Double(recent.count)))
+    }
+    return out
+  }
+
+  func run() throws {
+    var series: [(String, [(Double, Double, Double)])] = []
+    for path in runs {
+      var url = URL(fileURLWithPath: path)
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw ValidationError("\(path): no such run folder or metrics file")
+      }
+      if isDirectory.boolValue { url = url.appendingPathComponent("metrics.jsonl") }
+      let rows: [[String: MetricValue]]
+      do {
+        rows = try MetricsLog.read(url)
+      } catch {
+        throw ValidationError("\(path): \(error)")
+      }
+      var name = URL(fileURLWithPath: path).lastPathComponent
+      if let config = try? TrainingRun.configuration(of: url.deletingLastPathComponent()) {
+        name = "\(config.backbone.rawValue) \(config.env) s\(config.seed)"
+      }
+      let p = points(rows)
+      if p.isEmpty { print("\(path): no '\(metric)' values yet") }
+      series.append((name, p))
+    }
+    let what = metric == "score" ? "score (greedy eval, or training episodes)" : metric
+    var bySteps = LineChart(title: "Learning curves", xLabel: "environment steps", yLabel: what)
+    var byTime = LineChart(title: "Learning curves", xLabel: "wall-clock minutes", yLabel: what)
+    for (name, p) in series {
+      bySteps.add(series: name, points: p.map { ($0.0, $0.2) })
+      byTime.add(series: name, points: p.map { ($0.1 / 60, $0.2) })
+    }
+    let prefix = output ?? URL(fileURLWithPath: runs[0]).appendingPathComponent("curves").path
+    let base = URL(fileURLWithPath: prefix)
+    do {
+      try FileManager.default.createDirectory(
+        at: base.deletingLastPathComponent(), withIntermediateDirectories: true)
+    } catch {
+      throw ValidationError("--output: cannot create '\(base.deletingLastPathComponent().path)'")
+    }
+    for (chart, suffix) in [(bySteps, "steps"), (byTime, "time")] {
+      try chart.writePNG(to: URL(fileURLWithPath: "\(prefix)_\(suffix).png"))
+      try chart.writeSVG(to: URL(fileURLWithPath: "\(prefix)_\(suffix).svg"))
+    }
+    print("wrote \(prefix)_steps.png, \(prefix)_time.png (and .svg)")
+    for (name, p) in series {
+      if let last = p.last {
+        print(
+          "  \(name): \(p.count) points, last \(String(format: "%.3f", last.2)) at step \(Int(last.0)) (\(String(format: "%.1f", last.1 / 60)) min)"
+        )
+      }
+    }
+  }
+}

@@ -40,7 +40,9 @@ public final class Collector {
   public var state: Agent.State
   /// The actions the environments take on the next step ([K, A], agent form).
   public var pendingActions: Tensor
-  /// Environment steps taken (K per call of ``step(mode:into:)``, resets included).
+  /// The observations of the last step, [K, ...] as the agent saw them.
+  public private(set) var lastObservations = Tensor.zeros([0])
+  /// Environment steps taken (K per call of ``step(_:into:)``, resets included).
   public var steps = 0
   /// The acting generator (policy and posterior samples, random prefill).
   public var rng: SeededGenerator
@@ -82,6 +84,7 @@ public final class Collector {
   public func step(_ policy: Policy, into replay: Replay? = nil) throws -> [EpisodeRecord] {
     let transitions = try envs.step(interface.environmentActions(pendingActions))
     let observations = interface.observations(transitions)
+    lastObservations = observations
     let isFirst = Tensor(transitions.map { $0.isFirst ? 1 : 0 }, shape: [envs.count])
     let mode: Agent.Mode
     if case .agent(let m) = policy { mode = m } else { mode = .sample }

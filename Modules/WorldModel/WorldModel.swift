@@ -209,6 +209,33 @@ public final class WorldModel: Module {
     return Imagination(states: states, actions: actions, priorLogits: logits)
   }
 
+  /// DreamerV3's open-loop prediction ("openl"): observes the first `context` steps of `batch`,
+  /// then imagines the remaining ones with the batch's own actions, and decodes every state.
+  /// Returns [B, T, ...] in observation space (images: pixels in [0, 1]): reconstructions for
+  /// t < context, predictions from imagination alone after. No gradient is recorded.
+  public func openLoopPrediction(_ batch: WorldModelBatch, context: Int, rng: inout SeededGenerator) -> Tensor {
+    let (b, t) = (batch.batchSize, batch.length)
+    precondition(context >= 1 && context <= t, "openLoopPrediction: context must be in 1...\(t), got \(context)")
+    return withoutGradient {
+      func part(_ x: Tensor?) -> Tensor? { x?.slice(axis: 1, 0..<context) }
+      let seen = WorldModelBatch(
+        observations: part(batch.observations)!, actions: part(batch.actions)!, rewards: part(batch.rewards)!,
+        isFirst: part(batch.isFirst)!, isTerminal: part(batch.isTerminal)!, mask: part(batch.mask))
+      let out = observe(seen, rng: &rng)
+      var frames = [decoder.reconstruct(features: out.states.features(.output))]  // [B, context, ...]
+      var state = out.states.step(context - 1)
+      for step in context..<t {
+        state =
+          imagineStep(
+            state: state, action: Variable(batch.actions.slice(at: step - 1, axis: 1)), rng: &rng
+          ).state
+        let predicted = decoder.reconstruct(features: state.features(.output))  // [B, ...]
+        frames.append(predicted.reshaped([b, 1] + predicted.shape.dropFirst()))
+      }
+      return Tensor.concat(frames, axis: 1)
+    }
+  }
+
   /// The reward the model expects on arriving at `state` (the reward head's mean), [...].
   public func predictedReward(_ state: LatentState) -> Variable { reward(state.features(.output)).mean }
 

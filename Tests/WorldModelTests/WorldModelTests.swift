@@ -409,3 +409,39 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     #expect(model.predictedContinue(rollout.states[15]).shape == [8])
   }
 }
+
+@Suite struct OpenLoopPredictionTests {
+  /// After the context, the prediction comes from imagination alone: it ignores the later
+  /// observations, follows the later actions, and with a context of T it is the reconstruction.
+  @Test(arguments: Backbone.allCases)
+  func predictionsAfterTheContextSeeOnlyActions(_ backbone: Backbone) {
+    let c = tinyConfig(backbone, observation: .image(height: 16, width: 16, channels: 3))
+    let model = WorldModel(config: c, seed: 3)
+    let batch = randomBatch(c, b: 2, t: 6, seed: 4)
+    func predict(_ b: WorldModelBatch, context: Int) -> Tensor {
+      var rng = SeededGenerator(seed: 9)
+      return model.openLoopPrediction(b, context: context, rng: &rng)
+    }
+    let base = predict(batch, context: 2)
+    #expect(base.shape == [2, 6, 16, 16, 3])
+    #expect(base.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+
+    var otherObservations = batch
+    var noise = SeededGenerator(seed: 5)
+    let later = Tensor.uniform([2, 4, 16, 16, 3], low: 0, high: 255, using: &noise)
+    otherObservations.observations = Tensor.concat([batch.observations.slice(axis: 1, 0..<2), later], axis: 1)
+    #expect(predict(otherObservations, context: 2) == base, "\(backbone): a later observation leaked in")
+
+    var otherActions = batch
+    otherActions.actions = Tensor.concat(
+      [batch.actions.slice(axis: 1, 0..<2), Tensor.uniform([2, 4, 3], low: -1, high: 1, using: &noise)], axis: 1)
+    let moved = predict(otherActions, context: 2).slice(axis: 1, 3..<6)
+    #expect(moved.maxAbsDifference(base.slice(axis: 1, 3..<6)) > 1e-4, "\(backbone): later actions are ignored")
+
+    var rng = SeededGenerator(seed: 9)
+    let whole = withoutGradient {
+      model.decoder.reconstruct(features: model.observe(batch, rng: &rng).states.features(.output))
+    }
+    #expect(predict(batch, context: 6).maxAbsDifference(whole) < 1e-6)
+  }
+}

@@ -52,6 +52,11 @@ struct Evaluate: ParsableCommand {
     var pictures: [Image] = []
     var recording = frames != nil
     var steps = 0
+    // Environment 0's first episode as the world model saw it (for the open-loop grid).
+    var seenObservations: [Tensor] = []
+    var seenActions: [Tensor] = []
+    let isImage: Bool
+    if case .image = envs.observationSpace { isImage = true } else { isImage = false }
     print(
       "evaluating \(c.backbone.rawValue) on \(c.env) (checkpoint at env step \(loaded.envSteps)): \(episodes) greedy episodes"
     )
@@ -59,6 +64,10 @@ struct Evaluate: ParsableCommand {
       let finished = try collector.step(.agent(.greedy))
       steps += k
       if recording, let picture = Self.picture(of: envs.envs[0]) { pictures.append(picture) }
+      if recording && isImage && seenObservations.count < Self.openLoopLength {
+        seenObservations.append(collector.lastObservations.slice(at: 0, axis: 0))
+        seenActions.append(collector.pendingActions.slice(at: 0, axis: 0))
+      }
       if finished.contains(where: { $0.environment == 0 }) { recording = false }
       done += finished
     }
@@ -82,7 +91,41 @@ struct Evaluate: ParsableCommand {
           pictures, to: URL(fileURLWithPath: frames), prefix: c.env.replacingOccurrences(of: "/", with: "_"))
         print("\(urls.count) frames in \(frames)")
       }
+      if seenObservations.count > Self.openLoopContext {
+        let grid = Self.openLoopGrid(
+          agent: loaded.agent, observations: seenObservations, actions: seenActions, seed: seed)
+        let url = URL(fileURLWithPath: frames).appendingPathComponent("openl.png")
+        try grid.writePNG(to: url)
+        print(
+          "open-loop grid in \(url.path): real frames (top), then the model's (reconstructions for the first \(Self.openLoopContext), imagination from the episode's actions after)"
+        )
+      }
     }
+  }
+
+  static let openLoopLength = 45
+  static let openLoopContext = 5
+
+  /// DreamerV3's "openl" picture: every third of up to 45 steps, real frames above the model's
+  /// (reconstructed for the first 5 steps, imagined open-loop from the real actions after).
+  static func openLoopGrid(agent: Agent, observations: [Tensor], actions: [Tensor], seed: UInt64) -> Image {
+    let t = observations.count
+    let batch = WorldModelBatch(
+      observations: Tensor.stack(observations, axis: 0).reshaped([1, t] + observations[0].shape),
+      actions: Tensor.stack(actions, axis: 0).reshaped([1, t, actions[0].count]), rewards: Tensor.zeros([1, t]),
+      isFirst: Tensor((0..<t).map { $0 == 0 ? 1 : 0 }, shape: [1, t]), isTerminal: Tensor.zeros([1, t]))
+    var rng = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
+    let predicted = agent.worldModel.openLoopPrediction(batch, context: openLoopContext, rng: &rng)  // [1, T, H, W, C]
+    func image(_ x: Tensor, scale: Float) -> Image {
+      let (h, w, c) = (x.shape[0], x.shape[1], x.shape[2])
+      return Image(
+        width: w, height: h, channels: c, pixels: x.scalars.map { UInt8(max(0, min(255, ($0 * scale).rounded()))) }
+      ).scaled(by: 2)
+    }
+    let picked = Array(stride(from: 0, to: t, by: 3))
+    let real = picked.map { image(observations[$0], scale: 1) }
+    let model = picked.map { image(predicted.slice(at: 0, axis: 0).slice(at: $0, axis: 0), scale: 255) }
+    return Image.grid(real + model, columns: picked.count)
   }
 
   /// What environment `env` looks like now: its image observation (Memory Maze with the top-down

@@ -229,3 +229,53 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(throws: TrainingError.self) { try c.applying(["batch=many"]) }
   }
 }
+
+@Suite struct EnvInterfaceTests {
+  /// Agent actions become valid environment actions for every kind of action space, and a one-hot
+  /// action maps to the index it marks.
+  @Test func agentActionsBecomeValidEnvironmentActions() throws {
+    var rng = SeededGenerator(seed: 1)
+    for name in ["bsuite/memory_len/3", "popgym/BattleshipEasy", "popgym/MineSweeperEasy", "classic/Pendulum"] {
+      let env = try EnvRegistry.make(name)
+      let i = try EnvInterface(observationSpace: env.observationSpace, actionSpace: env.actionSpace)
+      let actions = i.randomActions(count: 50, rng: &rng)
+      #expect(actions.shape == [50, i.actionSpec.size])
+      for a in i.environmentActions(actions) { try env.actionSpace.validate(a, env: name) }
+    }
+    let battleship = try EnvInterface(
+      observationSpace: .discrete(2), actionSpace: .multiDiscrete([3, 2]))
+    #expect(battleship.environmentActions(Tensor([0, 0, 1, 1, 0], shape: [1, 5])) == [.multiDiscrete([2, 0])])
+    let box = try EnvInterface(observationSpace: .discrete(2), actionSpace: .box(low: [-2], high: [4]))
+    #expect(box.environmentActions(Tensor([-1, 0, 1, 3], shape: [4, 1])) == [-2, 1, 4, 4].map { .continuous([$0]) })
+  }
+
+  /// Multi-discrete actions (POPGym Battleship) through the whole loop: acting, replay, learning.
+  @Test func aMultiDiscreteTaskTrains() throws {
+    let config = try tinyTrainingConfig(env: "popgym/BattleshipEasy", steps: 120)
+    guard case .multiDiscrete(let parts) = config.agent.actions else {
+      Issue.record("Battleship should have a multi-discrete action space, got \(config.agent.actions)")
+      return
+    }
+    #expect(parts.count == 2)
+    let folder = temporaryFolder("battleship")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let run = try TrainingRun.start(config: config, in: folder)
+    var metrics: [String: Float] = [:]
+    try run.run { event in
+      if case .update(let u) = event { metrics = u.metrics }
+      return .proceed
+    }
+    #expect(run.updates > 0 && metrics["actor_loss"].map(\.isFinite) == true)
+    // Every stored action is one one-hot per component.
+    let batch = try #require(try run.replay.sample(batchSize: 4, length: 8))
+    let width = parts.reduce(0, +)
+    for row in stride(from: 0, to: batch.actions.count, by: width) {
+      var offset = row
+      for n in parts {
+        let slice = batch.actions[offset..<(offset + n)]
+        #expect(slice.filter { $0 == 1 }.count == 1 && slice.filter { $0 == 0 }.count == n - 1)
+        offset += n
+      }
+    }
+  }
+}

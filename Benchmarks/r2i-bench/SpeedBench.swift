@@ -12,7 +12,10 @@ struct SpeedBench: ParsableCommand {
     commandName: "speed",
     abstract: "World-model update time vs sequence length, R2I vs DreamerV3 (CSV, chart, ratios, GFLOP/s, memory).")
 
-  @Option(help: "Preset: vector (64 floats, 4 actions) or image (64x64x3).")
+  @Option(
+    help:
+      "Preset: vector (64 floats, 4 actions), image (64x64x3), or small (the CPU agent preset on 64 floats; --phase train only)."
+  )
   var preset: String = "vector"
 
   @Option(help: "Comma-separated sequence lengths in 2...16384 (default: 64,256,1024 quick; see --full).")
@@ -50,8 +53,11 @@ struct SpeedBench: ParsableCommand {
   var output: String = "results/speed"
 
   func validate() throws {
-    guard ["vector", "image"].contains(preset) else {
-      throw ValidationError("--preset must be 'vector' or 'image', got '\(preset)'")
+    guard ["vector", "image", "small"].contains(preset) else {
+      throw ValidationError("--preset must be 'vector', 'image' or 'small', got '\(preset)'")
+    }
+    if preset == "small" && phase != "train" {
+      throw ValidationError("--preset small is an agent preset: use it with --phase train")
     }
     guard ["wm", "train"].contains(phase) else {
       throw ValidationError("--phase must be 'wm' or 'train', got '\(phase)'")
@@ -165,7 +171,10 @@ struct SpeedBench: ParsableCommand {
     ])
     var times: [Backbone: [Int: Double]] = [:]
     for bb in bbs {
-      var config = AgentConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb, actions: .discrete(4))
+      var config =
+        preset == "small"
+        ? AgentConfig.small(backbone: bb, observation: .vector(size: 64), actions: .discrete(4))
+        : AgentConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb, actions: .discrete(4))
       if let imaginationChunk { config.actorCritic.imaginationChunk = imaginationChunk }
       let agent = Agent(config: config, seed: 0)
       let learner = AgentLearner(agent: agent)

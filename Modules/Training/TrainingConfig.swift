@@ -1,6 +1,7 @@
 import Agent
 import Envs
 import Foundation
+import Replay
 
 /// Everything that decides a training run. A run folder stores it as `config.json`; resuming
 /// reads it back, so a run is reproduced from its folder alone.
@@ -37,8 +38,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   public var agent: AgentConfig
 
   /// The defaults for `env`: the `small` agent preset, 4 environments, batch 16 x 64, train
-  /// ratio 64, prefill 1,000 steps, a log line every 1,000 steps, evaluation (8 episodes) every
-  /// 5,000 and a checkpoint every 10,000.
+  /// ratio 64, prefill 1,000 steps, the replay of ``defaultReplayCapacity(_:)``, a log line every
+  /// 1,000 steps, evaluation (8 episodes) every 5,000 and a checkpoint every 10,000.
   public static func defaults(
     env: String, backbone: Backbone, preset: String = "small", steps: Int = 50_000, envs: Int = 4, seed: UInt64 = 0
   ) throws -> TrainingConfig {
@@ -46,9 +47,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
     return TrainingConfig(
       env: env, backbone: backbone, preset: preset, steps: steps, envs: envs, seed: seed, batch: 16, length: 64,
-      trainRatio: 64, prefill: 1000, replayCapacity: min(max(steps, 1000), 1_000_000), logEvery: 1000,
+      trainRatio: 64, prefill: 1000, replayCapacity: defaultReplayCapacity(interface.replayLayout), logEvery: 1000,
       evalEvery: 5000, evalEpisodes: 8, checkpointEvery: 10_000,
       agent: try agentConfig(preset: preset, backbone: backbone, interface: interface))
+  }
+
+  /// One million steps (DreamerV3's replay size), or fewer where that would take more than
+  /// 2 GiB (images: about 170,000 steps of 64 x 64 x 3). Not tied to `steps`, so a run resumed
+  /// for longer keeps the replay it would have had.
+  public static func defaultReplayCapacity(_ layout: ReplayLayout) -> Int {
+    min(1_000_000, max(10_000, (2 << 30) / max(1, layout.bytesPerStep)))
   }
 
   /// The presets `--preset` accepts.

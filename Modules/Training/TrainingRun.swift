@@ -277,7 +277,15 @@ public final class TrainingRun {
       try SafeTensors.load(into: run.agent, from: p.checkpoint.appendingPathComponent(state.agentFile))
       let learnerTensors = try SafeTensors.read(from: p.checkpoint.appendingPathComponent(state.learnerFile)).tensors
       try run.learner.loadState(learnerTensors)
-      try run.collector.restore(state.collector, tensors: learnerTensors)
+      var collectorState = state.collector
+      if loaded.inserted != state.replayInserted {
+        // The replay was saved after this checkpoint (killed in between): its streams already
+        // hold later steps, so the running episodes cannot continue in them. Start new ones.
+        collectorState.environments.needsReset = collectorState.environments.needsReset.map { _ in true }
+        collectorState.environments.episodeSeeds = collectorState.environments.episodeSeeds.map { _ in nil }
+        collectorState.environments.episodeActions = collectorState.environments.episodeActions.map { _ in [] }
+      }
+      try run.collector.restore(collectorState, tensors: learnerTensors)
     } catch {
       throw TrainingError.runFolder("the checkpoint in '\(p.checkpoint.path)' cannot be loaded: \(error)")
     }
@@ -294,7 +302,7 @@ public final class TrainingRun {
     run.recent = state.recent
     if loaded.inserted != state.replayInserted {
       run.warnings.append(
-        "the replay holds \(loaded.inserted - state.replayInserted) steps more than its checkpoint (the run was killed while saving); the run continues with them, so it is no longer bit-identical to an uninterrupted one"
+        "the replay holds \(loaded.inserted - state.replayInserted) steps more than its checkpoint (the run was killed while saving); the run keeps them and starts new episodes in every environment, so it is no longer bit-identical to an uninterrupted one"
       )
     }
     return run
@@ -389,7 +397,7 @@ public final class TrainingRun {
     return EvaluationReport(envSteps: collector.steps, episodes: Array(done.prefix(count)))
   }
 
-  /// One learner step on a replay batch; false when the replay has no window yet.
+  /// One learner step on a replay batch; nil when the replay has no window yet.
   func learn() throws -> UpdateReport? {
     guard let sampled = try replay.sample(batchSize: config.batch, length: config.length) else { return nil }
     let start = Date()

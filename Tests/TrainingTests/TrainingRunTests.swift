@@ -218,6 +218,32 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     }
   }
 
+  /// A kill between the replay's save and `state.json` leaves a replay newer than the
+  /// checkpoint: the run resumes with a warning, keeps the steps, and starts new episodes, so no
+  /// stream gets a jump inside an episode.
+  @Test func aReplaySavedAfterItsCheckpointIsKeptAndNewEpisodesStart() throws {
+    let config = try tinyTrainingConfig(steps: 100)
+    let folder = temporaryFolder("newer")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let run = try TrainingRun.start(config: config, in: folder)
+    try run.run { event in
+      if case .collected(let steps) = event, steps >= 66 { return .stop }
+      return .proceed
+    }
+    // Mid-episode in both environments (memory_len/3: a reset and 4 steps per episode).
+    #expect(run.collector.envs.snapshot().episodeSeeds.allSatisfy { $0 != nil })
+    for _ in 0..<5 { try run.collector.step(.agent(.sample), into: run.replay) }
+    try run.replay.save(to: folder.appendingPathComponent("replay"))
+    let resumed = try TrainingRun.resume(from: folder)
+    #expect(resumed.collector.steps == 66)
+    #expect(resumed.warnings.count == 1 && resumed.warnings.first?.contains("10 steps more") == true)
+    #expect(resumed.replay.inserted == run.replay.inserted)
+    try resumed.collector.step(.agent(.sample), into: resumed.replay)
+    let streams = resumed.replay.stepsByStream()
+    #expect(streams.count == 2)
+    for (stream, steps) in streams { #expect(steps.last?.isFirst == true, "stream \(stream) continued an old episode") }
+  }
+
   @Test func settingsChangeNamedKeysAndRejectUnknownOnes() throws {
     let c = try tinyTrainingConfig()
     let changed = try c.applying(["trainRatio=32", "agent.actorCritic.entropy=0.001", "env=bsuite/memory_len/4"])

@@ -100,6 +100,12 @@ struct Train: ParsableCommand {
         throw ValidationError("--config: '\(config)' is not a TrainingConfig (\(TrainingConfig.describe(error)))")
       }
       if let env, env != c.env { throw ValidationError("--env \(env) contradicts --config (env \(c.env)); give one") }
+      if let backbone, backbone != c.backbone {
+        throw ValidationError("--backbone \(backbone.rawValue) contradicts --config (\(c.backbone.rawValue)); give one")
+      }
+      if let preset, preset != c.preset {
+        throw ValidationError("--preset \(preset) contradicts --config (\(c.preset)); give one")
+      }
       if let steps { c.steps = steps }
       if let seed { c.seed = seed }
       if let envs { c.envs = envs }

@@ -216,9 +216,8 @@ public final class TrainingRun {
     } catch {
       throw TrainingError.runFolder("cannot create '\(directory.path)' (\(error.localizedDescription))")
     }
-    let interface = try EnvInterface(
-      observationSpace: try EnvRegistry.make(config.env).observationSpace,
-      actionSpace: try EnvRegistry.make(config.env).actionSpace)
+    let probe = try EnvRegistry.make(config.env)
+    let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
     let replay = try Replay(
       layout: interface.replayLayout, capacity: config.replayCapacity, seed: config.seed)
     let metrics = try MetricsLog(url: p.metrics, truncatingTo: 0)
@@ -384,17 +383,31 @@ public final class TrainingRun {
   /// a fresh agent state; training state is untouched. Stops early, with the episodes it has,
   /// after 10,000 steps per episode asked for.
   public func evaluate(episodes count: Int, index: Int) throws -> EvaluationReport {
-    var seeds = SeededGenerator(seed: config.seed &+ UInt64(index), stream: StreamTag.evaluation)
-    let k = min(count, config.envs)
-    let envs = try BatchEnv(name: config.env, count: k, seed: seeds.next())
-    let c = try Collector(agent: agent, envs: envs, seed: seeds.next(), success: success)
+    let episodes = try Self.greedyEpisodes(
+      agent: agent, env: config.env, count: count, environments: config.envs, seed: config.seed &+ UInt64(index))
+    return EvaluationReport(envSteps: collector.steps, episodes: episodes)
+  }
+
+  /// `count` greedy episodes of `agent` on at most `environments` fresh copies of `env`, seeded
+  /// from `seed` (stream `StreamTag.evaluation`); `onStep` sees the collector after every step
+  /// (for frames). Stops early after 10,000 steps per episode asked for.
+  public static func greedyEpisodes(
+    agent: Agent, env: String, count: Int, environments: Int, seed: UInt64,
+    onStep: (Collector, [EpisodeRecord]) throws -> Void = { _, _ in }
+  ) throws -> [EpisodeRecord] {
+    var seeds = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
+    let k = min(count, environments)
+    let envs = try BatchEnv(name: env, count: k, seed: seeds.next())
+    let c = try Collector(agent: agent, envs: envs, seed: seeds.next(), success: SuccessRule.rule(for: env))
     var done: [EpisodeRecord] = []
     var steps = 0
     while done.count < count && steps < 10_000 * count {
-      done += try c.step(.agent(.greedy))
+      let finished = try c.step(.agent(.greedy))
+      try onStep(c, finished)
+      done += finished
       steps += k
     }
-    return EvaluationReport(envSteps: collector.steps, episodes: Array(done.prefix(count)))
+    return Array(done.prefix(count))
   }
 
   /// One learner step on a replay batch; nil when the replay has no window yet.

@@ -43,35 +43,25 @@ struct Evaluate: ParsableCommand {
       throw ValidationError("--run: \(error)")
     }
     let c = loaded.config
-    var seeds = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
-    let k = min(episodes, c.envs)
-    let envs = try BatchEnv(name: c.env, count: k, seed: seeds.next())
-    let collector = try Collector(
-      agent: loaded.agent, envs: envs, seed: seeds.next(), success: SuccessRule.rule(for: c.env))
-    var done: [EpisodeRecord] = []
     var pictures: [Image] = []
     var recording = frames != nil
-    var steps = 0
     // Environment 0's first episode as the world model saw it (for the open-loop grid).
     var seenObservations: [Tensor] = []
     var seenActions: [Tensor] = []
-    let isImage: Bool
-    if case .image = envs.observationSpace { isImage = true } else { isImage = false }
     print(
       "evaluating \(c.backbone.rawValue) on \(c.env) (checkpoint at env step \(loaded.envSteps)): \(episodes) greedy episodes"
     )
-    while done.count < episodes && steps < 10_000 * episodes {
-      let finished = try collector.step(.agent(.greedy))
-      steps += k
-      if recording, let picture = Self.picture(of: envs.envs[0]) { pictures.append(picture) }
-      if recording && isImage && seenObservations.count < Self.openLoopLength {
+    let done = try TrainingRun.greedyEpisodes(
+      agent: loaded.agent, env: c.env, count: episodes, environments: c.envs, seed: seed
+    ) { collector, finished in
+      guard recording else { return }
+      if let picture = Self.picture(of: collector.envs.envs[0]) { pictures.append(picture) }
+      if case .image = collector.envs.observationSpace, seenObservations.count < Self.openLoopLength {
         seenObservations.append(collector.lastObservations.slice(at: 0, axis: 0))
         seenActions.append(collector.pendingActions.slice(at: 0, axis: 0))
       }
       if finished.contains(where: { $0.environment == 0 }) { recording = false }
-      done += finished
     }
-    done = Array(done.prefix(episodes))
     let report = EvaluationReport(envSteps: loaded.envSteps, episodes: done)
     let scores = done.map(\.score)
     let mean = report.meanScore

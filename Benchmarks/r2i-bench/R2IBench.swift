@@ -10,7 +10,11 @@ struct R2IBench: ParsableCommand {
     abstract: "Benchmarks for the R2I toolkit (release build; run on a quiet machine).",
     discussion: "Exit status: 0 on success, 64 for a mistake on the command line, 1 for a failure while running.",
     version: r2iVersion,
-    subcommands: [SpeedBench.self, RecallBench.self, TensorBench.self, EnvsBench.self, ReplayBench.self, SSMBench.self])
+    subcommands: [
+      SpeedBench.self, RecallBench.self, TensorBench.self, EnvsBench.self, ReplayBench.self, SSMBench.self,
+      MemoryBench.self,
+      MemoryRunCommand.self,
+    ])
 
   /// Line-buffered output, so progress shows up when stdout is a file or a pipe.
   static func main() {

@@ -9,15 +9,19 @@ import WorldModel
 
 /// The recall probe of benchmarks.md section 2: train only the world model on whole random-policy
 /// episodes of bsuite memory_len and test whether the predicted final reward has the right sign
-/// on held-out episodes. The reward is +1 when the last action equals the bit shown at t = 0, so
-/// a model that forgets the bit scores 50%.
+/// on held-out episodes.
 ///
-/// The sign is an exclusive-or of the remembered bit and the last action, which a world model
-/// trained from scratch only picks up after a plateau. To tell "forgot the cue" apart from "has
-/// not learned the exclusive-or yet", the probe also reports how well the cue can be read
-/// linearly (ridge regression, fitted on half of the held-out episodes and scored on the other
-/// half) from the model's full state [h, z, x] at the final step, and, as a control for whether
-/// the cue was encoded at all, from the state at t = 1 (after both observations that show it).
+/// Two targets. `memory` (the main probe): the final reward is the bit shown at t = 0 itself
+/// (+1 / -1), so a model that forgets it scores 50% and one that remembers it scores 100%.
+/// `xor`: the environment's own reward, +1 when the last action equals the bit; under random
+/// actions its first-order gradient is zero, so a model trained from scratch sits on a plateau
+/// before learning it even when no memory is needed. The xor curve is therefore reported only
+/// for a backbone whose L = 1 control (one step between cue and reward) passes.
+///
+/// Also reported: how well the cue can be read linearly (ridge regression, fitted on half of the
+/// held-out episodes and scored on the other half) at the final step from what the heads read,
+/// [h, z], and from the memory x (the SSM states for R2I, the GRU state for DreamerV3); and, as a
+/// control for whether the cue was encoded at all, from the full state at t = 1.
 struct RecallBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "recall",
@@ -31,8 +35,23 @@ struct RecallBench: ParsableCommand {
   var quick = false
 
   @Option(
-    parsing: .unconditional, help: "World-model updates per backbone and length, 1...10^7 (the same budget for both).")
-  var updates: Int = 300
+    parsing: .unconditional,
+    help:
+      "World-model updates per backbone, length and target, 1...10^7 (the same budget for both; the xor plateau lasts about 1,000-1,500 updates at the small size)."
+  )
+  var updates: Int = 2000
+
+  @Option(help: "memory (the final reward is the cue), xor (the environment's reward: cue xor last action) or both.")
+  var target: String = "both"
+
+  @Option(help: "Held-out accuracy the xor target's L = 1 control must reach before longer lengths are reported.")
+  var controlThreshold: Double = 0.9
+
+  @Option(
+    help:
+      "Range of the SSM's initial step sizes Delta, MIN,MAX (default 0.001,0.1 as S5 and R2I); a one-shot input enters the state scaled by about Delta."
+  )
+  var stepRange: String?
 
   @Option(parsing: .unconditional, help: "Episodes per batch, 1...1024 (each row is one whole episode).")
   var batch: Int = 16
@@ -71,7 +90,29 @@ struct RecallBench: ParsableCommand {
   @Option(help: "Output directory for the CSV and the chart.")
   var output: String = "results/recall"
 
+  func targets() throws -> [String] {
+    switch target {
+    case "both": return ["memory", "xor"]
+    case "memory", "xor": return [target]
+    default: throw ValidationError("--target must be memory, xor or both, got '\(target)'")
+    }
+  }
+
+  func steps() throws -> (Float, Float) {
+    guard let stepRange else { return (0.001, 0.1) }
+    let parts = stepRange.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+    guard parts.count == 2, let low = parts[0], let high = parts[1], low > 0, low <= high, high <= 100 else {
+      throw ValidationError("--step-range must be MIN,MAX with 0 < MIN <= MAX <= 100, got '\(stepRange)'")
+    }
+    return (low, high)
+  }
+
   func validate() throws {
+    _ = try targets()
+    _ = try steps()
+    guard controlThreshold > 0.5 && controlThreshold <= 1 else {
+      throw ValidationError("--control-threshold must be in (0.5, 1], got \(controlThreshold)")
+    }
     guard ["small", "medium", "bsuite"].contains(size) else {
       throw ValidationError("--size must be 'small', 'medium' or 'bsuite', got '\(size)'")
     }
@@ -109,6 +150,9 @@ struct RecallBench: ParsableCommand {
       c.classes = 16
     }
     c.optimizer.learningRate = learningRate
+    let (low, high) = try! steps()  // checked in validate()
+    c.ssm.minStep = low
+    c.ssm.maxStep = high
     return c
   }
 
@@ -116,35 +160,42 @@ struct RecallBench: ParsableCommand {
     let ls = try memoryLengths()
     let bbs = try parsedBackbones()
     let dir = try prepareOutputDirectory(output)
+    let (low, high) = try steps()
     Parallelism.setThreadCount(threads)
     print(
-      "Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), \(threads) threads"
+      "Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), SSM steps \(low)...\(high), \(threads) threads"
     )
     var table = ResultTable([
-      "backbone", "length", "updates", "batch", "train_episodes", "test_episodes", "accuracy",
-      "accuracy_stderr", "cue_in_state_accuracy", "cue_at_t1_accuracy", "test_reward_nll_final", "train_seconds",
-      "ms_per_update",
-      "final_loss",
+      "target", "backbone", "length", "updates", "batch", "train_episodes", "test_episodes", "accuracy",
+      "accuracy_stderr", "cue_from_hz", "cue_from_x", "cue_at_t1", "test_reward_nll_final", "train_seconds",
+      "ms_per_update", "final_loss", "min_step", "max_step", "note",
     ])
-    var accuracy: [Backbone: [(Double, Double)]] = [:]
-    var cue: [Backbone: [(Double, Double)]] = [:]
-    for l in ls {
-      let train = try episodes(length: l, count: trainEpisodes, seed: seed &+ 1_000 &+ UInt64(l))
-      let test = try episodes(length: l, count: testEpisodes, seed: seed &+ 9_000_000 &+ UInt64(l))
+    var series: [String: [(Double, Double)]] = [:]
+    for target in try targets() {
       for bb in bbs {
-        let r = try probe(backbone: bb, length: l, train: train, test: test)
-        accuracy[bb, default: []].append((Double(l), r.accuracy))
-        cue[bb, default: []].append((Double(l), r.cueAccuracy))
-        let se = (r.accuracy * (1 - r.accuracy) / Double(testEpisodes)).squareRoot()
-        table.add([
-          bb.rawValue, "\(l)", "\(updates)", "\(batch)", "\(trainEpisodes)", "\(testEpisodes)",
-          fmt(r.accuracy, 3), fmt(se, 3), fmt(r.cueAccuracy, 3), fmt(r.cueAtStart, 3), fmt(r.finalNLL, 3),
-          fmt(r.seconds, 1),
-          fmt(1000 * r.seconds / Double(updates), 1), fmt(Double(r.finalLoss), 3),
-        ])
-        print(
-          "  \(bb) L=\(l): final-reward sign \(fmt(100 * r.accuracy, 1))% (+-\(fmt(100 * se, 1))), cue readable from the final state \(fmt(100 * r.cueAccuracy, 1))% (at t = 1: \(fmt(100 * r.cueAtStart, 1))%), \(fmt(r.seconds, 1)) s training"
-        )
+        var lengths = ls
+        if target == "xor" {
+          // The control: one step between cue and reward, so no memory is needed.
+          let control = try probe(backbone: bb, length: 1, target: target)
+          let passed = control.accuracy >= controlThreshold
+          add(
+            &table, target: target, backbone: bb, length: 1, control, note: passed ? "control passed" : "control FAILED"
+          )
+          if !passed {
+            print(
+              "  \(bb) xor: the L = 1 control reached \(fmt(100 * control.accuracy, 1))% < \(fmt(100 * controlThreshold, 0))% within \(updates) updates; longer xor lengths are not reported (the plateau, not memory, would decide them; give more --updates)"
+            )
+            lengths = []
+          }
+        }
+        for l in lengths {
+          let r = try probe(backbone: bb, length: l, target: target)
+          add(&table, target: target, backbone: bb, length: l, r, note: "")
+          series["\(bb.rawValue) \(target): final-reward sign", default: []].append((Double(l), r.accuracy))
+          if target == "memory" {
+            series["\(bb.rawValue) memory: cue from [h, z]", default: []].append((Double(l), r.cueFromHZ))
+          }
+        }
       }
     }
     print("\n" + table.render())
@@ -152,20 +203,37 @@ struct RecallBench: ParsableCommand {
       title: "Recall probe: memory_len, \(size) model, \(updates) updates x \(batch) episodes",
       xLabel: "memory length L", yLabel: "held-out accuracy", logX: true, logY: false)
     chart.yRange = (0.3, 1.0)
-    for bb in bbs { chart.add(series: "\(bb.rawValue): final-reward sign", points: accuracy[bb] ?? []) }
-    for bb in bbs { chart.add(series: "\(bb.rawValue): cue readable from state", points: cue[bb] ?? []) }
+    for name in series.keys.sorted() { chart.add(series: name, points: series[name]!) }
     chart.add(series: "chance", points: [(Double(ls.min()!), 0.5), (Double(ls.max()!), 0.5)])
     try writeResults(table, chart: chart, to: dir, name: "recall")
   }
 
+  func add(
+    _ table: inout ResultTable, target: String, backbone: Backbone, length l: Int, _ r: ProbeResult, note: String
+  ) {
+    let (low, high) = try! steps()
+    let se = (r.accuracy * (1 - r.accuracy) / Double(testEpisodes)).squareRoot()
+    table.add([
+      target, backbone.rawValue, "\(l)", "\(updates)", "\(batch)", "\(trainEpisodes)", "\(testEpisodes)",
+      fmt(r.accuracy, 3), fmt(se, 3), fmt(r.cueFromHZ, 3), fmt(r.cueFromX, 3), fmt(r.cueAtStart, 3),
+      fmt(r.finalNLL, 3), fmt(r.seconds, 1), fmt(1000 * r.seconds / Double(updates), 1), fmt(Double(r.finalLoss), 3),
+      "\(low)", "\(high)", note,
+    ])
+    print(
+      "  \(backbone) \(target) L=\(l): final-reward sign \(fmt(100 * r.accuracy, 1))% (+-\(fmt(100 * se, 1))); cue readable at the final step from [h, z] \(fmt(100 * r.cueFromHZ, 1))%, from x \(fmt(100 * r.cueFromX, 1))% (at t = 1: \(fmt(100 * r.cueAtStart, 1))%); \(fmt(r.seconds, 1)) s training"
+    )
+  }
+
   /// Random-policy episodes of memory_len/L in a replay (one stream; episodes of L + 2 entries).
-  func episodes(length l: Int, count: Int, seed: UInt64) throws -> Replay {
+  /// With the `memory` target the final reward is the cue (+1 / -1) instead of the environment's.
+  func episodes(length l: Int, count: Int, seed: UInt64, target: String) throws -> Replay {
     let env = try MemoryLength(memoryLength: l, seed: seed)
     var rng = SeededGenerator(seed: seed &+ 17)
     let replay = try Replay(
       layout: ReplayLayout(vectorSize: 3, actionSize: 2), capacity: count * (l + 2), seed: seed)
     for _ in 0..<count {
       guard case .vector(var obs) = env.reset(seed: nil) else { preconditionFailure() }
+      let cue = obs[2]
       var reward: Float = 0
       var first = true
       while true {
@@ -180,6 +248,7 @@ struct RecallBench: ParsableCommand {
         obs = next
         reward = Float(result.reward)
         if result.terminated {
+          if target == "memory" { reward = cue }
           // The final entry: o_{L+1} with the terminal reward; its action is never used.
           try replay.insert(
             ReplayStep(vector: obs, action: [0, 0], reward: reward, isFirst: false, isLast: true, isTerminal: true),
@@ -193,7 +262,8 @@ struct RecallBench: ParsableCommand {
 
   struct ProbeResult {
     var accuracy: Double
-    var cueAccuracy: Double
+    var cueFromHZ: Double
+    var cueFromX: Double
     var cueAtStart: Double
     var finalNLL: Double
     var seconds: Double
@@ -202,7 +272,10 @@ struct RecallBench: ParsableCommand {
     var curve: [(Int, Double)]
   }
 
-  func probe(backbone: Backbone, length l: Int, train: Replay, test: Replay) throws -> ProbeResult {
+  func probe(backbone: Backbone, length l: Int, target: String) throws -> ProbeResult {
+    // The same episodes for both backbones and both targets (only the final reward differs).
+    let train = try episodes(length: l, count: trainEpisodes, seed: seed &+ 1_000 &+ UInt64(l), target: target)
+    let test = try episodes(length: l, count: testEpisodes, seed: seed &+ 9_000_000 &+ UInt64(l), target: target)
     let c = config(backbone)
     let model = WorldModel(config: c, seed: seed)
     let trainer = WorldModelTrainer(model: model)
@@ -229,32 +302,36 @@ struct RecallBench: ParsableCommand {
         lastPrint = Date()
         let acc = evaluate ? ", held-out sign accuracy \(fmt(100 * curve.last!.1, 1))%" : ""
         print(
-          "    \(backbone) L=\(l) update \(u)/\(updates): loss \(fmt(Double(last["loss"] ?? .nan), 3)), reward nll \(fmt(Double(last["rew"] ?? .nan), 3))\(acc), \(fmt(seconds, 0)) s training"
+          "    \(backbone) \(target) L=\(l) update \(u)/\(updates): loss \(fmt(Double(last["loss"] ?? .nan), 3)), reward nll \(fmt(Double(last["rew"] ?? .nan), 3))\(acc), \(fmt(seconds, 0)) s training"
         )
       }
     }
     let e = evaluate(model, episodes: testEpisodes, length: t)
     curve.append((updates, e.accuracy))
-    let half = e.states.shape[0] / 2
-    let cueAccuracy = RidgeProbe.heldOutAccuracy(features: e.states, labels: e.cues, trainCount: half)
+    let half = e.heads.shape[0] / 2
+    let fromHZ = RidgeProbe.heldOutAccuracy(features: e.heads, labels: e.cues, trainCount: half)
+    let fromX = RidgeProbe.heldOutAccuracy(features: e.memory, labels: e.cues, trainCount: half)
     let cueAtStart = RidgeProbe.heldOutAccuracy(features: e.startStates, labels: e.cues, trainCount: half)
     return ProbeResult(
-      accuracy: e.accuracy, cueAccuracy: cueAccuracy, cueAtStart: cueAtStart, finalNLL: e.nll, seconds: seconds,
+      accuracy: e.accuracy, cueFromHZ: fromHZ, cueFromX: fromX, cueAtStart: cueAtStart, finalNLL: e.nll,
+      seconds: seconds,
       finalLoss: last["loss"] ?? .nan, curve: curve)
   }
 
   /// Over `episodes` (whole episodes of `length` entries, back to back), observed with the
-  /// posterior: the sign accuracy and negative log-likelihood of the final reward, and the full
-  /// state [h, z, x] at the final step with each episode's cue (+1 / -1).
+  /// posterior: the sign accuracy and negative log-likelihood of the final reward; at the final
+  /// step what the heads read, [h, z], and the memory x; the full state at t = 1; each episode's
+  /// cue (+1 / -1).
   func evaluate(_ model: WorldModel, episodes: [ReplayStep], length t: Int) -> (
-    accuracy: Double, nll: Double, states: Tensor, startStates: Tensor, cues: [Float]
+    accuracy: Double, nll: Double, heads: Tensor, memory: Tensor, startStates: Tensor, cues: [Float]
   ) {
     var correct = 0
     var total = 0
     var nll = 0.0
     var i = 0
     var evalRNG = SeededGenerator(seed: seed &+ 11)
-    var states: [Tensor] = []
+    var heads: [Tensor] = []
+    var memory: [Tensor] = []
     var startStates: [Tensor] = []
     var cues: [Float] = []
     while i + t <= episodes.count {
@@ -276,13 +353,14 @@ struct RecallBench: ParsableCommand {
           total += 1
           cues.append(rows[r][0].vector[2])
         }
-        states.append(out.states.step(t - 1).features(.full).value)
+        heads.append(last.features(.output).value)
+        memory.append(last.memory.value)
         startStates.append(out.states.step(1).features(.full).value)
       }
     }
     return (
-      Double(correct) / Double(max(total, 1)), nll / Double(max(total, 1)), Tensor.concat(states, axis: 0),
-      Tensor.concat(startStates, axis: 0), cues
+      Double(correct) / Double(max(total, 1)), nll / Double(max(total, 1)), Tensor.concat(heads, axis: 0),
+      Tensor.concat(memory, axis: 0), Tensor.concat(startStates, axis: 0), cues
     )
   }
 }

@@ -86,6 +86,9 @@ public final class SSMLayer: Module {
   ) {
     precondition(states >= 1 && channels >= 1, "SSMLayer needs positive sizes")
     precondition(
+      minStep > 0 && minStep <= maxStep && maxStep.isFinite,
+      "SSMLayer: the step range \(minStep)...\(maxStep) must be positive and ordered")
+    precondition(
       hippoBlocks >= 1 && states % hippoBlocks == 0,
       "SSMLayer: states \(states) must be divisible by hippoBlocks \(hippoBlocks)")
     self.states = states
@@ -246,13 +249,17 @@ public final class SSMBlock: Module {
   public let glu: GLU
   public let norm: LayerNorm
 
+  /// `minStep` / `maxStep`: the range of the log-uniform initial step sizes Delta (see
+  /// ``SSMLayer``).
   public init(
     states: Int, channels: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
-    learnedInitialState: Bool = true, clipEigenvalues: Bool = true, rng: inout SeededGenerator
+    learnedInitialState: Bool = true, clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1,
+    rng: inout SeededGenerator
   ) {
     ssm = SSMLayer(
       states: states, channels: channels, hippoBlocks: hippoBlocks, discretization: discretization,
-      learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, rng: &rng)
+      learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, minStep: minStep,
+      maxStep: maxStep, rng: &rng)
     glu = GLU(channels, channels, rng: &rng)
     norm = LayerNorm(channels, epsilon: 1e-6)
   }
@@ -292,7 +299,7 @@ public final class SSMStack: Module {
   public init(
     layers: Int, states: Int, channels: Int, hippoBlocks: Int = 8,
     discretization: Discretization = .bilinear, learnedInitialState: Bool = true,
-    clipEigenvalues: Bool = true, rng: inout SeededGenerator
+    clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1, rng: inout SeededGenerator
   ) {
     precondition(layers >= 1, "SSMStack needs at least one layer")
     var bs: [SSMBlock] = []
@@ -300,7 +307,8 @@ public final class SSMStack: Module {
       bs.append(
         SSMBlock(
           states: states, channels: channels, hippoBlocks: hippoBlocks, discretization: discretization,
-          learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, rng: &rng))
+          learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, minStep: minStep,
+          maxStep: maxStep, rng: &rng))
     }
     self.blocks = bs
   }

@@ -36,6 +36,27 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   public var checkpointEvery: Int
   /// The agent, resolved from the preset and the environment's spaces.
   public var agent: AgentConfig
+  /// A wall-clock budget in minutes (nil: none). The run stops, with a checkpoint, at the end of
+  /// the first environment step after its total time over all sessions reaches it (a resumed
+  /// run counts the time up to its last checkpoint). Whichever of `steps` and `minutes` is
+  /// reached first ends the run.
+  public var minutes: Double?
+  /// How learner batches are drawn from the replay (nil: ``Sampling/uniform``).
+  public var sampling: Sampling?
+
+  /// How learner batches are drawn from the replay.
+  public enum Sampling: String, Codable, Sendable, CaseIterable {
+    /// Every window of `length` steps equally likely; windows may span episode boundaries
+    /// (DreamerV3's default).
+    case uniform
+    /// Whole episodes from their first step, padded (mask 0) to `length`, or cut into chunks of
+    /// `length` aligned to the episode start (the paper's choice for memory tasks: a sequence
+    /// holds the cue and the step that needs it).
+    case episodes
+  }
+
+  /// The replay's sampling mode for ``sampling``.
+  public var samplingMode: SamplingMode { sampling == .episodes ? .episodes : .uniform }
 
   /// The defaults for `env`: the `small` agent preset, 4 environments, batch 16 x 64, train
   /// ratio 64, prefill 1,000 steps, the replay of ``defaultReplayCapacity(_:)``, a log line every
@@ -92,7 +113,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     try check(evalEvery >= 0, "evalEvery must be >= 0 (0 turns evaluation off), got \(evalEvery)")
     try check((1...10_000).contains(evalEpisodes), "evalEpisodes must be in 1...10000, got \(evalEpisodes)")
     try check(checkpointEvery >= 1, "checkpointEvery must be at least 1, got \(checkpointEvery)")
+    if let minutes {
+      try check(
+        minutes > 0 && minutes <= 1e6, "minutes must be in (0, 1000000] (or absent for no limit), got \(minutes)")
+    }
     try check(agent.worldModel.backbone == backbone, "agent.worldModel.backbone differs from backbone")
+    let ssm = agent.worldModel.ssm
+    try check(
+      ssm.minStep > 0 && ssm.minStep <= ssm.maxStep && ssm.maxStep <= 100,
+      "agent.worldModel.ssm.minStep and maxStep must satisfy 0 < minStep <= maxStep <= 100, got \(ssm.minStep) and \(ssm.maxStep)"
+    )
     _ = try EnvRegistry.make(env, seed: 0)
   }
 
@@ -104,6 +134,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     guard !settings.isEmpty else { return self }
     let encoder = JSONEncoder()
     var root = try JSONSerialization.jsonObject(with: encoder.encode(self)) as! [String: Any]
+    // Optional settings are absent from the JSON form when unset; name them so they can be set.
+    for key in Self.optionalKeys where root[key] == nil { root[key] = NSNull() }
     for setting in settings {
       guard let eq = setting.firstIndex(of: "="), eq != setting.startIndex else {
         throw TrainingError.badConfiguration("--set '\(setting)' is not key=value (e.g. --set trainRatio=32)")
@@ -122,6 +154,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         "--set \(settings.joined(separator: " ")): a value has the wrong type (\(Self.describe(error)))")
     }
   }
+
+  /// Top-level settings that may be absent (null).
+  static let optionalKeys = ["minutes", "sampling"]
 
   static func set(_ object: [String: Any], path: [String], value: Any, full: String) throws -> [String: Any] {
     var object = object

@@ -94,8 +94,10 @@ public struct TrainingSummary: Sendable {
   public var episodes: Int
   /// Wall-clock seconds over all sessions of the run.
   public var seconds: Double
-  /// Whether it stopped before `steps` (asked to).
+  /// Whether it stopped before `steps` (asked to, or at the wall-clock budget).
   public var stoppedEarly: Bool
+  /// Whether the wall-clock budget (`TrainingConfig.minutes`) ended it.
+  public var budgetReached: Bool
   /// Mean score and success rate of the last (up to) 100 training episodes.
   public var recentScore: Double
   public var recentSuccess: Double?
@@ -244,11 +246,36 @@ public final class TrainingRun {
     }
   }
 
-  /// Opens the run in `directory` at its last checkpoint. `steps` replaces the configured total
-  /// (to train longer); nothing else of the configuration can change.
-  public static func resume(from directory: URL, steps: Int? = nil) throws -> TrainingRun {
+  /// Where a run stands at its last checkpoint (read from `checkpoint/state.json` only).
+  public struct Progress: Sendable, Equatable {
+    public var envSteps: Int
+    public var updates: Int
+    public var episodes: Int
+    /// Wall-clock seconds over all sessions up to the checkpoint.
+    public var seconds: Double
+  }
+
+  /// The progress of the run in `directory` at its last checkpoint, or nil when it has none.
+  public static func progress(of directory: URL) -> Progress? {
+    let url = paths(directory).checkpoint.appendingPathComponent(stateName)
+    guard let data = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(CheckpointState.self, from: data)
+    else { return nil }
+    return Progress(envSteps: s.envSteps, updates: s.updates, episodes: s.episodes, seconds: s.seconds)
+  }
+
+  /// Whether a run at `progress` under `config` has nothing left to do: its steps are taken or
+  /// its wall-clock budget is spent.
+  public static func isFinished(_ progress: Progress, config: TrainingConfig) -> Bool {
+    progress.envSteps >= config.steps || config.minutes.map { progress.seconds >= $0 * 60 } == true
+  }
+
+  /// Opens the run in `directory` at its last checkpoint. `steps` and `minutes` replace the
+  /// configured total and wall-clock budget (to train longer); nothing else of the
+  /// configuration can change.
+  public static func resume(from directory: URL, steps: Int? = nil, minutes: Double? = nil) throws -> TrainingRun {
     var config = try configuration(of: directory)
     if let steps { config.steps = steps }
+    if let minutes { config.minutes = minutes }
     let p = paths(directory)
     let stateURL = p.checkpoint.appendingPathComponent(stateName)
     guard let data = try? Data(contentsOf: stateURL) else {
@@ -410,9 +437,16 @@ public final class TrainingRun {
     return Array(done.prefix(count))
   }
 
+  /// A batch drawn from the replay as a learner step draws it (`config.batch` x `config.length`,
+  /// `config.sampling`); nil when no window fits yet. Advances the replay's sampler, so a run
+  /// that calls it is no longer the run it would have been.
+  public func sampleBatch() throws -> ReplayBatch? {
+    try replay.sample(batchSize: config.batch, length: config.length, mode: config.samplingMode)
+  }
+
   /// One learner step on a replay batch; nil when the replay has no window yet.
   func learn() throws -> UpdateReport? {
-    guard let sampled = try replay.sample(batchSize: config.batch, length: config.length) else { return nil }
+    guard let sampled = try sampleBatch() else { return nil }
     let start = Date()
     let m = learner.train(WorldModelBatch(sampled), rng: &learnerRNG)
     let seconds = Date().timeIntervalSince(start)
@@ -450,7 +484,11 @@ public final class TrainingRun {
     return line
   }
 
-  /// Trains until `config.steps` environment steps (or a `.stop`), writing metrics, evaluating
+  /// Whether the wall-clock budget is spent.
+  var budgetSpent: Bool { config.minutes.map { totalSeconds >= $0 * 60 } == true }
+
+  /// Trains until `config.steps` environment steps, the wall-clock budget `config.minutes` or a
+  /// `.stop`, whichever comes first, writing metrics, evaluating
   /// and checkpointing on schedule, and always checkpointing at the end. Throws
   /// ``TrainingError/nonFinite(term:update:envSteps:)`` when a loss or gradient norm is not
   /// finite, without writing a checkpoint after it.
@@ -459,7 +497,8 @@ public final class TrainingRun {
     var stop = false
     var savedAt = -1
     func crossed(_ every: Int, _ before: Int, _ after: Int) -> Bool { every > 0 && after / every > before / every }
-    while collector.steps < config.steps && !stop {
+    var budget = budgetSpent
+    while collector.steps < config.steps && !stop && !budget {
       let before = collector.steps
       let finished = try collector.step(before < config.prefill ? .random : .agent(.sample), into: replay)
       let after = collector.steps
@@ -505,6 +544,7 @@ public final class TrainingRun {
         if handler(.checkpoint(c)) == .stop { stop = true }
       }
       if handler(.collected(envSteps: after)) == .stop { stop = true }
+      budget = budgetSpent
     }
     if savedAt != collector.steps {
       let c = try checkpoint()
@@ -512,7 +552,7 @@ public final class TrainingRun {
     }
     return TrainingSummary(
       envSteps: collector.steps, updates: updates, episodes: episodes, seconds: totalSeconds,
-      stoppedEarly: collector.steps < config.steps,
+      stoppedEarly: collector.steps < config.steps, budgetReached: budget && collector.steps < config.steps,
       recentScore: recent.isEmpty ? .nan : recent.map(\.score).reduce(0, +) / Double(recent.count),
       recentSuccess: Self.successRate(recent), lastEvaluation: lastEvaluation)
   }

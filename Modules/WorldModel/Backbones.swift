@@ -13,10 +13,15 @@ public struct SSMSettings: Sendable, Codable, Equatable {
   public var discretization: Discretization = .bilinear
   /// Keep Re(Lambda) <= -1e-4 (S5's clip; see ``SSMLayer/clipEigenvalues``).
   public var clipEigenvalues = true
+  /// The range of the initial step sizes Delta (log-uniform per state; S5 and R2I: 0.001 to
+  /// 0.1). A one-shot input enters the state scaled by about Delta, so larger steps make a
+  /// cue's trace larger at the start of training (and shorten the slowest timescales).
+  public var minStep: Float = 0.001
+  public var maxStep: Float = 0.1
 
   public init(
     states: Int, channels: Int, layers: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
-    clipEigenvalues: Bool = true
+    clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1
   ) {
     self.states = states
     self.channels = channels
@@ -24,6 +29,25 @@ public struct SSMSettings: Sendable, Codable, Equatable {
     self.hippoBlocks = hippoBlocks
     self.discretization = discretization
     self.clipEigenvalues = clipEigenvalues
+    self.minStep = minStep
+    self.maxStep = maxStep
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case states, channels, layers, hippoBlocks, discretization, clipEigenvalues, minStep, maxStep
+  }
+
+  /// Reads settings written before the step range existed with its default.
+  public init(from decoder: Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    states = try c.decode(Int.self, forKey: .states)
+    channels = try c.decode(Int.self, forKey: .channels)
+    layers = try c.decode(Int.self, forKey: .layers)
+    hippoBlocks = try c.decode(Int.self, forKey: .hippoBlocks)
+    discretization = try c.decode(Discretization.self, forKey: .discretization)
+    clipEigenvalues = try c.decode(Bool.self, forKey: .clipEigenvalues)
+    minStep = try c.decodeIfPresent(Float.self, forKey: .minStep) ?? 0.001
+    maxStep = try c.decodeIfPresent(Float.self, forKey: .maxStep) ?? 0.1
   }
 }
 
@@ -59,7 +83,7 @@ public final class S3M: Module, SequenceModel {
     stack = SSMStack(
       layers: ssm.layers, states: ssm.states, channels: ssm.channels, hippoBlocks: ssm.hippoBlocks,
       discretization: ssm.discretization, learnedInitialState: learnedInitialState,
-      clipEigenvalues: ssm.clipEigenvalues, rng: &rng)
+      clipEigenvalues: ssm.clipEigenvalues, minStep: ssm.minStep, maxStep: ssm.maxStep, rng: &rng)
     outProjection = Linear(ssm.channels, deter, rng: &rng)
     prior = LatentHead(deter, units: units, latent: latent, rng: &rng)
     initial = InitialLatent(deter: deter, learned: learnedInitialState)

@@ -112,3 +112,54 @@ import Training
     print("kill loop: 12 kills, the run reached env step \(lastSteps), advanced in \(advanced) rounds")
   }
 }
+
+/// `r2i-bench memory` as a user runs it: a sweep trains its runs in child processes, writes the
+/// report, skips finished runs, resumes unfinished ones and refuses a changed configuration.
+@Suite(.serialized) struct MemoryBenchCommandTests {
+  @Test func aSweepReportsSkipsFinishedRunsResumesTheOthersAndRefusesAnotherConfiguration() throws {
+    let bench = try BuiltProducts.executable("r2i-bench")
+    let out = temporaryFolder("memory-bench")
+    defer { try? FileManager.default.removeItem(at: out) }
+    let common = [
+      "memory", "--tasks", "bsuite/memory_len/3", "--backbones", "r2i,dreamerv3", "--jobs", "2", "--envs", "2",
+      "--minutes", "30", "--output", out.path, "--set", "batch=4", "--set", "length=8", "--set", "prefill=20",
+      "--set", "logEvery=20", "--set", "trainRatio=8",
+    ]
+    func rows() throws -> [[String]] {
+      let text = try String(contentsOf: out.appendingPathComponent("memory.csv"), encoding: .utf8)
+      return text.split(separator: "\n").dropFirst().map {
+        $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+      }
+    }
+    let first = try runProcess(bench, common + ["--steps", "1000"])
+    #expect(first.status == 0, "\(first.standardError)\n\(first.standardOutput)")
+    for name in ["r2i", "dreamerv3"] {
+      #expect(first.standardOutput.contains("finished bsuite-memory_len-3-\(name)-s0"), "\(first.standardOutput)")
+    }
+    // One row per run, at its steps, finished; learner steps from the train ratio ((1000 - 20) x 8 / 32).
+    var table = try rows()
+    #expect(table.count == 2)
+    #expect(table.allSatisfy { $0[3] == "1000" && $0[4] == "245" && $0.last == "yes" }, "\(table)")
+    for file in [
+      "memory.md", "memory_len_success.png", "curves/bsuite-memory_len-3_steps.svg",
+      "curves/bsuite-memory_len-3_time.png",
+    ] {
+      #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "\(file) missing")
+    }
+    // The same command again: nothing left to train.
+    let again = try runProcess(bench, common + ["--steps", "1000"])
+    #expect(again.status == 0 && again.standardOutput.contains("finished (1000 env steps"), "\(again.standardOutput)")
+    #expect(!again.standardOutput.contains("started"))
+    // More steps: both runs resume from their checkpoints.
+    let longer = try runProcess(bench, common + ["--steps", "1100"])
+    #expect(longer.status == 0, "\(longer.standardError)")
+    let log = try String(
+      contentsOf: out.appendingPathComponent("runs/bsuite-memory_len-3-r2i-s0.log"), encoding: .utf8)
+    #expect(log.contains("resuming at env step 1000"), "\(log)")
+    table = try rows()
+    #expect(table.allSatisfy { $0[3] == "1100" && $0[4] == "270" }, "\(table)")
+    // Another setting in the same output folder is refused before anything runs.
+    let changed = try runProcess(bench, common + ["--steps", "1100", "--set", "batch=8"])
+    #expect(changed.status != 0 && changed.standardError.contains("another configuration"), "\(changed.standardError)")
+  }
+}

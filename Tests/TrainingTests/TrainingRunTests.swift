@@ -253,6 +253,131 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(throws: TrainingError.self) { try c.applying(["agent.actorCritic=3"]) }
     #expect(throws: TrainingError.self) { try c.applying(["trainRatio"]) }
     #expect(throws: TrainingError.self) { try c.applying(["batch=many"]) }
+    // The optional wall-clock budget can be set and cleared, and is checked.
+    #expect(try c.applying(["minutes=2.5"]).minutes == 2.5)
+    #expect(try c.applying(["minutes=2.5"]).applying(["minutes=null"]).minutes == nil)
+    #expect(throws: TrainingError.self) { try c.applying(["minutes=-1"]).validate() }
+    // A configuration without a budget has no `minutes` key (run folders written before it existed read alike).
+    let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
+    #expect(json["minutes"] == nil)
+    #expect(try JSONDecoder().decode(TrainingConfig.self, from: JSONEncoder().encode(c)) == c)
+  }
+
+  @Test func aWallClockBudgetEndsTheRunAndCountsEarlierSessions() throws {
+    var config = try tinyTrainingConfig(steps: 240)
+    config.minutes = 0.004  // 0.24 s
+    let folder = temporaryFolder("budget")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let run = try TrainingRun.start(config: config, in: folder)
+    var collected = 0
+    let summary = try run.run { event in
+      if case .collected = event {
+        collected += 1
+        if collected == 3 { Thread.sleep(forTimeInterval: 0.3) }  // the budget is spent during the third step
+      }
+      return .proceed
+    }
+    #expect(summary.budgetReached && summary.stoppedEarly)
+    #expect(summary.envSteps == 3 * config.envs && collected == 3)
+    let progress = try #require(TrainingRun.progress(of: folder))
+    #expect(progress.envSteps == 3 * config.envs && progress.seconds >= 0.24)
+    #expect(TrainingRun.isFinished(progress, config: config))
+    var longer = config
+    longer.minutes = 10
+    #expect(!TrainingRun.isFinished(progress, config: longer))
+    // Resumed under the same budget: the earlier session's time counts, so nothing more is done.
+    let metricsBytes = try Data(contentsOf: folder.appendingPathComponent("metrics.jsonl")).count
+    let again = try TrainingRun.resume(from: folder)
+    let second = try again.run()
+    #expect(second.envSteps == 3 * config.envs && second.budgetReached)
+    #expect(try Data(contentsOf: folder.appendingPathComponent("metrics.jsonl")).count == metricsBytes)
+    // With a larger budget it trains on to its steps.
+    let third = try TrainingRun.resume(from: folder, steps: 20, minutes: 10).run()
+    #expect(third.envSteps == 20 && !third.budgetReached && !third.stoppedEarly)
+  }
+}
+
+@Suite struct SamplingSettingTests {
+  /// `sampling=episodes` gives learner batches that hold whole episodes from their first step,
+  /// padded with mask 0; uniform windows start anywhere.
+  @Test func episodeSamplingStartsEveryRowAtAnEpisodeStart() throws {
+    var firstOfRow: [TrainingConfig.Sampling: [Bool]] = [:]
+    for sampling in TrainingConfig.Sampling.allCases {
+      var config = try tinyTrainingConfig(env: "bsuite/memory_len/3", steps: 48).applying([
+        "sampling=\(sampling.rawValue)"
+      ])
+      config.batch = 16
+      #expect(config.sampling == sampling)
+      let folder = temporaryFolder("sampling")
+      defer { try? FileManager.default.removeItem(at: folder) }
+      let run = try TrainingRun.start(config: config, in: folder)
+      try run.run()
+      let batch = try #require(try run.sampleBatch())
+      let t = config.length
+      // The first observation of an episode has the timer 1 - t/L at 1 (and the cue); later
+      // steps count down. (isFirst cannot tell: the replay sets it on every window's first step.)
+      let size = batch.layout.vectorSize
+      firstOfRow[sampling] = (0..<config.batch).map { batch.vectors[$0 * t * size] == 1 }
+      if sampling == .episodes {
+        // memory_len/3 episodes are 5 entries (the reset, then 4 steps), then padding.
+        for row in 0..<config.batch {
+          #expect(Array(batch.mask[(row * t)..<(row * t + t)]) == [1, 1, 1, 1, 1, 0, 0, 0])
+          #expect(batch.isLast[row * t + 4] == 1)
+        }
+      }
+    }
+    #expect(firstOfRow[.episodes]!.allSatisfy { $0 })
+    #expect(firstOfRow[.uniform]!.contains(false))
+    #expect(throws: TrainingError.self) { try tinyTrainingConfig().applying(["sampling=shuffled"]) }
+  }
+}
+
+@Suite struct RunResultsTests {
+  /// The recent figures, the curve and the last evaluation against hand-computed values.
+  @Test func resultsAreReadFromTheMetrics() throws {
+    let config = try tinyTrainingConfig()
+    let folder = temporaryFolder("results")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try JSONEncoder().encode(config).write(to: folder.appendingPathComponent("config.json"))
+    let log = try MetricsLog(url: folder.appendingPathComponent("metrics.jsonl"), truncatingTo: 0)
+    let episodes: [(Double, Bool)] = [(1, true), (-1, false), (-1, false), (1, true), (1, true)]
+    for (i, e) in episodes.enumerated() {
+      try log.write([
+        "kind": .text("episode"), "env_steps": .integer(10 * (i + 1)), "updates": .integer(i),
+        "seconds": .number(Double(i)),
+        "score": .number(e.0), "success": .integer(e.1 ? 1 : 0), "length": .integer(4),
+      ])
+      if i == 2 {
+        try log.write([
+          "kind": .text("eval"), "env_steps": .integer(30), "updates": .integer(2), "seconds": .number(2.5),
+          "eval_score": .number(0.5), "eval_success": .number(0.75),
+        ])
+      }
+    }
+    try log.write(["kind": .text("train"), "env_steps": .integer(55), "updates": .integer(9), "seconds": .number(7)])
+    try log.synchronize()
+    let r = try RunResults.read(folder, window: 3)
+    #expect(r.envSteps == 55 && r.updates == 9 && r.seconds == 7 && r.episodes == 5)
+    #expect(r.recentScore == 1.0 / 3 && r.recentSuccess == 2.0 / 3)
+    #expect(r.evaluationScore == 0.5 && r.evaluationSuccess == 0.75)
+    // Success over the last (up to) 3 episodes after each one.
+    let expected: [Double] = [1, 0.5, 1.0 / 3, 1.0 / 3, 2.0 / 3]
+    #expect(r.curve.map(\.value) == expected)
+    #expect(r.curve.map(\.envSteps) == [10, 20, 30, 40, 50])
+  }
+
+  @Test func taskScoresFollowTheBSuiteRules() {
+    // memory_len: solved when 2 x wrong share < 0.75, i.e. success above 0.625.
+    #expect(TaskScore.score(env: "bsuite/memory_len/30", success: 0.63, meanReturn: 0) == 1)
+    #expect(TaskScore.score(env: "bsuite/memory_len/30", success: 0.62, meanReturn: 0) == 0)
+    #expect(TaskScore.score(env: "bsuite/memory_len/30", success: nil, meanReturn: 0) == nil)
+    // discounting_chain: clip(1 - 10 (1.1 - mean return), 0, 1).
+    #expect(abs(TaskScore.score(env: "bsuite/discounting_chain/2", success: nil, meanReturn: 1.05)! - 0.5) < 1e-12)
+    #expect(TaskScore.score(env: "bsuite/discounting_chain/2", success: nil, meanReturn: 0.2) == 0)
+    #expect(TaskScore.score(env: "popgym/RepeatPreviousEasy", success: nil, meanReturn: 0.9) == nil)
+    #expect(TaskScore.memoryLength(of: "bsuite/memory_len/100") == 100)
+    #expect(TaskScore.memoryLength(of: "bsuite/discounting_chain/1") == nil)
   }
 }
 

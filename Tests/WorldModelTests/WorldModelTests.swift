@@ -317,6 +317,33 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
   }
 }
 
+@Suite struct StepRangeTests {
+  /// The SSM's initial step sizes follow `SSMSettings.minStep...maxStep`; settings saved before
+  /// the range existed read back with the default range.
+  @Test func theInitialStepSizesFollowTheSettingsAndOldSettingsRead() throws {
+    for (low, high) in [(Float(0.001), Float(0.1)), (0.05, 0.5)] {
+      var c = WorldModelConfig.preset(.bsuite, backbone: .r2i)
+      c.ssm.minStep = low
+      c.ssm.maxStep = high
+      let model = WorldModel(config: c, seed: 3)
+      let steps = (model.core as! S3M).stack.blocks.flatMap { $0.ssm.logStep.value.scalars.map { exp($0) } }
+      #expect(steps.count == c.ssm.layers * c.ssm.states)
+      #expect(steps.allSatisfy { $0 >= low * 0.9999 && $0 <= high * 1.0001 })
+      // Log-uniform: the median is near the geometric mean of the range.
+      let median = steps.sorted()[steps.count / 2]
+      #expect(abs(log(median) - (log(low) + log(high)) / 2) < 0.4, "median \(median)")
+    }
+    var object =
+      try JSONSerialization.jsonObject(with: JSONEncoder().encode(SSMSettings(states: 8, channels: 4, layers: 1)))
+      as! [String: Any]
+    #expect(object["minStep"] != nil)
+    object["minStep"] = nil
+    object["maxStep"] = nil
+    let old = try JSONDecoder().decode(SSMSettings.self, from: JSONSerialization.data(withJSONObject: object))
+    #expect(old == SSMSettings(states: 8, channels: 4, layers: 1))
+  }
+}
+
 @Suite struct LearningTests {
   /// A deterministic cyclic task: observations cycle through 4 one-hot patterns (period 4),
   /// reward 1 on the last phase, episodes of 12 steps ending in a terminal step. Both backbones

@@ -39,6 +39,13 @@ struct Train: ParsableCommand {
     help: "Environment steps to train for, 1...1000000000 (default 50000; with --resume, a new total).")
   var steps: Int?
 
+  @Option(
+    parsing: .unconditional,
+    help:
+      "Wall-clock budget in minutes, over all sessions of the run (default: none); the run stops at --steps or here, whichever comes first."
+  )
+  var minutes: Double?
+
   @Option(parsing: .unconditional, help: "Environments stepped together, 1...1024 (default 4).")
   var envs: Int?
 
@@ -66,6 +73,9 @@ struct Train: ParsableCommand {
   func validate() throws {
     if let steps { try OptionCheck.range(steps, 1...1_000_000_000, "--steps") }
     if let envs { try OptionCheck.range(envs, 1...1024, "--envs") }
+    if let minutes, !(minutes > 0 && minutes <= 1e6) {
+      throw ValidationError("--minutes must be in (0, 1000000], got \(minutes)")
+    }
     if let preset, !TrainingConfig.presets.contains(preset) {
       throw ValidationError(
         "--preset: unknown preset '\(preset)'; available: \(TrainingConfig.presets.joined(separator: ", "))")
@@ -107,6 +117,7 @@ struct Train: ParsableCommand {
         throw ValidationError("--preset \(preset) contradicts --config (\(c.preset)); give one")
       }
       if let steps { c.steps = steps }
+      if let minutes { c.minutes = minutes }
       if let seed { c.seed = seed }
       if let envs { c.envs = envs }
     } else {
@@ -114,6 +125,7 @@ struct Train: ParsableCommand {
         c = try TrainingConfig.defaults(
           env: env ?? "classic/CartPole", backbone: backbone ?? .r2i, preset: preset ?? "small", steps: steps ?? 50_000,
           envs: envs ?? 4, seed: seed ?? 0)
+        c.minutes = minutes
       } catch {
         throw ValidationError("\(error)")
       }
@@ -152,7 +164,7 @@ struct Train: ParsableCommand {
           "--run \(dir.path) belongs to another configuration (\(differences.joined(separator: "; "))); drop those flags to resume it, or choose another --run"
         )
       }
-      training = try TrainingRun.resume(from: dir, steps: steps)
+      training = try TrainingRun.resume(from: dir, steps: steps, minutes: minutes)
       print("resuming \(dir.path) at env step \(training.collector.steps), learner step \(training.updates)")
       for w in training.warnings { print("warning: \(w)") }
     } else {
@@ -176,7 +188,9 @@ struct Train: ParsableCommand {
     source.setEventHandler {
       if stopRequested.add(1, ordering: .relaxed).newValue >= 2 {
         FileHandle.standardError.write(Data("\nsecond Ctrl-C: quitting now (the last checkpoint is kept)\n".utf8))
-        Foundation.exit(130)
+        // _exit, not exit: exit's handlers would tear down the runtime and BLAS under the
+        // training thread, which then crashes instead of quitting.
+        _exit(130)
       }
       FileHandle.standardError.write(
         Data("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)\n".utf8))
@@ -233,7 +247,7 @@ struct Train: ParsableCommand {
     if terminal { print("") }
     let success = summary.recentSuccess.map { ", success \(fmt(100 * $0, 0))%" } ?? ""
     print(
-      "\(summary.stoppedEarly ? "stopped" : "done") at env step \(summary.envSteps): \(summary.updates) learner steps, \(summary.episodes) episodes, \(fmt(summary.seconds / 60, 1)) min in all"
+      "\(summary.budgetReached ? "wall-clock budget reached" : summary.stoppedEarly ? "stopped" : "done") at env step \(summary.envSteps): \(summary.updates) learner steps, \(summary.episodes) episodes, \(fmt(summary.seconds / 60, 1)) min in all"
     )
     print("score of the last \(min(100, summary.episodes)) episodes: \(fmt(summary.recentScore, 2))\(success)")
     if let e = summary.lastEvaluation {
@@ -242,6 +256,10 @@ struct Train: ParsableCommand {
       )
     }
     print("checkpoint and metrics in \(training.directory.path); plot with: r2i plot \(training.directory.path)")
-    if summary.stoppedEarly { print("resume with: r2i train --run \(training.directory.path) --resume") }
+    if summary.budgetReached {
+      print("train longer with: r2i train --run \(training.directory.path) --resume --minutes M")
+    } else if summary.stoppedEarly {
+      print("resume with: r2i train --run \(training.directory.path) --resume")
+    }
   }
 }

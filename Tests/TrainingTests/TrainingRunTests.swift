@@ -330,6 +330,25 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(firstOfRow[.uniform]!.contains(false))
     #expect(throws: TrainingError.self) { try tinyTrainingConfig().applying(["sampling=shuffled"]) }
   }
+
+  /// memory_len learns from whole episodes by default (the reset and L + 1 steps); other tasks
+  /// from uniform windows of 64.
+  @Test func memoryLengthDefaultsHoldWholeEpisodes() throws {
+    for l in [3, 10, 100] {
+      let c = try TrainingConfig.defaults(env: "bsuite/memory_len/\(l)", backbone: .r2i)
+      #expect(c.sampling == .episodes && c.length == l + 2)
+      // An episode is exactly that long: the reset, L steps with reward 0 and the terminal step.
+      let env = try EnvRegistry.make("bsuite/memory_len/\(l)", seed: 1)
+      _ = env.reset(seed: 1)
+      var entries = 1
+      while try !env.step(.discrete(0)).isLast { entries += 1 }
+      #expect(entries + 1 == c.length)
+    }
+    for env in ["classic/CartPole", "popgym/RepeatPreviousEasy", "bsuite/discounting_chain/0"] {
+      let c = try TrainingConfig.defaults(env: env, backbone: .dreamerv3)
+      #expect(c.sampling == nil && c.samplingMode == .uniform && c.length == 64)
+    }
+  }
 }
 
 @Suite struct RunResultsTests {

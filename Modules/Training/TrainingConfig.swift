@@ -82,9 +82,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// sequence holds the cue and the reward that depends on it (uniform windows of 64 cannot for
   /// L >= 63: the learner starts every window from the initial state), and a learner step
   /// replays 16 x 12 steps at L = 10 instead of 16 x 64, about six times as many learner steps
-  /// per minute. Measured (one core, 25 minutes, seed 0): R2I went from chance (49 % success
-  /// over the last 1,000 episodes after 30 minutes with 16 x 64 windows) to 99 % over the last
-  /// 100 episodes by 32,000 env steps (20 minutes). Other tasks: uniform windows of 64.
+  /// per minute. Measured at L = 10 (one core, seed 0): R2I went from chance (49 % success over
+  /// the last 1,000 episodes after 30 minutes with 16 x 64 windows) to 90 % over the last 100
+  /// episodes at 31,600 env steps (18 minutes) and 99.6 % over the last 1,000 by 25 minutes.
+  /// Other tasks: uniform windows of 64.
   public static func sequenceDefaults(env: String) -> (sampling: Sampling?, length: Int) {
     if let l = TaskScore.memoryLength(of: env) { return (.episodes, l + 2) }
     return (nil, 64)

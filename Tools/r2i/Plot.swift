@@ -93,6 +93,11 @@ struct Plot: ParsableCommand {
       if p.isEmpty { print("\(path): no '\(metric)' values yet") }
       series.append((name, p))
     }
+    // Runs of the same backbone, task and seed are told apart by their folder names.
+    let names = series.map(\.0)
+    for i in series.indices where names.filter({ $0 == names[i] }).count > 1 {
+      series[i].0 += " (\(URL(fileURLWithPath: runs[i]).lastPathComponent))"
+    }
     let what = metric == "score" ? "score (greedy eval, or training episodes)" : metric
     var bySteps = LineChart(title: "Learning curves", xLabel: "environment steps", yLabel: what)
     var byTime = LineChart(title: "Learning curves", xLabel: "wall-clock minutes", yLabel: what)

@@ -495,7 +495,9 @@ public final class TrainingRun {
   @discardableResult
   public func run(_ handler: (TrainingEvent) -> TrainingDisposition = { _ in .proceed }) throws -> TrainingSummary {
     var stop = false
-    var savedAt = -1
+    // The checkpoint on disk is at the current step (start and resume leave it so): a run that
+    // takes no step (its budget or steps already spent) writes nothing, not even the replay.
+    var savedAt = collector.steps
     func crossed(_ every: Int, _ before: Int, _ after: Int) -> Bool { every > 0 && after / every > before / every }
     var budget = budgetSpent
     while collector.steps < config.steps && !stop && !budget {

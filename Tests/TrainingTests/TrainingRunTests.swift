@@ -287,8 +287,10 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(!TrainingRun.isFinished(progress, config: longer))
     // Resumed under the same budget: the earlier session's time counts, so nothing more is done.
     let metricsBytes = try Data(contentsOf: folder.appendingPathComponent("metrics.jsonl")).count
+    let stateBefore = try Data(contentsOf: folder.appendingPathComponent("checkpoint/state.json"))
     let again = try TrainingRun.resume(from: folder)
     let second = try again.run()
+    #expect(try Data(contentsOf: folder.appendingPathComponent("checkpoint/state.json")) == stateBefore)
     #expect(second.envSteps == 3 * config.envs && second.budgetReached)
     #expect(try Data(contentsOf: folder.appendingPathComponent("metrics.jsonl")).count == metricsBytes)
     // With a larger budget it trains on to its steps.

@@ -1,11 +1,9 @@
 import Agent
 import ArgumentParser
 import CommandLineSupport
-import Dispatch
 import Envs
 import Foundation
 import Imaging
-import Synchronization
 import Tensor
 import Training
 
@@ -54,11 +52,6 @@ struct MemoryJob {
   /// The run's output, beside its folder.
   var log: URL { folder.deletingLastPathComponent().appendingPathComponent("\(name).log") }
 }
-
-/// Set by Ctrl-C in the sweep: no new runs start; the running ones checkpoint and stop.
-let memorySweepStop = Atomic<Int>(0)
-/// Set by Ctrl-C (or the sweep's interrupt) in one run: it stops after the step with a checkpoint.
-let memoryRunStop = Atomic<Int>(0)
 
 /// RL on memory tasks: trains both backbones with the Training module under one budget and
 /// reports success rates, BSuite scores and POPGym returns, with curves.
@@ -180,7 +173,7 @@ struct MemoryBench: ParsableCommand {
       let c = try requested(job)
       if FileManager.default.fileExists(atPath: job.folder.appendingPathComponent("config.json").path) {
         let stored = try TrainingRun.configuration(of: job.folder)
-        if let difference = MemoryRunCommand.difference(stored: stored, requested: c) {
+        if let difference = stored.difference(from: c) {
           throw ValidationError(
             "\(job.folder.path) holds a run with another configuration (\(difference)); give the same --set/--envs as before, or another --output"
           )
@@ -202,16 +195,9 @@ struct MemoryBench: ParsableCommand {
     print(
       "logs: \(pending[0].log.deletingLastPathComponent().path)/<run>.log; Ctrl-C stops every run with a checkpoint\n")
 
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    source.setEventHandler {
-      if memorySweepStop.add(1, ordering: .relaxed).newValue == 1 {
-        FileHandle.standardError.write(
-          Data("\nstopping: every run writes a checkpoint; run the same command to resume\n".utf8))
-      }
-    }
-    source.resume()
-    defer { source.cancel() }
+    let stop = StopRequest(
+      message: "stopping: every run writes a checkpoint; run the same command to resume", quitMessage: nil)
+    defer { stop.cancel() }
 
     let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     var running: [(MemoryJob, Process, Date)] = []
@@ -219,7 +205,7 @@ struct MemoryBench: ParsableCommand {
     var lastStatus = Date()
     var queue = pending[...]
     while !queue.isEmpty || !running.isEmpty {
-      let stopping = memorySweepStop.load(ordering: .relaxed) > 0
+      let stopping = stop.isRequested
       while !stopping && running.count < jobs, let job = queue.popFirst() {
         let p = Process()
         p.executableURL = executable
@@ -263,7 +249,7 @@ struct MemoryBench: ParsableCommand {
         for (job, _, _) in running { print("[\(timestamp())]   \(job.name): \(statusLine(job.folder))") }
       }
     }
-    if memorySweepStop.load(ordering: .relaxed) > 0 {
+    if stop.isRequested {
       print("\nstopped; run the same command to resume the unfinished runs")
     }
     if !failed.isEmpty {
@@ -431,20 +417,6 @@ struct MemoryRunCommand: ParsableCommand {
   @Option(name: .customLong("set")) var settings: [String] = []
   @OptionGroup var threadOption: ThreadOption
 
-  /// What differs between a stored run's configuration and the requested one, besides its
-  /// steps and budget (which a resume may change); nil when nothing does.
-  static func difference(stored: TrainingConfig, requested: TrainingConfig) -> String? {
-    var a = stored
-    a.steps = requested.steps
-    a.minutes = requested.minutes
-    guard a != requested else { return nil }
-    if stored.env != requested.env { return "env \(stored.env)" }
-    if stored.backbone != requested.backbone { return "backbone \(stored.backbone.rawValue)" }
-    if stored.envs != requested.envs { return "\(stored.envs) envs" }
-    if stored.agent != requested.agent { return "another agent configuration" }
-    return "other training settings"
-  }
-
   func run() throws {
     Parallelism.setThreadCount(threadOption.count)
     let folder = URL(fileURLWithPath: runFolder)
@@ -459,25 +431,19 @@ struct MemoryRunCommand: ParsableCommand {
     var c = try TrainingConfig.defaults(env: env, backbone: backbone, steps: steps, envs: envs, seed: seed)
     c = try c.applying(settings)
     c.minutes = minutes
-    let training: TrainingRun
-    if FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path) {
-      if let d = Self.difference(stored: try TrainingRun.configuration(of: folder), requested: c) {
-        throw BenchError("\(folder.path) holds a run with another configuration (\(d))")
-      }
-      training = try TrainingRun.resume(from: folder, steps: steps, minutes: minutes)
+    let (training, resumed) = try TrainingRun.open(config: c, in: folder)
+    if resumed {
       print("resuming at env step \(training.collector.steps), learner step \(training.updates)")
       for w in training.warnings { print("warning: \(w)") }
     } else {
-      training = try TrainingRun.start(config: c, in: folder)
       print(
         "training \(backbone.rawValue) (\(training.agent.parameterCount) parameters) on \(env): \(steps) env steps or \(minutes) min, seed \(seed), \(threadOption.count) thread(s)"
       )
     }
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    source.setEventHandler { memoryRunStop.store(1, ordering: .relaxed) }
-    source.resume()
-    defer { source.cancel() }
+    // The sweep forwards Ctrl-C to its runs as well as the terminal does: every SIGINT only asks
+    // for a stop with a checkpoint.
+    let stop = StopRequest(message: nil, quitMessage: nil)
+    defer { stop.cancel() }
     let summary = try training.run { event in
       switch event {
       case .log(let line):
@@ -491,7 +457,7 @@ struct MemoryRunCommand: ParsableCommand {
         )
       default: break
       }
-      return memoryRunStop.load(ordering: .relaxed) > 0 ? .stop : .proceed
+      return stop.isRequested ? .stop : .proceed
     }
     print(
       "\(summary.budgetReached ? "budget reached" : summary.stoppedEarly ? "stopped" : "done") at env step \(summary.envSteps): \(summary.updates) learner steps, \(summary.episodes) episodes, \(fmt(summary.seconds / 60, 1)) min"

@@ -53,6 +53,17 @@ struct RecallBench: ParsableCommand {
   )
   var stepRange: String?
 
+  @Option(
+    help:
+      "What the reward and continue heads read: output ([h, z], as the paper) or full ([h, z, x]: the memory x directly)."
+  )
+  var headInput: FeatureView = .output
+
+  @Option(
+    parsing: .unconditional,
+    help: "Factor on the SSM's initial input matrix B, (0, 1000] (default 1, as S5 and R2I).")
+  var inputScale: Float = 1
+
   @Option(parsing: .unconditional, help: "Episodes per batch, 1...1024 (each row is one whole episode).")
   var batch: Int = 16
 
@@ -113,6 +124,9 @@ struct RecallBench: ParsableCommand {
     guard controlThreshold > 0.5 && controlThreshold <= 1 else {
       throw ValidationError("--control-threshold must be in (0.5, 1], got \(controlThreshold)")
     }
+    guard inputScale > 0 && inputScale <= 1000 else {
+      throw ValidationError("--input-scale must be in (0, 1000], got \(inputScale)")
+    }
     guard ["small", "medium", "bsuite"].contains(size) else {
       throw ValidationError("--size must be 'small', 'medium' or 'bsuite', got '\(size)'")
     }
@@ -150,6 +164,8 @@ struct RecallBench: ParsableCommand {
       c.classes = 16
     }
     c.optimizer.learningRate = learningRate
+    c.headInput = headInput == .output ? nil : headInput
+    c.ssm.inputScale = inputScale
     let (low, high) = try! steps()  // checked in validate()
     c.ssm.minStep = low
     c.ssm.maxStep = high
@@ -163,12 +179,12 @@ struct RecallBench: ParsableCommand {
     let (low, high) = try steps()
     Parallelism.setThreadCount(threads)
     print(
-      "Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), SSM steps \(low)...\(high), \(threads) threads"
+      "Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), SSM steps \(low)...\(high), heads read \(headInput.rawValue), input scale \(inputScale), \(threads) threads"
     )
     var table = ResultTable([
       "target", "backbone", "length", "updates", "batch", "train_episodes", "test_episodes", "accuracy",
       "accuracy_stderr", "cue_from_hz", "cue_from_x", "cue_at_t1", "test_reward_nll_final", "train_seconds",
-      "ms_per_update", "final_loss", "min_step", "max_step", "note",
+      "ms_per_update", "final_loss", "min_step", "max_step", "head_input", "input_scale", "note",
     ])
     var series: [String: [(Double, Double)]] = [:]
     for target in try targets() {
@@ -217,7 +233,7 @@ struct RecallBench: ParsableCommand {
       target, backbone.rawValue, "\(l)", "\(updates)", "\(batch)", "\(trainEpisodes)", "\(testEpisodes)",
       fmt(r.accuracy, 3), fmt(se, 3), fmt(r.cueFromHZ, 3), fmt(r.cueFromX, 3), fmt(r.cueAtStart, 3),
       fmt(r.finalNLL, 3), fmt(r.seconds, 1), fmt(1000 * r.seconds / Double(updates), 1), fmt(Double(r.finalLoss), 3),
-      "\(low)", "\(high)", note,
+      "\(low)", "\(high)", headInput.rawValue, "\(inputScale)", note,
     ])
     print(
       "  \(backbone) \(target) L=\(l): final-reward sign \(fmt(100 * r.accuracy, 1))% (+-\(fmt(100 * se, 1))); cue readable at the final step from [h, z] \(fmt(100 * r.cueFromHZ, 1))%, from x \(fmt(100 * r.cueFromX, 1))% (at t = 1: \(fmt(100 * r.cueAtStart, 1))%); \(fmt(r.seconds, 1)) s training"
@@ -346,7 +362,7 @@ struct RecallBench: ParsableCommand {
         let last = out.states.step(t - 1)
         let predicted = model.predictedReward(last).value
         let target = b.rewards.slice(axis: 1, (t - 1)..<t).reshaped([rows.count])
-        let logp = model.reward(last.features(.output)).logProb(target).value
+        let logp = model.reward(last.features(model.config.headView)).logProb(target).value
         for r in 0..<rows.count {
           if (predicted[r] > 0) == (target[r] > 0) { correct += 1 }
           nll -= Double(logp[r])

@@ -49,6 +49,13 @@ struct SpeedBench: ParsableCommand {
   )
   var imaginationChunk: Int?
 
+  @Option(
+    parsing: .unconditional,
+    help:
+      "Phase 'train': imagine from this many random starts of the B x T per step, 1...1000000 (default: all of them, as DreamerV3)."
+  )
+  var imaginationStarts: Int?
+
   @Option(help: "Output directory for the CSV and the chart.")
   var output: String = "results/speed"
 
@@ -65,6 +72,10 @@ struct SpeedBench: ParsableCommand {
     try OptionCheck.range(batch, Limits.batch, "--batch")
     try OptionCheck.range(repeats, Limits.repeats, "--repeats")
     if let imaginationChunk { try OptionCheck.range(imaginationChunk, 1...1_000_000, "--imagination-chunk") }
+    if let imaginationStarts { try OptionCheck.range(imaginationStarts, 1...1_000_000, "--imagination-starts") }
+    if imaginationStarts != nil && phase != "train" {
+      throw ValidationError("--imagination-starts applies to --phase train only")
+    }
     let ls = try sequenceLengths()
     try OptionCheck.product(
       batch, ls.max()!, atMost: Limits.stepsPerBatch, "steps per update (--batch x longest --lengths)")
@@ -176,10 +187,11 @@ struct SpeedBench: ParsableCommand {
         ? AgentConfig.small(backbone: bb, observation: .vector(size: 64), actions: .discrete(4))
         : AgentConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb, actions: .discrete(4))
       if let imaginationChunk { config.actorCritic.imaginationChunk = imaginationChunk }
+      config.actorCritic.imaginationStarts = imaginationStarts
       let agent = Agent(config: config, seed: 0)
       let learner = AgentLearner(agent: agent)
       print(
-        "\(bb): \(agent.parameterCount) parameters (world model, actor, critic, slow critic); imagination in chunks of \(config.actorCritic.imaginationChunk) starts"
+        "\(bb): \(agent.parameterCount) parameters (world model, actor, critic, slow critic); imagination in chunks of \(config.actorCritic.imaginationChunk) starts\(imaginationStarts.map { ", from \($0) random starts per step" } ?? "")"
       )
       for l in ls {
         let data = randomBatch(config.worldModel, b: batch, t: l)
@@ -191,8 +203,12 @@ struct SpeedBench: ParsableCommand {
         let rss = ProcessMemory.peakResidentMB
         let (_, flops) = MatmulCounter.measure { learner.train(data, rng: &rng) }
         // The behaviour half alone, from the posterior of one world-model update.
-        let posterior = learner.worldModelTrainer.update(data, rng: &rng).posterior.states.flattened()
-        let continues = Tensor.ones([batch * l])
+        var posterior = learner.worldModelTrainer.update(data, rng: &rng).posterior.states.flattened()
+        var continues = Tensor.ones([batch * l])
+        if let chosen = ActorCriticLearner.chooseStarts(imaginationStarts, continues: continues, rng: &rng) {
+          posterior = posterior.rows(chosen)
+          continues = continues.gather(indices: chosen, axis: 0)
+        }
         let behaviour = measure(warmup: 1, repeats: n, budget: 600) {
           learner.actorCritic.update(start: posterior, startContinue: continues, rng: &rng)
         }

@@ -15,6 +15,12 @@ public struct ActorCriticSettings: Sendable, Codable, Equatable {
   /// at long sequences; see ``ActorCriticLearner/update(start:startContinue:rng:)``). Chunking
   /// changes which random numbers each start draws, not what is computed.
   public var imaginationChunk = 1024
+  /// Imagine from at most this many starts per update, drawn uniformly without replacement
+  /// among the starts that continue (nil: every start of the batch, as DreamerV3). Imagination
+  /// (15 steps of the backbone, the heads, the actor and the critic per start) is most of a
+  /// learner step, so on a CPU this buys learner steps per minute at long batch sequences; the
+  /// world model still learns from the whole batch. See ``ActorCriticLearner/chooseStarts(_:continues:rng:)``.
+  public var imaginationStarts: Int?
 
   public init() {}
 }
@@ -147,10 +153,26 @@ public final class ActorCriticLearner {
     let slowMean = withoutGradient { slowCritic(states).mean.value }
     let distribution = critic(states)
     let weights = imagined.weights.slice(axis: 0, 0..<h)
-    let perStep = -distribution.logProb(target) - distribution.logProb(slowMean) * settings.slowCriticScale
+    let perStep = -distribution.logProb([(target, 1), (slowMean, settings.slowCriticScale)])
     let loss = (perStep * weights).mean()
-    let valueError = abs(distribution.mean.value - target).mean().scalar
+    let valueError = withoutGradient { abs(distribution.mean.value - target).mean().scalar }
     return (loss, ["critic_loss": loss.value.scalar, "value_error": valueError])
+  }
+
+  /// The starts to imagine from under a limit of `limit` (``ActorCriticSettings/imaginationStarts``):
+  /// nil when every start is kept (no limit, or no more starts that continue than the limit),
+  /// else `limit` distinct indices, in increasing order, drawn uniformly among the starts whose
+  /// `continues` [N] entry is positive (terminal and padded starts carry no weight).
+  public static func chooseStarts(_ limit: Int?, continues: Tensor, rng: inout SeededGenerator) -> [Int]? {
+    guard let limit else { return nil }
+    precondition(limit >= 1, "imaginationStarts must be at least 1, got \(limit)")
+    let values = continues.scalars
+    var eligible = values.indices.filter { values[$0] > 0 }
+    guard eligible.count > limit else { return nil }
+    for i in 0..<limit {  // a partial Fisher-Yates shuffle: the first `limit` are a uniform draw
+      eligible.swapAt(i, i + rng.nextInt(below: eligible.count - i))
+    }
+    return eligible[0..<limit].sorted()
   }
 
   /// The chunks the N starts are imagined in: consecutive ranges of at most

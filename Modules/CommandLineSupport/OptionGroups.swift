@@ -51,3 +51,4 @@ public struct BackboneListOption: ParsableArguments {
 /// `--backbone r2i` and `--preset bsuite` as typed options (the error lists the choices).
 extension Backbone: ExpressibleByArgument {}
 extension WorldModelPreset: ExpressibleByArgument {}
+extension FeatureView: ExpressibleByArgument {}

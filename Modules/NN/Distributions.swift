@@ -173,6 +173,17 @@ public struct TwoHotSymlog {
     return (logits.logSoftmax(axis: -1) * weights).sum(axes: [-1])
   }
 
+  /// `sum_i scale_i log p(target_i)` over several targets with one log-softmax of the logits
+  /// (the critic's loss reads the return and the slow critic's mean), [...].
+  public func logProb(_ targets: [(target: Tensor, scale: Float)]) -> Variable {
+    precondition(!targets.isEmpty, "TwoHotSymlog.logProb needs at least one target")
+    var weights = TwoHotSymlog.encode(symlog(targets[0].target), bins: bins) * targets[0].scale
+    for (target, scale) in targets.dropFirst() {
+      weights = weights + TwoHotSymlog.encode(symlog(target), bins: bins) * scale
+    }
+    return (logits.logSoftmax(axis: -1) * weights).sum(axes: [-1])
+  }
+
   /// Two-hot weights of `values` (already in bin space) over sorted `bins`: each value splits
   /// its mass between the two neighbouring bins in proportion to closeness; values outside the
   /// range go wholly to the end bin. Output shape: values.shape + [bins.count].

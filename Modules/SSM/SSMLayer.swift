@@ -82,9 +82,10 @@ public final class SSMLayer: Module {
   public init(
     states: Int, channels: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
     learnedInitialState: Bool = true, clipEigenvalues: Bool = true, minStep: Float = 0.001,
-    maxStep: Float = 0.1, rng: inout SeededGenerator
+    maxStep: Float = 0.1, inputScale: Float = 1, rng: inout SeededGenerator
   ) {
     precondition(states >= 1 && channels >= 1, "SSMLayer needs positive sizes")
+    precondition(inputScale > 0 && inputScale.isFinite, "SSMLayer: inputScale must be positive, got \(inputScale)")
     precondition(
       minStep > 0 && minStep <= maxStep && maxStep.isFinite,
       "SSMLayer: the step range \(minStep)...\(maxStep) must be positive and ordered")
@@ -101,7 +102,7 @@ public final class SSMLayer: Module {
     let (p, h) = (states, channels)
     lambdaRe = Parameter(Tensor((0..<p).map { Float(hippo.lambdaRe[$0 % bs]) }))
     lambdaIm = Parameter(Tensor((0..<p).map { Float(hippo.lambdaIm[$0 % bs]) }))
-    let b = Initializer.lecunNormal.make([p, h], rng: &rng).scalars
+    let b = (Initializer.lecunNormal.make([p, h], rng: &rng) * inputScale).scalars
     let c = Initializer.lecunNormal.make([h, p], rng: &rng).scalars
     // B~ = V^H B block by block: B~[j*bs + r, :] = sum_k conj(V[k, r]) B[j*bs + k, :].
     var br = [Float](repeating: 0, count: p * h)
@@ -249,17 +250,17 @@ public final class SSMBlock: Module {
   public let glu: GLU
   public let norm: LayerNorm
 
-  /// `minStep` / `maxStep`: the range of the log-uniform initial step sizes Delta (see
-  /// ``SSMLayer``).
+  /// `minStep` / `maxStep`: the range of the log-uniform initial step sizes Delta;
+  /// `inputScale`: the factor on the initial input matrix B (see ``SSMLayer``).
   public init(
     states: Int, channels: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
     learnedInitialState: Bool = true, clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1,
-    rng: inout SeededGenerator
+    inputScale: Float = 1, rng: inout SeededGenerator
   ) {
     ssm = SSMLayer(
       states: states, channels: channels, hippoBlocks: hippoBlocks, discretization: discretization,
       learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, minStep: minStep,
-      maxStep: maxStep, rng: &rng)
+      maxStep: maxStep, inputScale: inputScale, rng: &rng)
     glu = GLU(channels, channels, rng: &rng)
     norm = LayerNorm(channels, epsilon: 1e-6)
   }
@@ -299,7 +300,8 @@ public final class SSMStack: Module {
   public init(
     layers: Int, states: Int, channels: Int, hippoBlocks: Int = 8,
     discretization: Discretization = .bilinear, learnedInitialState: Bool = true,
-    clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1, rng: inout SeededGenerator
+    clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1, inputScale: Float = 1,
+    rng: inout SeededGenerator
   ) {
     precondition(layers >= 1, "SSMStack needs at least one layer")
     var bs: [SSMBlock] = []
@@ -308,7 +310,7 @@ public final class SSMStack: Module {
         SSMBlock(
           states: states, channels: channels, hippoBlocks: hippoBlocks, discretization: discretization,
           learnedInitialState: learnedInitialState, clipEigenvalues: clipEigenvalues, minStep: minStep,
-          maxStep: maxStep, rng: &rng))
+          maxStep: maxStep, inputScale: inputScale, rng: &rng))
     }
     self.blocks = bs
   }

@@ -10,11 +10,17 @@ import Foundation
 /// print(r.recentSuccess ?? .nan, r.envSteps, r.seconds / 60)
 /// ```
 public struct RunResults: Sendable {
-  /// One point of a learning curve.
+  /// One point of a learning curve: after a training episode, the figures over the latest
+  /// episodes.
   public struct CurvePoint: Sendable, Equatable {
     public var envSteps: Int
     public var seconds: Double
-    public var value: Double
+    /// Mean episode score.
+    public var score: Double
+    /// Share of successes, for tasks that define success.
+    public var success: Double?
+    /// The success rate where defined, else the mean score.
+    public var value: Double { success ?? score }
   }
 
   public var config: TrainingConfig
@@ -46,14 +52,10 @@ public struct RunResults: Sendable {
       evaluationScore: nil, evaluationSuccess: nil, curve: [])
     var scores: [Double] = []
     var flags: [Bool] = []
-    var scoreSum = 0.0
-    var successCount = 0
     for row in rows {
-      let steps = Int(row["env_steps"]?.number ?? 0)
-      let seconds = row["seconds"]?.number ?? 0
-      r.envSteps = max(r.envSteps, steps)
+      r.envSteps = max(r.envSteps, Int(row["env_steps"]?.number ?? 0))
       r.updates = max(r.updates, Int(row["updates"]?.number ?? 0))
-      r.seconds = max(r.seconds, seconds)
+      r.seconds = max(r.seconds, row["seconds"]?.number ?? 0)
       guard case .text(let kind)? = row["kind"] else { continue }
       if kind == "eval" {
         r.evaluationScore = row["eval_score"]?.number
@@ -62,6 +64,30 @@ public struct RunResults: Sendable {
       guard kind == "episode", let score = row["score"]?.number else { continue }
       r.episodes += 1
       scores.append(score)
+      if let s = row["success"]?.number { flags.append(s > 0) }
+    }
+    r.curve = curve(rows, window: window)
+    let last = scores.suffix(window)
+    r.recentScore = last.isEmpty ? .nan : last.reduce(0, +) / Double(last.count)
+    let lastFlags = flags.suffix(window)
+    r.recentSuccess = lastFlags.isEmpty ? nil : Double(lastFlags.filter { $0 }.count) / Double(lastFlags.count)
+    return r
+  }
+
+  /// The learning curve of metrics lines `rows` (as ``MetricsLog/read(_:)`` gives them): a point
+  /// after every training episode, averaging over the last `window` episodes (fewer at first).
+  public static func curve(_ rows: [[String: MetricValue]], window: Int) -> [CurvePoint] {
+    precondition(window >= 1, "the window needs at least one episode")
+    var out: [CurvePoint] = []
+    var scores: [Double] = []
+    var flags: [Bool] = []
+    var scoreSum = 0.0
+    var successCount = 0
+    for row in rows {
+      guard case .text("episode")? = row["kind"], let score = row["score"]?.number,
+        let steps = row["env_steps"]?.number
+      else { continue }
+      scores.append(score)
       scoreSum += score
       if scores.count > window { scoreSum -= scores[scores.count - window - 1] }
       if let s = row["success"]?.number {
@@ -69,15 +95,13 @@ public struct RunResults: Sendable {
         if s > 0 { successCount += 1 }
         if flags.count > window, flags[flags.count - window - 1] { successCount -= 1 }
       }
-      let n = min(window, scores.count)
-      let value = flags.isEmpty ? scoreSum / Double(n) : Double(successCount) / Double(min(window, flags.count))
-      r.curve.append(CurvePoint(envSteps: steps, seconds: seconds, value: value))
+      out.append(
+        CurvePoint(
+          envSteps: Int(steps), seconds: row["seconds"]?.number ?? 0,
+          score: scoreSum / Double(min(window, scores.count)),
+          success: flags.isEmpty ? nil : Double(successCount) / Double(min(window, flags.count))))
     }
-    let last = scores.suffix(window)
-    r.recentScore = last.isEmpty ? .nan : last.reduce(0, +) / Double(last.count)
-    let lastFlags = flags.suffix(window)
-    r.recentSuccess = lastFlags.isEmpty ? nil : Double(lastFlags.filter { $0 }.count) / Double(lastFlags.count)
-    return r
+    return out
   }
 }
 

@@ -136,12 +136,38 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         minutes > 0 && minutes <= 1e6, "minutes must be in (0, 1000000] (or absent for no limit), got \(minutes)")
     }
     try check(agent.worldModel.backbone == backbone, "agent.worldModel.backbone differs from backbone")
+    if let starts = agent.actorCritic.imaginationStarts {
+      try check(
+        starts >= 1, "agent.actorCritic.imaginationStarts must be at least 1 (or null for every start), got \(starts)")
+    }
     let ssm = agent.worldModel.ssm
     try check(
       ssm.minStep > 0 && ssm.minStep <= ssm.maxStep && ssm.maxStep <= 100,
       "agent.worldModel.ssm.minStep and maxStep must satisfy 0 < minStep <= maxStep <= 100, got \(ssm.minStep) and \(ssm.maxStep)"
     )
+    try check(
+      ssm.inputScale > 0 && ssm.inputScale <= 1000,
+      "agent.worldModel.ssm.inputScale must be in (0, 1000], got \(ssm.inputScale)")
     _ = try EnvRegistry.make(env, seed: 0)
+  }
+
+  /// What differs between this (a stored run's) configuration and `other`, ignoring `steps`
+  /// and `minutes` (a resume may change them), first difference only; nil when nothing does.
+  public func difference(from other: TrainingConfig) -> String? {
+    var a = self
+    a.steps = other.steps
+    a.minutes = other.minutes
+    guard a != other else { return nil }
+    if env != other.env { return "env \(env), not \(other.env)" }
+    if backbone != other.backbone { return "backbone \(backbone.rawValue), not \(other.backbone.rawValue)" }
+    if preset != other.preset { return "preset \(preset), not \(other.preset)" }
+    if seed != other.seed { return "seed \(seed), not \(other.seed)" }
+    if envs != other.envs { return "\(envs) envs, not \(other.envs)" }
+    if batch != other.batch || length != other.length {
+      return "batch \(batch) x \(length), not \(other.batch) x \(other.length)"
+    }
+    if agent != other.agent { return "another agent configuration" }
+    return "other training settings"
   }
 
   /// The configuration with `key=value` settings applied; keys are dotted paths into the JSON
@@ -153,7 +179,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     let encoder = JSONEncoder()
     var root = try JSONSerialization.jsonObject(with: encoder.encode(self)) as! [String: Any]
     // Optional settings are absent from the JSON form when unset; name them so they can be set.
-    for key in Self.optionalKeys where root[key] == nil { root[key] = NSNull() }
+    for key in Self.optionalKeys { root = Self.naming(root, path: key.split(separator: ".").map(String.init)) }
     for setting in settings {
       guard let eq = setting.firstIndex(of: "="), eq != setting.startIndex else {
         throw TrainingError.badConfiguration("--set '\(setting)' is not key=value (e.g. --set trainRatio=32)")
@@ -173,8 +199,21 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
   }
 
-  /// Top-level settings that may be absent (null).
-  static let optionalKeys = ["minutes", "sampling"]
+  /// Settings that may be absent (null), as dotted paths.
+  static let optionalKeys = [
+    "minutes", "sampling", "agent.worldModel.headInput", "agent.actorCritic.imaginationStarts",
+  ]
+
+  /// `object` with the optional setting at `path` present (null when it was absent).
+  static func naming(_ object: [String: Any], path: [String]) -> [String: Any] {
+    var object = object
+    if path.count == 1 {
+      if object[path[0]] == nil { object[path[0]] = NSNull() }
+    } else if let inner = object[path[0]] as? [String: Any] {
+      object[path[0]] = naming(inner, path: Array(path.dropFirst()))
+    }
+    return object
+  }
 
   static func set(_ object: [String: Any], path: [String], value: Any, full: String) throws -> [String: Any] {
     var object = object

@@ -334,6 +334,22 @@ public final class TrainingRun {
     return run
   }
 
+  /// Starts the run `config` describes in `directory`, or resumes the one already there when it
+  /// has the same configuration apart from `steps` and `minutes` (which take `config`'s values,
+  /// so a longer or larger budget trains on). Throws ``TrainingError/runFolder(_:)`` naming
+  /// what differs when the folder holds another run. `resumed` says which happened.
+  public static func open(config: TrainingConfig, in directory: URL) throws -> (run: TrainingRun, resumed: Bool) {
+    guard FileManager.default.fileExists(atPath: paths(directory).config.path) else {
+      return (try start(config: config, in: directory), false)
+    }
+    let stored = try configuration(of: directory)
+    if let difference = stored.difference(from: config) {
+      throw TrainingError.runFolder(
+        "'\(directory.path)' holds a run with another configuration (\(difference)); choose another folder")
+    }
+    return (try resume(from: directory, steps: config.steps, minutes: config.minutes), true)
+  }
+
   /// The agent of the run in `directory` at its last checkpoint (parameters only; no replay or
   /// learner state), with the configuration and the env steps it was saved at.
   public static func loadAgent(from directory: URL) throws -> (config: TrainingConfig, agent: Agent, envSteps: Int) {

@@ -18,10 +18,14 @@ public struct SSMSettings: Sendable, Codable, Equatable {
   /// cue's trace larger at the start of training (and shorten the slowest timescales).
   public var minStep: Float = 0.001
   public var maxStep: Float = 0.1
+  /// A factor on the initial input matrix B (1: lecun-normal as S5 and R2I). A one-shot input's
+  /// trace in the state, and so its share of the layer's output next to the feed-through D u,
+  /// grows with it.
+  public var inputScale: Float = 1
 
   public init(
     states: Int, channels: Int, layers: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
-    clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1
+    clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1, inputScale: Float = 1
   ) {
     self.states = states
     self.channels = channels
@@ -31,13 +35,14 @@ public struct SSMSettings: Sendable, Codable, Equatable {
     self.clipEigenvalues = clipEigenvalues
     self.minStep = minStep
     self.maxStep = maxStep
+    self.inputScale = inputScale
   }
 
   enum CodingKeys: String, CodingKey {
-    case states, channels, layers, hippoBlocks, discretization, clipEigenvalues, minStep, maxStep
+    case states, channels, layers, hippoBlocks, discretization, clipEigenvalues, minStep, maxStep, inputScale
   }
 
-  /// Reads settings written before the step range existed with its default.
+  /// Reads settings written before the step range or the input scale existed with their defaults.
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     states = try c.decode(Int.self, forKey: .states)
@@ -48,6 +53,7 @@ public struct SSMSettings: Sendable, Codable, Equatable {
     clipEigenvalues = try c.decode(Bool.self, forKey: .clipEigenvalues)
     minStep = try c.decodeIfPresent(Float.self, forKey: .minStep) ?? 0.001
     maxStep = try c.decodeIfPresent(Float.self, forKey: .maxStep) ?? 0.1
+    inputScale = try c.decodeIfPresent(Float.self, forKey: .inputScale) ?? 1
   }
 }
 
@@ -83,7 +89,8 @@ public final class S3M: Module, SequenceModel {
     stack = SSMStack(
       layers: ssm.layers, states: ssm.states, channels: ssm.channels, hippoBlocks: ssm.hippoBlocks,
       discretization: ssm.discretization, learnedInitialState: learnedInitialState,
-      clipEigenvalues: ssm.clipEigenvalues, minStep: ssm.minStep, maxStep: ssm.maxStep, rng: &rng)
+      clipEigenvalues: ssm.clipEigenvalues, minStep: ssm.minStep, maxStep: ssm.maxStep,
+      inputScale: ssm.inputScale, rng: &rng)
     outProjection = Linear(ssm.channels, deter, rng: &rng)
     prior = LatentHead(deter, units: units, latent: latent, rng: &rng)
     initial = InitialLatent(deter: deter, learned: learnedInitialState)

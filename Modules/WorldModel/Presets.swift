@@ -90,8 +90,9 @@ extension WorldModelConfig {
       embed = g.embedSize
       out["decoder"] = ImageDecoder.parameterCount(featureSize: f, g)
     }
-    out["reward"] = RewardHead.parameterCount(featureSize: f, units: u, layers: l)
-    out["continue"] = ContinueHead.parameterCount(featureSize: f, units: u, layers: l)
+    let heads = featureSize(headView)
+    out["reward"] = RewardHead.parameterCount(featureSize: heads, units: u, layers: l)
+    out["continue"] = ContinueHead.parameterCount(featureSize: heads, units: u, layers: l)
     switch backbone {
     case .r2i: out["core"] = S3M.parameterCount(embed: embed, self)
     case .dreamerv3: out["core"] = DreamerCore.parameterCount(embed: embed, self)
@@ -122,8 +123,9 @@ extension WorldModelConfig {
       embed = g.embedSize
       total += ImageDecoder.updateFLOPs(steps: n, featureSize: f, g)
     }
-    total += RewardHead.updateFLOPs(steps: n, featureSize: f, units: u, layers: l)
-    total += ContinueHead.updateFLOPs(steps: n, featureSize: f, units: u, layers: l)
+    let heads = featureSize(headView)
+    total += RewardHead.updateFLOPs(steps: n, featureSize: heads, units: u, layers: l)
+    total += ContinueHead.updateFLOPs(steps: n, featureSize: heads, units: u, layers: l)
     switch backbone {
     case .r2i: total += S3M.updateFLOPs(batch: b, length: t, embed: embed, self)
     case .dreamerv3: total += DreamerCore.updateFLOPs(batch: b, length: t, embed: embed, self)

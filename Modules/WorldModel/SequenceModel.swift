@@ -12,7 +12,8 @@ public enum Backbone: String, Sendable, Codable, CaseIterable {
 
 /// What the policy, critic and heads read from a latent state.
 public enum FeatureView: String, Sendable, Codable, CaseIterable {
-  /// [h, z]: the deterministic output and the stochastic latent (heads always use this).
+  /// [h, z]: the deterministic output and the stochastic latent (the decoder always reads this;
+  /// the reward and continue heads unless ``WorldModelConfig/headInput`` says otherwise).
   case output
   /// [z, x]: the latent and the backbone's recurrent memory (R2I's recommendation for memory
   /// tasks; x is the SSM state of every layer, or h for the GRU).
@@ -81,6 +82,12 @@ public struct LatentState {
   /// Entries `range` of the first axis (a chunk of starts, or steps of a stacked rollout).
   public func rows(_ range: Range<Int>) -> LatentState {
     func pick(_ v: Variable) -> Variable { v.slice(axis: 0, range) }
+    return LatentState(deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick))
+  }
+
+  /// Entries `indices` of the first axis, in that order (a subset of imagination starts).
+  public func rows(_ indices: [Int]) -> LatentState {
+    func pick(_ v: Variable) -> Variable { v.gather(indices: indices, axis: 0) }
     return LatentState(deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick))
   }
 

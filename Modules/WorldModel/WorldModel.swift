@@ -33,6 +33,11 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   public var freeBits: Float = 1
   /// Adam settings of the world-model update (r2i.md section 3).
   public var optimizer = AdamSettings(learningRate: 1e-4, epsilon: 1e-8, gradientClip: 1000)
+  /// What the reward and continue heads read (nil: ``FeatureView/output``, [h, z], as the
+  /// paper). `full` [h, z, x] lets them read R2I's memory x directly: a cue held in x reaches
+  /// the reward head without first having to pass through the SSM's output. The decoder always
+  /// reads [h, z].
+  public var headInput: FeatureView?
 
   public init(
     backbone: Backbone, observation: ObservationKind, actionSize: Int, discreteActions: Bool = true,
@@ -50,8 +55,21 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   }
 
   public var stochSize: Int { latent.size }
-  /// Size of the [h, z] features the heads read.
+  /// Size of the [h, z] features the decoder reads.
   public var headFeatureSize: Int { deter + stochSize }
+  /// The view the reward and continue heads read (``headInput``, `output` when nil).
+  public var headView: FeatureView { headInput ?? .output }
+  /// Size of x as features: the real and imaginary parts of every SSM layer's P states, or h
+  /// for the GRU.
+  public var memorySize: Int { backbone == .r2i ? ssm.layers * 2 * ssm.states : deter }
+  /// Size of the features of `view`.
+  public func featureSize(_ view: FeatureView) -> Int {
+    switch view {
+    case .output: return deter + stochSize
+    case .hidden: return stochSize + memorySize
+    case .full: return deter + stochSize + memorySize
+    }
+  }
 }
 
 /// A batch of sequences for the world model, in the replay convention (r2i.md section 2).
@@ -128,8 +146,9 @@ public final class WorldModel: Module {
         embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, latent: c.latent,
         learnedInitialState: c.learnedInitialState, rng: &rng)
     }
-    reward = RewardHead(featureSize: f, units: c.units, layers: c.mlpLayers, rng: &rng)
-    cont = ContinueHead(featureSize: f, units: c.units, layers: c.mlpLayers, rng: &rng)
+    let heads = c.featureSize(c.headView)
+    reward = RewardHead(featureSize: heads, units: c.units, layers: c.mlpLayers, rng: &rng)
+    cont = ContinueHead(featureSize: heads, units: c.units, layers: c.mlpLayers, rng: &rng)
   }
 
   /// Actions as the backbone consumes them: continuous ones scaled by sg(1 / max(1, |a|)).
@@ -237,11 +256,11 @@ public final class WorldModel: Module {
   }
 
   /// The reward the model expects on arriving at `state` (the reward head's mean), [...].
-  public func predictedReward(_ state: LatentState) -> Variable { reward(state.features(.output)).mean }
+  public func predictedReward(_ state: LatentState) -> Variable { reward(state.features(config.headView)).mean }
 
   /// Whether the model expects the episode to go on after `state` (the continue head's mode,
   /// 1 or 0), [...].
-  public func predictedContinue(_ state: LatentState) -> Tensor { cont(state.features(.output)).mode }
+  public func predictedContinue(_ state: LatentState) -> Tensor { cont(state.features(config.headView)).mode }
 
   /// a_{t-1} for every step: shifted by one, `first` (or zeros) at t = 0, zero at resets.
   public func previousActions(_ actions: Tensor, isFirst: Tensor, first: Tensor? = nil) -> Tensor {
@@ -269,10 +288,11 @@ public final class WorldModel: Module {
     let c = config
     let out = observe(batch, rng: &rng)
     let feat = out.states.features(.output)
+    let headFeat = c.headView == .output ? feat : out.states.features(c.headView)
     let rec = decoder.loss(features: feat, target: batch.observations)
-    let rew = -reward(feat).logProb(batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
+    let rew = -reward(headFeat).logProb(batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
     let contTarget = 1 - batch.isTerminal
-    let con = -cont(feat).logProb(contTarget)
+    let con = -cont(headFeat).logProb(contTarget)
     let post = c.latent.distribution(out.postLogits)
     let prior = c.latent.distribution(out.priorLogits)
     // KL balance: the dynamics loss trains the prior toward the (fixed) posterior, the

@@ -204,3 +204,77 @@ func tinyBatch(_ learner: ActorCriticLearner, b: Int = 2, t: Int = 3, seed: UInt
     #expect(report.report.passed, "\(backbone): \(report.report)")
   }
 }
+
+/// ``ActorCriticSettings/imaginationStarts``: a uniform draw of starts among those that continue.
+@Suite struct ImaginationStartsTests {
+  @Test func theDrawKeepsEveryStartWithoutALimitOrWhenFewEnoughContinue() {
+    var rng = SeededGenerator(seed: 1)
+    let continues = Tensor([1, 0, 1, 1, 0, 1])
+    #expect(ActorCriticLearner.chooseStarts(nil, continues: continues, rng: &rng) == nil)
+    #expect(ActorCriticLearner.chooseStarts(4, continues: continues, rng: &rng) == nil)
+    #expect(ActorCriticLearner.chooseStarts(9, continues: continues, rng: &rng) == nil)
+    let before = rng
+    _ = ActorCriticLearner.chooseStarts(4, continues: continues, rng: &rng)
+    #expect(rng == before, "no draw when every start is kept")
+  }
+
+  @Test func theDrawIsUniformOverTheStartsThatContinue() {
+    var rng = SeededGenerator(seed: 2)
+    let values: [Float] = (0..<40).map { $0 % 4 == 3 ? 0 : 1 }  // 30 starts continue
+    let continues = Tensor(values, shape: [40])
+    var counts = [Int](repeating: 0, count: 40)
+    let draws = 6000
+    for _ in 0..<draws {
+      let chosen = ActorCriticLearner.chooseStarts(6, continues: continues, rng: &rng)!
+      #expect(chosen.count == 6 && Set(chosen).count == 6 && chosen == chosen.sorted())
+      for i in chosen { counts[i] += 1 }
+    }
+    // Each of the 30 is kept with probability 6 / 30 = 0.2: 1,200 of 6,000 draws, standard
+    // deviation sqrt(6000 * 0.2 * 0.8) = 31; the others never.
+    for i in 0..<40 {
+      if values[i] == 0 {
+        #expect(counts[i] == 0, "start \(i) does not continue but was drawn \(counts[i]) times")
+      } else {
+        #expect(abs(counts[i] - 1200) < 5 * 31, "start \(i) drawn \(counts[i]) times, expected about 1200")
+      }
+    }
+  }
+
+  /// A learner step with a limit is the world-model update, the draw, then the actor-critic
+  /// update on the drawn starts alone.
+  @Test(arguments: Backbone.allCases)
+  func aLimitedStepImaginesFromTheDrawnStartsOnly(_ backbone: Backbone) {
+    var config = narrowConfig(backbone, observation: 3, actions: .discrete(2), width: 16, states: 8, layers: 1)
+    config.actorCritic.horizon = 4
+    config.actorCritic.imaginationStarts = 5
+    let limited = AgentLearner(agent: Agent(config: config, seed: 7))
+    let manual = AgentLearner(agent: Agent(config: config, seed: 7))
+    var data = SeededGenerator(seed: 8)
+    let (b, t) = (3, 6)
+    var first = Tensor.zeros([b, t])
+    for i in 0..<b { first[i, 0] = 1 }
+    var terminal = Tensor.zeros([b, t])
+    terminal[1, 5] = 1
+    let batch = WorldModelBatch(
+      observations: Tensor.normal([b, t, 3], using: &data),
+      actions: Tensor.oneHot((0..<(b * t)).map { _ in data.nextInt(below: 2) }, depth: 2).reshaped([b, t, 2]),
+      rewards: Tensor.normal([b, t], using: &data), isFirst: first, isTerminal: terminal,
+      mask: Tensor((0..<(b * t)).map { $0 == 17 ? 0 : 1 }, shape: [b, t]))
+    var r1 = SeededGenerator(seed: 9)
+    var r2 = r1
+    let metrics = limited.train(batch, rng: &r1)
+
+    let update = manual.worldModelTrainer.update(batch, rng: &r2)
+    let continues = (1 - batch.isTerminal).reshaped([b * t]) * batch.mask!.reshaped([b * t])
+    let chosen = ActorCriticLearner.chooseStarts(5, continues: continues, rng: &r2)!
+    #expect(!chosen.contains(11) && !chosen.contains(17), "a terminal or padded start was drawn: \(chosen)")
+    let expected = manual.actorCritic.update(
+      start: update.posterior.states.flattened().rows(chosen), startContinue: continues.gather(indices: chosen),
+      rng: &r2)
+    #expect(metrics["actor_loss"] == expected["actor_loss"] && metrics["critic_loss"] == expected["critic_loss"])
+    for (a, m) in zip(limited.agent.parameters, manual.agent.parameters) {
+      #expect(a.value == m.value)
+    }
+    #expect(r1 == r2)
+  }
+}

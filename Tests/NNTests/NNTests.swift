@@ -190,6 +190,24 @@ func reportText(_ r: (report: GradientCheckReport, names: [String])) -> String {
     #expect(TwoHotSymlog(logits: Variable(Tensor.zeros([255]))).mean.value.scalar == 0)
   }
 
+  /// Several scaled targets under one log-softmax: the same value and gradient as the sum of
+  /// the single-target log-probabilities (the critic's loss).
+  @Test func twoHotLogProbOfSeveralTargetsIsTheScaledSum() {
+    var rng = SeededGenerator(seed: 3)
+    let logits = Tensor.normal([4, 3, 255], std: 2, using: &rng)
+    let a = Tensor.normal([4, 3], std: 30, using: &rng)
+    let b = Tensor.normal([4, 3], std: 2, using: &rng)
+    let (fused, gFused) = valueWithGradient(at: [logits]) { v in
+      TwoHotSymlog(logits: v[0]).logProb([(a, 1), (b, 0.7)]).sum()
+    }
+    let (plain, gPlain) = valueWithGradient(at: [logits]) { v in
+      let d = TwoHotSymlog(logits: v[0])
+      return (d.logProb(a) + d.logProb(b) * 0.7).sum()
+    }
+    #expect(abs(fused.scalar - plain.scalar) < 1e-3 * abs(plain.scalar), "\(fused.scalar) vs \(plain.scalar)")
+    #expect(gFused[0].isClose(to: gPlain[0], rtol: 1e-4, atol: 1e-6))
+  }
+
   @Test func categoricalUnimixKLAndEntropy() {
     var rng = SeededGenerator(seed: 8)
     let logits = Variable(Tensor.normal([6, 32, 32], std: 8, using: &rng))

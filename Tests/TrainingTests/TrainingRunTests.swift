@@ -257,6 +257,13 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(try c.applying(["minutes=2.5"]).minutes == 2.5)
     #expect(try c.applying(["minutes=2.5"]).applying(["minutes=null"]).minutes == nil)
     #expect(throws: TrainingError.self) { try c.applying(["minutes=-1"]).validate() }
+    // Optional settings inside the agent, absent from the JSON when unset, can be set too.
+    let nested = try c.applying(["agent.worldModel.headInput=full", "agent.actorCritic.imaginationStarts=64"])
+    #expect(nested.agent.worldModel.headInput == .full && nested.agent.actorCritic.imaginationStarts == 64)
+    #expect(
+      try nested.applying(["agent.actorCritic.imaginationStarts=null"]).agent.actorCritic.imaginationStarts == nil)
+    #expect(throws: TrainingError.self) { try c.applying(["agent.worldModel.headInput=everything"]) }
+    #expect(throws: TrainingError.self) { try c.applying(["agent.actorCritic.imaginationStarts=0"]).validate() }
     // A configuration without a budget has no `minutes` key (run folders written before it existed read alike).
     let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)) as! [String: Any]
     #expect(json["minutes"] == nil)
@@ -296,6 +303,37 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     // With a larger budget it trains on to its steps.
     let third = try TrainingRun.resume(from: folder, steps: 20, minutes: 10).run()
     #expect(third.envSteps == 20 && !third.budgetReached && !third.stoppedEarly)
+  }
+
+  /// `open` starts a run, resumes it under new steps and budget, and refuses another configuration
+  /// without touching the folder.
+  @Test func openStartsResumesAndRefusesAnotherConfiguration() throws {
+    let config = try tinyTrainingConfig(steps: 8)
+    let folder = temporaryFolder("open")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let (first, resumedFirst) = try TrainingRun.open(config: config, in: folder)
+    #expect(!resumedFirst && first.collector.steps == 0)
+    #expect(try first.run().envSteps == 8)
+    var longer = config
+    longer.steps = 16
+    longer.minutes = 5
+    let (second, resumed) = try TrainingRun.open(config: longer, in: folder)
+    #expect(resumed && second.collector.steps == 8 && second.config.steps == 16 && second.config.minutes == 5)
+    #expect(try second.run().envSteps == 16)
+    let state = try Data(contentsOf: folder.appendingPathComponent("checkpoint/state.json"))
+    var other = longer
+    other.batch += 1
+    #expect(
+      config.difference(from: other)
+        == "batch \(config.batch) x \(config.length), not \(other.batch) x \(config.length)")
+    #expect(config.difference(from: longer) == nil)
+    do {
+      _ = try TrainingRun.open(config: other, in: folder)
+      Issue.record("another configuration was opened")
+    } catch let e as TrainingError {
+      #expect("\(e)".contains("another configuration (batch"), "\(e)")
+    }
+    #expect(try Data(contentsOf: folder.appendingPathComponent("checkpoint/state.json")) == state)
   }
 }
 
@@ -385,6 +423,9 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     // Success over the last (up to) 3 episodes after each one.
     let expected: [Double] = [1, 0.5, 1.0 / 3, 1.0 / 3, 2.0 / 3]
     #expect(r.curve.map(\.value) == expected)
+    let scores: [Double] = [1, 0, -1.0 / 3, -1.0 / 3, 1.0 / 3]  // mean score over the same windows
+    #expect(r.curve.map(\.score) == scores)
+    #expect(RunResults.curve(try MetricsLog.read(folder.appendingPathComponent("metrics.jsonl")), window: 3) == r.curve)
     #expect(r.curve.map(\.envSteps) == [10, 20, 30, 40, 50])
   }
 

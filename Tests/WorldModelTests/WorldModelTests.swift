@@ -178,12 +178,17 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
 }
 
 @Suite struct WorldModelGradientTests {
+  /// The third argument is what the reward and continue heads read (nil: [h, z]); with `full`
+  /// the reward and continue losses also reach the SSM through its states x directly.
   @Test(arguments: [
-    (Backbone.r2i, ObservationKind.vector(size: 5)), (.dreamerv3, .vector(size: 5)),
-    (.r2i, .image(height: 16, width: 16, channels: 2)), (.dreamerv3, .image(height: 16, width: 16, channels: 2)),
+    (Backbone.r2i, ObservationKind.vector(size: 5), FeatureView?.none), (.dreamerv3, .vector(size: 5), nil),
+    (.r2i, .image(height: 16, width: 16, channels: 2), nil),
+    (.dreamerv3, .image(height: 16, width: 16, channels: 2), nil),
+    (.r2i, .vector(size: 5), .full), (.dreamerv3, .vector(size: 5), .full),
   ])
-  func fullLossGradientCheck(_ backbone: Backbone, _ obs: ObservationKind) {
+  func fullLossGradientCheck(_ backbone: Backbone, _ obs: ObservationKind, _ headInput: FeatureView?) {
     var c = tinyConfig(backbone, observation: obs)
+    c.headInput = headInput
     // Two parts of the loss have gradients that are by design not derivatives, so the check
     // neutralises them and they are tested on their own:
     // - sampled one-hot latents are piecewise constant (the straight-through estimator is not
@@ -220,7 +225,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
       }
     }
     let worst = check.report.worst.map { check.names[$0.input] } ?? ""
-    #expect(check.report.passed, "\(backbone) \(obs): \(check.report) [\(worst)]")
+    #expect(check.report.passed, "\(backbone) \(obs) \(String(describing: headInput)): \(check.report) [\(worst)]")
     #expect(check.names.count == model.parameters.count)
   }
 
@@ -286,6 +291,49 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     }
   }
 
+  /// Heads on another view: their input width follows the view and the counts still match.
+  @Test(arguments: Backbone.allCases, [FeatureView.hidden, .full])
+  func headsOnAnotherViewAreCountedAndReadIt(_ backbone: Backbone, _ view: FeatureView) {
+    var c = WorldModelConfig.preset(.bsuite, backbone: backbone, observation: .vector(size: 3), actionSize: 2)
+    let plain = c.parameterBreakdown()["reward"]!
+    c.headInput = view
+    let model = WorldModel(config: c, seed: 0)
+    let breakdown = c.parameterBreakdown()
+    #expect(model.parameterCount == c.parameterCount)
+    #expect(model.reward.parameterCount == breakdown["reward"] && model.cont.parameterCount == breakdown["continue"])
+    let state = model.initialState(batch: 2)
+    #expect(state.features(view).shape == [2, c.featureSize(view)])
+    // The first Dense layer of the head (no bias) grows by (view width - [h, z] width) x units.
+    #expect(breakdown["reward"]! - plain == (c.featureSize(view) - c.headFeatureSize) * c.units)
+    #expect(c.memorySize == (backbone == .r2i ? 3 * 2 * 128 : 512))
+  }
+
+  /// With heads on [h, z, x], the predicted reward moves when only the memory x changes; on
+  /// [h, z] it does not.
+  @Test func headsOnTheFullViewReadTheMemory() {
+    for view in [FeatureView?.none, .full] {
+      var c = tinyConfig(.r2i)
+      c.headInput = view
+      let model = WorldModel(config: c, seed: 3)
+      // Make the reward head's output layer non-zero (it starts at zero, so every input gives 0).
+      var rng = SeededGenerator(seed: 4)
+      for p in model.reward.parameters where p.value.rank == 2 {
+        p.value = Tensor.normal(p.value.shape, using: &rng)
+      }
+      let state = model.initialState(batch: 3)
+      var moved = state
+      moved.recurrent = state.recurrent.map { Variable($0.value + Tensor.normal($0.shape, using: &rng)) }
+      let before = model.predictedReward(state).value
+      let after = model.predictedReward(moved).value
+      let change = abs(after - before).max().scalar
+      if view == .full {
+        #expect(change > 1e-3, "full view: reward unchanged by x (\(change))")
+      } else {
+        #expect(change == 0, "[h, z]: reward changed by x alone (\(change))")
+      }
+    }
+  }
+
   @Test func dreamerV3SmallIsAbout15_7MillionParameters() {
     let c = WorldModelConfig.preset(
       .dreamerS, backbone: .dreamerv3, observation: .image(height: 64, width: 64, channels: 3), actionSize: 4)
@@ -339,8 +387,26 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     #expect(object["minStep"] != nil)
     object["minStep"] = nil
     object["maxStep"] = nil
+    object["inputScale"] = nil
     let old = try JSONDecoder().decode(SSMSettings.self, from: JSONSerialization.data(withJSONObject: object))
     #expect(old == SSMSettings(states: 8, channels: 4, layers: 1))
+  }
+}
+
+@Suite struct InputScaleTests {
+  /// `SSMSettings.inputScale` multiplies the initial B (real and imaginary parts) and nothing else.
+  @Test func theInputScaleMultipliesTheInitialInputMatrixOnly() {
+    var c = WorldModelConfig.preset(.bsuite, backbone: .r2i)
+    let plain = WorldModel(config: c, seed: 5)
+    c.ssm.inputScale = 4
+    let scaled = WorldModel(config: c, seed: 5)
+    for (a, b) in zip(plain.namedParameters(), scaled.namedParameters()) {
+      let factor: Float = a.name.hasSuffix("ssm/bRe") || a.name.hasSuffix("ssm/bIm") ? 4 : 1
+      #expect(
+        (a.parameter.value * factor).isClose(to: b.parameter.value, rtol: 1e-5, atol: 1e-6),
+        "\(a.name) is not \(factor) x the unscaled one")
+    }
+    #expect(plain.namedParameters().filter { $0.name.hasSuffix("ssm/bRe") }.count == c.ssm.layers)
   }
 }
 

@@ -59,15 +59,7 @@ struct Plot: ParsableCommand {
         return (s, t, v)
       }
     }
-    var out: [(Double, Double, Double)] = []
-    var recent: [Double] = []
-    for r in rows where kind(r) == "episode" {
-      guard let s = field(r, "env_steps"), let t = field(r, "seconds"), let v = field(r, "score") else { continue }
-      recent.append(v)
-      if recent.count > window { recent.removeFirst() }
-      out.append((s, t, recent.reduce(0, +) / Double(recent.count)))
-    }
-    return out
+    return RunResults.curve(rows, window: window).map { (Double($0.envSteps), $0.seconds, $0.score) }
   }
 
   func run() throws {

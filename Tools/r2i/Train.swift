@@ -1,15 +1,10 @@
 import Agent
 import ArgumentParser
 import CommandLineSupport
-import Dispatch
 import Envs
 import Foundation
-import Synchronization
 import Tensor
 import Training
-
-/// Set by Ctrl-C; the training loop stops after the current step and writes a checkpoint.
-let stopRequested = Atomic<Int>(0)
 
 /// Trains an agent on one environment in a run folder.
 struct Train: ParsableCommand {
@@ -183,20 +178,10 @@ struct Train: ParsableCommand {
   }
 
   func execute(_ training: TrainingRun) throws {
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    source.setEventHandler {
-      if stopRequested.add(1, ordering: .relaxed).newValue >= 2 {
-        FileHandle.standardError.write(Data("\nsecond Ctrl-C: quitting now (the last checkpoint is kept)\n".utf8))
-        // _exit, not exit: exit's handlers would tear down the runtime and BLAS under the
-        // training thread, which then crashes instead of quitting.
-        _exit(130)
-      }
-      FileHandle.standardError.write(
-        Data("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)\n".utf8))
-    }
-    source.resume()
-    defer { source.cancel() }
+    let stop = StopRequest(
+      message: "stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)",
+      quitMessage: "second Ctrl-C: quitting now (the last checkpoint is kept)")
+    defer { stop.cancel() }
 
     let terminal = isatty(STDOUT_FILENO) != 0
     let total = training.config.steps
@@ -242,7 +227,7 @@ struct Train: ParsableCommand {
           FileHandle.standardOutput.write(Data(line.utf8))
         }
       }
-      return stopRequested.load(ordering: .relaxed) > 0 ? .stop : .proceed
+      return stop.isRequested ? .stop : .proceed
     }
     if terminal { print("") }
     let success = summary.recentSuccess.map { ", success \(fmt(100 * $0, 0))%" } ?? ""

@@ -64,6 +64,9 @@ struct RecallBench: ParsableCommand {
     help: "Factor on the SSM's initial input matrix B, (0, 1000] (default 1, as S5 and R2I).")
   var inputScale: Float = 1
 
+  @Flag(help: "The reward head predicts one distribution per action and reads the one of the last action.")
+  var rewardByAction = false
+
   @Option(parsing: .unconditional, help: "Episodes per batch, 1...1024 (each row is one whole episode).")
   var batch: Int = 16
 
@@ -166,6 +169,7 @@ struct RecallBench: ParsableCommand {
     c.optimizer.learningRate = learningRate
     c.headInput = headInput == .output ? nil : headInput
     c.ssm.inputScale = inputScale
+    c.rewardByAction = rewardByAction ? true : nil
     let (low, high) = try! steps()  // checked in validate()
     c.ssm.minStep = low
     c.ssm.maxStep = high
@@ -179,12 +183,12 @@ struct RecallBench: ParsableCommand {
     let (low, high) = try steps()
     Parallelism.setThreadCount(threads)
     print(
-      "Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), SSM steps \(low)...\(high), heads read \(headInput.rawValue), input scale \(inputScale), \(threads) threads"
+      "Recall probe on \(Machine.summary); \(size) model, \(updates) updates of \(batch) whole episodes, lr \(learningRate), SSM steps \(low)...\(high), heads read \(headInput.rawValue), input scale \(inputScale)\(rewardByAction ? ", reward by action" : ""), \(threads) threads"
     )
     var table = ResultTable([
       "target", "backbone", "length", "updates", "batch", "train_episodes", "test_episodes", "accuracy",
       "accuracy_stderr", "cue_from_hz", "cue_from_x", "cue_at_t1", "test_reward_nll_final", "train_seconds",
-      "ms_per_update", "final_loss", "min_step", "max_step", "head_input", "input_scale", "note",
+      "ms_per_update", "final_loss", "min_step", "max_step", "head_input", "input_scale", "reward_by_action", "note",
     ])
     var series: [String: [(Double, Double)]] = [:]
     for target in try targets() {
@@ -233,7 +237,7 @@ struct RecallBench: ParsableCommand {
       target, backbone.rawValue, "\(l)", "\(updates)", "\(batch)", "\(trainEpisodes)", "\(testEpisodes)",
       fmt(r.accuracy, 3), fmt(se, 3), fmt(r.cueFromHZ, 3), fmt(r.cueFromX, 3), fmt(r.cueAtStart, 3),
       fmt(r.finalNLL, 3), fmt(r.seconds, 1), fmt(1000 * r.seconds / Double(updates), 1), fmt(Double(r.finalLoss), 3),
-      "\(low)", "\(high)", headInput.rawValue, "\(inputScale)", note,
+      "\(low)", "\(high)", headInput.rawValue, "\(inputScale)", "\(rewardByAction)", note,
     ])
     print(
       "  \(backbone) \(target) L=\(l): final-reward sign \(fmt(100 * r.accuracy, 1))% (+-\(fmt(100 * se, 1))); cue readable at the final step from [h, z] \(fmt(100 * r.cueFromHZ, 1))%, from x \(fmt(100 * r.cueFromX, 1))% (at t = 1: \(fmt(100 * r.cueAtStart, 1))%); \(fmt(r.seconds, 1)) s training"
@@ -360,9 +364,11 @@ struct RecallBench: ParsableCommand {
       withoutGradient {
         let out = model.observe(b, rng: &evalRNG)
         let last = out.states.step(t - 1)
-        let predicted = model.predictedReward(last).value
+        let into = model.previousActions(b.actions, isFirst: b.isFirst).slice(at: t - 1, axis: 1)
+        let distribution = model.rewardDistribution(last, previousAction: into)
+        let predicted = distribution.mean.value
         let target = b.rewards.slice(axis: 1, (t - 1)..<t).reshaped([rows.count])
-        let logp = model.reward(last.features(model.config.headView)).logProb(target).value
+        let logp = distribution.logProb(target).value
         for r in 0..<rows.count {
           if (predicted[r] > 0) == (target[r] > 0) { correct += 1 }
           nll -= Double(logp[r])

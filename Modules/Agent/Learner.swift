@@ -100,7 +100,10 @@ public final class ActorCriticLearner {
       ? withoutGradient { worldModel.imagine(from: start, horizon: s.horizon, rng: &rng, policy: policy) }
       : worldModel.imagine(from: start, horizon: s.horizon, rng: &rng, policy: policy)
     let states = LatentState.stacked(rollout.states)  // [H + 1, N, ...]
-    let rewards = worldModel.predictedReward(states)
+    let actions = Variable.stack(rollout.actions, axis: 0)  // [H, N, A]
+    // The action into each state (none into the start, whose reward is not used).
+    let into = Tensor.concat([Tensor.zeros([1] + Array(actions.shape.dropFirst())), actions.value], axis: 0)
+    let rewards = worldModel.predictedReward(states, previousAction: into)
     var continues = worldModel.predictedContinue(states)
     let n = startContinue.count
     continues = Tensor.concat(
@@ -109,7 +112,7 @@ public final class ActorCriticLearner {
     let returns = Returns.lambdaReturns(
       rewards: rewards, continues: Variable(continues), values: values, discount: s.discount, lambda: s.lambda)
     return ImaginedReturns(
-      states: states, actions: Variable.stack(rollout.actions, axis: 0), returns: returns, values: values,
+      states: states, actions: actions, returns: returns, values: values,
       weights: Returns.trajectoryWeights(continues: continues, discount: s.discount),
       rewards: rewards.value.slice(axis: 0, 1..<(s.horizon + 1)))
   }

@@ -91,7 +91,8 @@ extension WorldModelConfig {
       out["decoder"] = ImageDecoder.parameterCount(featureSize: f, g)
     }
     let heads = featureSize(headView)
-    out["reward"] = RewardHead.parameterCount(featureSize: heads, units: u, layers: l)
+    out["reward"] = RewardHead.parameterCount(
+      featureSize: heads, units: u, layers: l, rows: rewardHeadActions > 0 ? rewardHeadActions + 1 : 1)
     out["continue"] = ContinueHead.parameterCount(featureSize: heads, units: u, layers: l)
     switch backbone {
     case .r2i: out["core"] = S3M.parameterCount(embed: embed, self)
@@ -124,7 +125,8 @@ extension WorldModelConfig {
       total += ImageDecoder.updateFLOPs(steps: n, featureSize: f, g)
     }
     let heads = featureSize(headView)
-    total += RewardHead.updateFLOPs(steps: n, featureSize: heads, units: u, layers: l)
+    total += RewardHead.updateFLOPs(
+      steps: n, featureSize: heads, units: u, layers: l, rows: rewardHeadActions > 0 ? rewardHeadActions + 1 : 1)
     total += ContinueHead.updateFLOPs(steps: n, featureSize: heads, units: u, layers: l)
     switch backbone {
     case .r2i: total += S3M.updateFLOPs(batch: b, length: t, embed: embed, self)

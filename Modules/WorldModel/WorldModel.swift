@@ -38,6 +38,10 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   /// the reward head without first having to pass through the SSM's output. The decoder always
   /// reads [h, z].
   public var headInput: FeatureView?
+  /// Whether the reward head predicts one distribution per discrete action and reads the one of
+  /// the action taken before the step (see ``RewardHead``; nil: no, one distribution, as the
+  /// paper). Discrete actions only.
+  public var rewardByAction: Bool?
 
   public init(
     backbone: Backbone, observation: ObservationKind, actionSize: Int, discreteActions: Bool = true,
@@ -57,6 +61,10 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   public var stochSize: Int { latent.size }
   /// Size of the [h, z] features the decoder reads.
   public var headFeatureSize: Int { deter + stochSize }
+  /// The actions the reward head has a distribution for: `actionSize` with ``rewardByAction``,
+  /// else 0.
+  public var rewardHeadActions: Int { rewardByAction == true ? actionSize : 0 }
+
   /// The view the reward and continue heads read (``headInput``, `output` when nil).
   public var headView: FeatureView { headInput ?? .output }
   /// Size of x as features: the real and imaginary parts of every SSM layer's P states, or h
@@ -146,8 +154,11 @@ public final class WorldModel: Module {
         embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, latent: c.latent,
         learnedInitialState: c.learnedInitialState, rng: &rng)
     }
+    precondition(
+      c.rewardByAction != true || c.discreteActions, "WorldModel: rewardByAction needs discrete actions")
     let heads = c.featureSize(c.headView)
-    reward = RewardHead(featureSize: heads, units: c.units, layers: c.mlpLayers, rng: &rng)
+    reward = RewardHead(
+      featureSize: heads, units: c.units, layers: c.mlpLayers, actions: c.rewardHeadActions, rng: &rng)
     cont = ContinueHead(featureSize: heads, units: c.units, layers: c.mlpLayers, rng: &rng)
   }
 
@@ -256,7 +267,16 @@ public final class WorldModel: Module {
   }
 
   /// The reward the model expects on arriving at `state` (the reward head's mean), [...].
-  public func predictedReward(_ state: LatentState) -> Variable { reward(state.features(config.headView)).mean }
+  /// `previousAction` [..., A] is the action taken into `state` (zeros where none); a reward head
+  /// by action (``WorldModelConfig/rewardByAction``) needs it, others ignore it.
+  public func predictedReward(_ state: LatentState, previousAction: Tensor? = nil) -> Variable {
+    rewardDistribution(state, previousAction: previousAction).mean
+  }
+
+  /// The reward head's distribution at `state` (see ``predictedReward(_:previousAction:)``).
+  public func rewardDistribution(_ state: LatentState, previousAction: Tensor? = nil) -> TwoHotSymlog {
+    reward(state.features(config.headView), previousAction: config.rewardByAction == true ? previousAction : nil)
+  }
 
   /// Whether the model expects the episode to go on after `state` (the continue head's mode,
   /// 1 or 0), [...].
@@ -290,7 +310,10 @@ public final class WorldModel: Module {
     let feat = out.states.features(.output)
     let headFeat = c.headView == .output ? feat : out.states.features(c.headView)
     let rec = decoder.loss(features: feat, target: batch.observations)
-    let rew = -reward(headFeat).logProb(batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
+    let previous =
+      c.rewardByAction == true ? previousActions(preprocess(actions: batch.actions), isFirst: batch.isFirst) : nil
+    let rew = -reward(headFeat, previousAction: previous).logProb(
+      batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
     let contTarget = 1 - batch.isTerminal
     let con = -cont(headFeat).logProb(contTarget)
     let post = c.latent.distribution(out.postLogits)

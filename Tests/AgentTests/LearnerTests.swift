@@ -6,7 +6,7 @@ import Testing
 /// A tiny world model and agent for fast tests.
 func tinyAgent(
   _ backbone: Backbone, spec: ActionSpec, seed: UInt64 = 0, scaleContinuousActions: Bool = true,
-  imaginationChunk: Int = 2048
+  imaginationChunk: Int = 2048, rewardByAction: Bool? = nil
 ) -> ActorCriticLearner {
   var c = WorldModelConfig(
     backbone: backbone, observation: .vector(size: 4), actionSize: spec.size,
@@ -14,6 +14,7 @@ func tinyAgent(
     deter: 8, units: 8, mlpLayers: 1, ssm: SSMSettings(states: 4, channels: 6, layers: 2, hippoBlocks: 2))
   c.groups = 3
   c.classes = 3
+  c.rewardByAction = rewardByAction
   let model = WorldModel(config: c, seed: seed)
   var rng = SeededGenerator(seed: seed &+ 1)
   let f = model.initialState(batch: 1).features(.hidden).shape[1]
@@ -52,6 +53,31 @@ func tinyBatch(_ learner: ActorCriticLearner, b: Int = 2, t: Int = 3, seed: UInt
     #expect(i.weights.slice(at: 0, axis: 0) == startContinue)
     // A start that ends there has weight 0 everywhere after.
     #expect(i.weights.slice(axis: 0, 1..<6).slice(at: 1, axis: 1).scalars.allSatisfy { $0 == 0 })
+  }
+
+  /// A reward head by action: the reward of imagined state k + 1 is the distribution of the
+  /// action taken at step k.
+  @Test(arguments: Backbone.allCases)
+  func imaginedRewardsReadTheActionTakenIntoEachState(_ backbone: Backbone) {
+    let learner = tinyAgent(backbone, spec: .discrete(2), rewardByAction: true)
+    let head = learner.worldModel.reward
+    #expect(head.actions == 2)
+    // Rows: action 0 -> bin 140, action 1 -> bin 150, no action -> bin 127 (value 0).
+    let k = head.binValues.count
+    var bias = [Float](repeating: -30, count: 3 * k)
+    for (row, bin) in [(0, 140), (1, 150), (2, 127)] { bias[row * k + bin] = 30 }
+    head.out.weight.value = Tensor.zeros(head.out.weight.shape)
+    head.out.bias!.value = Tensor(bias, shape: [3 * k])
+    func value(_ bin: Int) -> Float { symexp(Tensor([head.binValues[bin]])).scalar }
+    var rng = SeededGenerator(seed: 1)
+    let start = withoutGradient { learner.worldModel.observe(tinyBatch(learner), rng: &rng).states.flattened() }
+    let i = learner.imagine(start: start, startContinue: Tensor.ones([6]), rng: &rng)
+    for step in 0..<i.horizon {
+      for n in 0..<6 {
+        let expected = i.actions.value[step, n, 1] == 1 ? value(150) : value(140)
+        #expect(abs(i.rewards[step, n] - expected) < 1e-3 * abs(expected), "step \(step) start \(n)")
+      }
+    }
   }
 
   /// Discrete actions: no world-model gradient at all (starts detached, imagination off the

@@ -377,6 +377,8 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     for l in [3, 10, 100] {
       let c = try TrainingConfig.defaults(env: "bsuite/memory_len/\(l)", backbone: .r2i)
       #expect(c.sampling == .episodes && c.length == l + 2)
+      #expect(c.agent.actorCritic.imaginationStarts == TrainingConfig.memoryTaskImaginationStarts)
+      #expect(c.agent.worldModel.rewardByAction == true)
       // An episode is exactly that long: the reset, L steps with reward 0 and the terminal step.
       let env = try EnvRegistry.make("bsuite/memory_len/\(l)", seed: 1)
       _ = env.reset(seed: 1)
@@ -387,6 +389,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     for env in ["classic/CartPole", "popgym/RepeatPreviousEasy", "bsuite/discounting_chain/0"] {
       let c = try TrainingConfig.defaults(env: env, backbone: .dreamerv3)
       #expect(c.sampling == nil && c.samplingMode == .uniform && c.length == 64)
+      #expect(c.agent.actorCritic.imaginationStarts == nil && c.agent.worldModel.rewardByAction == nil)
     }
   }
 }

@@ -203,12 +203,8 @@ struct SpeedBench: ParsableCommand {
         let rss = ProcessMemory.peakResidentMB
         let (_, flops) = MatmulCounter.measure { learner.train(data, rng: &rng) }
         // The behaviour half alone, from the posterior of one world-model update.
-        var posterior = learner.worldModelTrainer.update(data, rng: &rng).posterior.states.flattened()
-        var continues = Tensor.ones([batch * l])
-        if let chosen = ActorCriticLearner.chooseStarts(imaginationStarts, continues: continues, rng: &rng) {
-          posterior = posterior.rows(chosen)
-          continues = continues.gather(indices: chosen, axis: 0)
-        }
+        let posterior = learner.worldModelTrainer.update(data, rng: &rng).posterior.states.flattened()
+        let continues = Tensor.ones([batch * l])
         let behaviour = measure(warmup: 1, repeats: n, budget: 600) {
           learner.actorCritic.update(start: posterior, startContinue: continues, rng: &rng)
         }

@@ -224,14 +224,8 @@ public final class AgentLearner {
     var startContinue = (1 - batch.isTerminal).reshaped([n])
     if let mask = batch.mask { startContinue = startContinue * mask.reshaped([n]) }
     var metrics = update.metrics
-    var starts = update.posterior.states.flattened()
-    if let chosen = ActorCriticLearner.chooseStarts(
-      agent.config.actorCritic.imaginationStarts, continues: startContinue, rng: &rng)
-    {
-      starts = starts.rows(chosen)
-      startContinue = startContinue.gather(indices: chosen, axis: 0)
-    }
-    let behaviour = actorCritic.update(start: starts, startContinue: startContinue, rng: &rng)
+    let behaviour = actorCritic.update(
+      start: update.posterior.states.flattened(), startContinue: startContinue, rng: &rng)
     metrics.merge(behaviour) { $1 }
     return metrics
   }

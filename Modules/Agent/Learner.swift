@@ -101,8 +101,11 @@ public final class ActorCriticLearner {
       : worldModel.imagine(from: start, horizon: s.horizon, rng: &rng, policy: policy)
     let states = LatentState.stacked(rollout.states)  // [H + 1, N, ...]
     let actions = Variable.stack(rollout.actions, axis: 0)  // [H, N, A]
-    // The action into each state (none into the start, whose reward is not used).
-    let into = Tensor.concat([Tensor.zeros([1] + Array(actions.shape.dropFirst())), actions.value], axis: 0)
+    // A reward head by action reads the action into each state (none into the start, whose
+    // reward is not used).
+    let into =
+      worldModel.config.rewardByAction == true
+      ? Tensor.concat([Tensor.zeros([1] + Array(actions.shape.dropFirst())), actions.value], axis: 0) : nil
     let rewards = worldModel.predictedReward(states, previousAction: into)
     var continues = worldModel.predictedContinue(states)
     let n = startContinue.count
@@ -186,10 +189,17 @@ public final class ActorCriticLearner {
   }
 
   /// One actor step, then one critic step, then the slow critic's EMA step, on imagination from
-  /// every start [N, ...] (see ``gradients(start:startContinue:rng:)``). Returns the metrics,
+  /// every start [N, ...] (or ``ActorCriticSettings/imaginationStarts`` of them, drawn by
+  /// ``chooseStarts(_:continues:rng:)``) (see ``gradients(start:startContinue:rng:)``). Returns the metrics,
   /// with the two gradient norms.
   @discardableResult
   public func update(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> [String: Float] {
+    var start = start
+    var startContinue = startContinue
+    if let chosen = Self.chooseStarts(settings.imaginationStarts, continues: startContinue, rng: &rng) {
+      start = start.rows(chosen)
+      startContinue = startContinue.gather(indices: chosen, axis: 0)
+    }
     let g = gradients(start: start, startContinue: startContinue, rng: &rng)
     var metrics = g.metrics
     metrics["actor_grad_norm"] = actorOptimizer.update(g.actor).gradientNorm

@@ -8,6 +8,8 @@
 public final class MemoryLength: Env {
   public let memoryLength: Int
   public var name: String { "bsuite/memory_len/\(memoryLength)" }
+  /// L + 1: the cue's step, L steps of waiting and the query.
+  public var maxEpisodeSteps: Int? { memoryLength + 1 }
   public let observationSpace = Space.box(count: 3, low: -1, high: 1)
   public let actionSpace = Space.discrete(2)
 
@@ -67,6 +69,7 @@ public final class DiscountingChain: Env {
   public static let episodeLength = 100
   public let mappingSeed: Int
   public var name: String { "bsuite/discounting_chain/\(mappingSeed)" }
+  public var maxEpisodeSteps: Int? { DiscountingChain.episodeLength }
   public let observationSpace = Space.box(low: [-1, 0], high: [4, 1])
   public let actionSpace = Space.discrete(5)
 

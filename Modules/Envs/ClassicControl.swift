@@ -19,6 +19,7 @@ public final class CartPole: Env {
   public static let maxSteps = 500
 
   public var name: String { "classic/CartPole" }
+  public var maxEpisodeSteps: Int? { CartPole.maxSteps }
   public let observationSpace = Space.box(
     low: [-4.8, -.infinity, -0.418_879, -.infinity], high: [4.8, .infinity, 0.418_879, .infinity])
   public let actionSpace = Space.discrete(2)
@@ -95,6 +96,7 @@ public final class Pendulum: Env {
   public static let maxSteps = 200
 
   public var name: String { "classic/Pendulum" }
+  public var maxEpisodeSteps: Int? { Pendulum.maxSteps }
   public let observationSpace = Space.box(low: [-1, -1, -8], high: [1, 1, 8])
   public let actionSpace = Space.box(count: 1, low: -Pendulum.maxTorque, high: Pendulum.maxTorque)
   /// [theta, theta_dot].
@@ -164,6 +166,7 @@ public final class Acrobot: Env {
   public static let maxSteps = 500
 
   public var name: String { "classic/Acrobot" }
+  public var maxEpisodeSteps: Int? { Acrobot.maxSteps }
   public let observationSpace = Space.box(
     low: [-1, -1, -1, -1, -4 * .pi, -9 * .pi], high: [1, 1, 1, 1, 4 * .pi, 9 * .pi])
   public let actionSpace = Space.discrete(3)

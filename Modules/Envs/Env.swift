@@ -218,10 +218,14 @@ public protocol Env: AnyObject {
   func step(_ action: Action) throws -> StepResult
   /// An RGB picture of the current state, if the environment can draw one.
   func render() -> Frame?
+  /// The most steps an episode can take before it ends (terminated or truncated), or nil when
+  /// no bound is known. Learners that batch whole episodes size their sequences from it.
+  var maxEpisodeSteps: Int? { get }
 }
 
 extension Env {
   public func render() -> Frame? { nil }
+  public var maxEpisodeSteps: Int? { nil }
   /// Starts an episode continuing the environment's random stream.
   public func reset() -> Observation { reset(seed: nil) }
 }

@@ -130,6 +130,7 @@ public final class MemoryMaze: Env {
   public var name: String { configuration.name }
   public let observationSpace: Space
   public let actionSpace = Space.discrete(6)
+  public var maxEpisodeSteps: Int? { configuration.episodeSteps }
 
   var rng: SeededGenerator
   var episode = EpisodeGuard()

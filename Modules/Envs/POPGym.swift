@@ -76,6 +76,7 @@ public final class RepeatPrevious: POPGymEnv, Env {
   public private(set) var history: [Int] = []
   public let observationSpace = Space.discrete(4)
   public let actionSpace = Space.discrete(4)
+  public var maxEpisodeSteps: Int? { deck.count - 1 }
 
   public init(_ difficulty: Difficulty, seed: UInt64 = 0) {
     deck = CardDeck(decks: difficulty.pick(1, 2, 3))
@@ -113,6 +114,7 @@ public final class RepeatFirst: POPGymEnv, Env {
   public private(set) var firstSuit = 0
   public let observationSpace = Space.discrete(4)
   public let actionSpace = Space.discrete(4)
+  public var maxEpisodeSteps: Int? { deck.count - 1 }
 
   public init(_ difficulty: Difficulty, seed: UInt64 = 0) {
     deck = CardDeck(decks: difficulty.pick(1, 8, 16))
@@ -151,6 +153,7 @@ public final class Autoencode: POPGymEnv, Env {
   public private(set) var playing = false
   public let observationSpace = Space.multiDiscrete([2, 4])
   public let actionSpace = Space.discrete(4)
+  public var maxEpisodeSteps: Int? { 2 * deck.count - 1 }
 
   public init(_ difficulty: Difficulty, seed: UInt64 = 0) {
     deck = CardDeck(decks: difficulty.pick(1, 2, 3))
@@ -206,6 +209,7 @@ public final class Concentration: POPGymEnv, Env {
   var stepCount = 0
   public let observationSpace: Space
   public let actionSpace: Space
+  public var maxEpisodeSteps: Int? { episodeLength }
 
   public init(_ difficulty: Difficulty, seed: UInt64 = 0) {
     let decks = difficulty.pick(1, 2, 1)
@@ -283,6 +287,7 @@ public final class CountRecall: POPGymEnv, Env {
   public private(set) var query = 0
   public let observationSpace: Space
   public let actionSpace: Space
+  public var maxEpisodeSteps: Int? { valueDeck.count - 1 }
 
   public init(_ difficulty: Difficulty, seed: UInt64 = 0) {
     let decks = difficulty.pick(1, 2, 4)
@@ -346,6 +351,7 @@ public final class Battleship: POPGymEnv, Env {
   var steps = 0
   public let observationSpace = Space.discrete(2)
   public let actionSpace: Space
+  public var maxEpisodeSteps: Int? { boardSize * boardSize }
 
   public var neededHits: Int { Battleship.shipSizes.reduce(0, +) }
 
@@ -412,6 +418,7 @@ public final class MineSweeper: POPGymEnv, Env {
   var steps = 0
   public let observationSpace: Space
   public let actionSpace: Space
+  public var maxEpisodeSteps: Int? { safeCells }
 
   public var safeCells: Int { size * size - mineCount }
 
@@ -480,6 +487,7 @@ public final class HigherLower: POPGymEnv, Env {
   var current = 0
   public let observationSpace = Space.discrete(13)
   public let actionSpace = Space.discrete(2)
+  public var maxEpisodeSteps: Int? { deck.count - 1 }
 
   public init(_ difficulty: Difficulty, seed: UInt64 = 0) {
     deck = CardDeck(decks: difficulty.pick(1, 2, 3))

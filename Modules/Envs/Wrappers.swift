@@ -14,6 +14,7 @@ public final class TimeLimit: Env {
   public var name: String { inner.name }
   public var observationSpace: Space { inner.observationSpace }
   public var actionSpace: Space { inner.actionSpace }
+  public var maxEpisodeSteps: Int? { min(maxSteps, inner.maxEpisodeSteps ?? maxSteps) }
 
   public func reset(seed: UInt64?) -> Observation {
     steps = 0
@@ -51,6 +52,7 @@ public final class FlattenObservation: Env {
   }
 
   public var name: String { inner.name }
+  public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
   public var actionSpace: Space { inner.actionSpace }
 
   public func reset(seed: UInt64?) -> Observation {
@@ -103,6 +105,7 @@ public final class PreviousActionObservation: Env {
   }
 
   public var name: String { inner.name }
+  public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
   public var actionSpace: Space { inner.actionSpace }
 
   /// The flat encoding of an action in `space`.
@@ -149,6 +152,7 @@ public final class PixelObservation: Env {
   }
 
   public var name: String { inner.name + "-pixels" }
+  public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
   public var actionSpace: Space { inner.actionSpace }
 
   public func reset(seed: UInt64?) -> Observation {
@@ -171,6 +175,7 @@ public final class ClipAction: Env {
   public let inner: any Env
   public init(_ inner: any Env) { self.inner = inner }
   public var name: String { inner.name }
+  public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
   public var observationSpace: Space { inner.observationSpace }
   public var actionSpace: Space { inner.actionSpace }
   public func reset(seed: UInt64?) -> Observation { inner.reset(seed: seed) }

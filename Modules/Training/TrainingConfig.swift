@@ -61,22 +61,24 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// The defaults for `env`: the `small` agent preset, 4 environments, batch 16 x 64 (uniform
   /// windows), train ratio 64, prefill 1,000 steps, the replay of ``defaultReplayCapacity(_:)``,
   /// a log line every 1,000 steps, evaluation (8 episodes) every 5,000 and a checkpoint every
-  /// 10,000. `bsuite/memory_len/<L>` learns from whole episodes instead (see
-  /// ``sequenceDefaults(env:)``), imagines from ``memoryTaskImaginationStarts`` of their steps
-  /// and predicts rewards by action (``WorldModelConfig/rewardByAction``).
+  /// 10,000. The memory tasks (``isMemoryTask(_:)``: `bsuite/memory_len/<L>` and POPGym) learn
+  /// from whole episodes instead (see ``sequenceDefaults(env:)``), imagine from
+  /// ``memoryTaskImaginationStarts`` of their steps and, with one discrete action per step,
+  /// predict rewards by action (``WorldModelConfig/rewardByAction``).
   public static func defaults(
     env: String, backbone: Backbone, preset: String = "small", steps: Int = 50_000, envs: Int = 4, seed: UInt64 = 0
   ) throws -> TrainingConfig {
     let probe = try EnvRegistry.make(env, seed: 0)
     let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
-    let sequences = sequenceDefaults(env: env)
+    let sequences = sequenceDefaults(env: env, maxEpisodeSteps: probe.maxEpisodeSteps)
     var agent = try agentConfig(preset: preset, backbone: backbone, interface: interface)
     if sequences.sampling == .episodes {
       agent.actorCritic.imaginationStarts = memoryTaskImaginationStarts
-      // The reward is cue xor last action: one distribution per action makes it a function of
-      // the cue alone (recall probe, xor target, 2,000 updates, small model, one seed: R2I
-      // 52.5 / 48.2 % at L = 10 / 100 with one distribution, 99.6 / 100 % by action).
-      if agent.worldModel.discreteActions { agent.worldModel.rewardByAction = true }
+      // memory_len's reward is cue xor last action, and POPGym's rewards are "the action equals
+      // a remembered card": one distribution per action makes each a function of the memory
+      // alone (recall probe, xor target, 2,000 updates, small model, one seed: R2I 52.5 / 48.2 %
+      // at L = 10 / 100 with one distribution, 99.6 / 100 % by action).
+      if case .discrete = interface.actionSpec { agent.worldModel.rewardByAction = true }
     }
     return TrainingConfig(
       env: env, backbone: backbone, preset: preset, steps: steps, envs: envs, seed: seed, batch: 16,
@@ -95,8 +97,24 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// 2,248 learner steps (6.8 minutes on one core; DreamerV3: chance after 30 minutes).
   public static let memoryTaskImaginationStarts = 256
 
-  /// How learner sequences are drawn for `env` by default. `bsuite/memory_len/<L>`: whole
-  /// episodes (``Sampling/episodes``, length L + 2: the reset and L + 1 steps), so every
+  /// Whether `env` is one of the memory tasks that learn from whole episodes by default:
+  /// `bsuite/memory_len/<L>` and every POPGym game. (discounting_chain shows the chosen arm in
+  /// its observation, so it needs no memory and keeps uniform windows.)
+  public static func isMemoryTask(_ env: String) -> Bool {
+    TaskScore.memoryLength(of: env) != nil || env.hasPrefix("popgym/")
+  }
+
+  /// The longest learner sequence a whole-episode default asks for; longer episodes are cut
+  /// into chunks of this length (the paper's POPGym sequences are 1,024 long).
+  public static let longestEpisodeSequence = 1024
+
+  /// How learner sequences are drawn for `env` by default, given the most steps its episodes
+  /// take (``Env/maxEpisodeSteps``). Memory tasks (``isMemoryTask(_:)``) with a known bound:
+  /// whole episodes (``Sampling/episodes``), length bound + 1 (the reset and every step; at
+  /// most ``longestEpisodeSequence``), the paper's choice for memory tasks: uniform windows of
+  /// 64 start from the initial state, so a window never holds a cue more than 63 steps before
+  /// the step that needs it (RepeatPreviousHard asks for the suit 64 steps back). At
+  /// `bsuite/memory_len/<L>` that is length L + 2, so every
   /// sequence holds the cue and the reward that depends on it (uniform windows of 64 cannot for
   /// L >= 63: the learner starts every window from the initial state), and a learner step
   /// replays 16 x 12 steps at L = 10 instead of 16 x 64, about six times as many learner steps
@@ -104,8 +122,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// the last 1,000 episodes after 30 minutes with 16 x 64 windows) to 90 % over the last 100
   /// episodes at 31,600 env steps (18 minutes) and 99.6 % over the last 1,000 by 25 minutes.
   /// Other tasks: uniform windows of 64.
-  public static func sequenceDefaults(env: String) -> (sampling: Sampling?, length: Int) {
-    if let l = TaskScore.memoryLength(of: env) { return (.episodes, l + 2) }
+  public static func sequenceDefaults(env: String, maxEpisodeSteps: Int?) -> (sampling: Sampling?, length: Int) {
+    if isMemoryTask(env), let steps = maxEpisodeSteps { return (.episodes, min(steps + 1, longestEpisodeSequence)) }
     return (nil, 64)
   }
 
@@ -158,9 +176,17 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
       try check(
         starts >= 1, "agent.actorCritic.imaginationStarts must be at least 1 (or null for every start), got \(starts)")
     }
-    try check(
-      agent.worldModel.rewardByAction != true || agent.worldModel.discreteActions,
-      "agent.worldModel.rewardByAction needs discrete actions; \(env) has continuous ones (set it to null)")
+    if agent.worldModel.rewardByAction == true {
+      switch agent.actions {
+      case .discrete: break
+      case .multiDiscrete, .continuous:
+        let kind = agent.worldModel.discreteActions ? "multi-discrete" : "continuous"
+        try check(
+          false,
+          "agent.worldModel.rewardByAction needs one discrete action per step; \(env) has \(kind) ones (set it to null)"
+        )
+      }
+    }
     let ssm = agent.worldModel.ssm
     try check(
       ssm.minStep > 0 && ssm.minStep <= ssm.maxStep && ssm.maxStep <= 100,

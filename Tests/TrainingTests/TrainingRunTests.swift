@@ -386,10 +386,38 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       while try !env.step(.discrete(0)).isLast { entries += 1 }
       #expect(entries + 1 == c.length)
     }
-    for env in ["classic/CartPole", "popgym/RepeatPreviousEasy", "bsuite/discounting_chain/0"] {
+    for env in ["classic/CartPole", "bsuite/discounting_chain/0", "memorymaze/9x9"] {
       let c = try TrainingConfig.defaults(env: env, backbone: .dreamerv3)
       #expect(c.sampling == nil && c.samplingMode == .uniform && c.length == 64)
       #expect(c.agent.actorCritic.imaginationStarts == nil && c.agent.worldModel.rewardByAction == nil)
+    }
+  }
+
+  /// POPGym games learn from whole episodes too: the reset and every step (hand-counted from
+  /// envs.md: N - 1 steps for a deck of N, Autoencode 2N - 1), cut at 1,024; the reward head
+  /// goes by action only where an action is one discrete choice (not Battleship's row and column).
+  @Test func popGymDefaultsHoldWholeEpisodes() throws {
+    let lengths = [
+      "popgym/RepeatPreviousEasy": 52, "popgym/RepeatPreviousHard": 156, "popgym/AutoencodeMedium": 208,
+      "popgym/RepeatFirstHard": 832, "popgym/ConcentrationMedium": 209, "popgym/BattleshipEasy": 65,
+    ]
+    for (env, length) in lengths {
+      for backbone in Backbone.allCases {
+        let c = try TrainingConfig.defaults(env: env, backbone: backbone)
+        #expect(c.sampling == .episodes && c.length == length, "\(env): \(c.length)")
+        #expect(c.agent.actorCritic.imaginationStarts == TrainingConfig.memoryTaskImaginationStarts)
+        #expect(c.agent.worldModel.rewardByAction == (env == "popgym/BattleshipEasy" ? nil : true), "\(env)")
+        try c.validate()
+      }
+    }
+    #expect(TrainingConfig.sequenceDefaults(env: "popgym/RepeatFirstHard", maxEpisodeSteps: 5000).length == 1024)
+    #expect(TrainingConfig.sequenceDefaults(env: "popgym/RepeatFirstHard", maxEpisodeSteps: nil).sampling == nil)
+    // A by-action head on multi-discrete actions is refused, naming the key.
+    let battleship = try TrainingConfig.defaults(env: "popgym/BattleshipEasy", backbone: .r2i)
+    #expect {
+      try battleship.applying(["agent.worldModel.rewardByAction=true"]).validate()
+    } throws: { error in
+      "\(error)".contains("rewardByAction") && "\(error)".contains("multi-discrete")
     }
   }
 }
@@ -467,7 +495,10 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
 
   /// Multi-discrete actions (POPGym Battleship) through the whole loop: acting, replay, learning.
   @Test func aMultiDiscreteTaskTrains() throws {
-    let config = try tinyTrainingConfig(env: "popgym/BattleshipEasy", steps: 120)
+    var config = try tinyTrainingConfig(env: "popgym/BattleshipEasy", steps: 120)
+    // Uniform windows: a random Battleship episode lasts about 60 steps, longer than this run
+    // gives each environment, and whole-episode batches wait for a finished episode.
+    config.sampling = nil
     guard case .multiDiscrete(let parts) = config.agent.actions else {
       Issue.record("Battleship should have a multi-discrete action space, got \(config.agent.actions)")
       return

@@ -62,7 +62,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// windows), train ratio 64, prefill 1,000 steps, the replay of ``defaultReplayCapacity(_:)``,
   /// a log line every 1,000 steps, evaluation (8 episodes) every 5,000 and a checkpoint every
   /// 10,000. The memory tasks (``isMemoryTask(_:)``: `bsuite/memory_len/<L>` and POPGym) learn
-  /// from whole episodes instead (see ``sequenceDefaults(env:)``), imagine from
+  /// from whole episodes instead (see ``sequenceDefaults(env:maxEpisodeSteps:)``), imagine from
   /// ``memoryTaskImaginationStarts`` of their steps and, with one discrete action per step,
   /// predict rewards by action (``WorldModelConfig/rewardByAction``).
   public static func defaults(

@@ -17,6 +17,9 @@ public enum ActionSpec: Sendable, Codable, Equatable {
   }
 
   public var isDiscrete: Bool { if case .continuous = self { return false } else { return true } }
+
+  /// One choice among `n` per step (``discrete(_:)``): a one-hot action vector.
+  public var isSingleDiscrete: Bool { if case .discrete = self { return true } else { return false } }
 }
 
 /// pi(a | features) for a batch: categorical components with unimix, or a bounded normal.

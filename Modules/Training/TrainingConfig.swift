@@ -78,7 +78,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
       // a remembered card": one distribution per action makes each a function of the memory
       // alone (recall probe, xor target, 2,000 updates, small model, one seed: R2I 52.5 / 48.2 %
       // at L = 10 / 100 with one distribution, 99.6 / 100 % by action).
-      if case .discrete = interface.actionSpec { agent.worldModel.rewardByAction = true }
+      if interface.actionSpec.isSingleDiscrete { agent.worldModel.rewardByAction = true }
     }
     return TrainingConfig(
       env: env, backbone: backbone, preset: preset, steps: steps, envs: envs, seed: seed, batch: 16,
@@ -176,16 +176,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
       try check(
         starts >= 1, "agent.actorCritic.imaginationStarts must be at least 1 (or null for every start), got \(starts)")
     }
-    if agent.worldModel.rewardByAction == true {
-      switch agent.actions {
-      case .discrete: break
-      case .multiDiscrete, .continuous:
-        let kind = agent.worldModel.discreteActions ? "multi-discrete" : "continuous"
-        try check(
-          false,
-          "agent.worldModel.rewardByAction needs one discrete action per step; \(env) has \(kind) ones (set it to null)"
-        )
-      }
+    // The head picks its row with the action's one-hot: several components would add rows.
+    if agent.worldModel.rewardByAction == true, !agent.actions.isSingleDiscrete {
+      let kind = agent.actions.isDiscrete ? "multi-discrete" : "continuous"
+      throw TrainingError.badConfiguration(
+        "agent.worldModel.rewardByAction needs one discrete action per step; \(env) has \(kind) ones (set it to null)")
     }
     let ssm = agent.worldModel.ssm
     try check(

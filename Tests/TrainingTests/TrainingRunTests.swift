@@ -419,6 +419,12 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     } throws: { error in
       "\(error)".contains("rewardByAction") && "\(error)".contains("multi-discrete")
     }
+    let pendulum = try TrainingConfig.defaults(env: "classic/Pendulum", backbone: .r2i)
+    #expect {
+      try pendulum.applying(["agent.worldModel.rewardByAction=true"]).validate()
+    } throws: { error in
+      "\(error)".contains("rewardByAction") && "\(error)".contains("continuous")
+    }
   }
 }
 

@@ -275,7 +275,8 @@ struct MemoryBench: ParsableCommand {
   func report(_ jobList: [MemoryJob], to out: URL) throws {
     var table = ResultTable([
       "task", "backbone", "seed", "env_steps", "learner_steps", "minutes", "episodes", "success_last100",
-      "return_last100", "eval_success", "eval_return", "score", "finished",
+      "return_last100", "eval_success", "eval_return", "score", "first90_minutes", "first90_learner_steps",
+      "held90", "finished",
     ])
     var results: [(MemoryJob, RunResults)] = []
     for job in jobList {
@@ -297,7 +298,9 @@ struct MemoryBench: ParsableCommand {
       table.add([
         job.env, job.backbone.rawValue, "\(job.seed)", "\(r.envSteps)", "\(r.updates)", fmt(r.seconds / 60, 1),
         "\(r.episodes)", opt(r.recentSuccess), fmt(r.recentScore, 3), opt(r.evaluationSuccess), opt(r.evaluationScore),
-        opt(score, 2), finished == true ? "yes" : "no",
+        opt(score, 2), opt(r.first(reaching: 0.9).map { $0.seconds / 60 }, 2),
+        r.first(reaching: 0.9).map { "\($0.updates)" } ?? "", opt(r.shareHeld(atOrAbove: 0.9)),
+        finished == true ? "yes" : "no",
       ])
     }
     guard !results.isEmpty else {
@@ -311,22 +314,40 @@ struct MemoryBench: ParsableCommand {
     var md = "# Memory benchmark\n\n"
     md +=
       "Budget per run: \(fmt(budgetMinutes, 0)) min of wall-clock or \(steps) env steps, \(envs) envs, \(jobs) run(s) at a time on \(Machine.summary).\n"
-    md += "Figures over the last 100 training episodes (sampled policy), mean over seeds.\n\n"
+    md += "Figures over the last 100 training episodes (sampled policy), mean over seeds. Greedy eval: the last"
+    md += " greedy evaluation (success, or return where the task has no success). First >= 90 %: the first"
+    md += " 100-episode window at 90 % success or more (mean over the seeds that got there); held: the share"
+    md += " of the later windows still at 90 % or more.\n\n"
     md +=
-      "| task | "
-      + backbones.map { "\($0.rawValue) success | \($0.rawValue) return | \($0.rawValue) env steps" }
-      .joined(separator: " | ") + " |\n"
-    md += "|---|" + String(repeating: "---|---|---|", count: backbones.count) + "\n"
+      "| task | backbone | success | return | greedy eval | env steps | learner steps | first >= 90 % | held |\n"
+    md += "|---|---|---|---|---|---|---|---|---|\n"
     func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
     for env in try taskList() {
-      var cells: [String] = []
       for b in backbones {
         let rs = results.filter { $0.0.env == env && $0.0.backbone == b }.map { $0.1 }
+        guard !rs.isEmpty else { continue }
+        var cells = [env, b.rawValue]
         cells.append(mean(rs.compactMap(\.recentSuccess)).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
         cells.append(mean(rs.map(\.recentScore).filter(\.isFinite)).map { fmt($0, 2) } ?? "-")
+        let greedy = rs.compactMap { $0.evaluationSuccess.map { 100 * $0 } ?? $0.evaluationScore }
+        let hasSuccess = rs.contains { $0.recentSuccess != nil }
+        cells.append(mean(greedy).map { hasSuccess ? "\(fmt($0, 0)) %" : fmt($0, 2) } ?? "-")
         cells.append(mean(rs.map { Double($0.envSteps) }).map { "\(Int($0))" } ?? "-")
+        cells.append(mean(rs.map { Double($0.updates) }).map { "\(Int($0))" } ?? "-")
+        if hasSuccess {
+          let solved = rs.compactMap { $0.first(reaching: 0.9) }
+          if let minutes = mean(solved.map { $0.seconds / 60 }), let steps = mean(solved.map { Double($0.updates) }) {
+            let seeds = solved.count < rs.count ? ", \(solved.count) of \(rs.count) seeds" : ""
+            cells.append("\(fmt(minutes, 1)) min (\(Int(steps)) learner steps\(seeds))")
+          } else {
+            cells.append("never")
+          }
+          cells.append(mean(rs.compactMap { $0.shareHeld(atOrAbove: 0.9) }).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
+        } else {
+          cells += ["-", "-"]
+        }
+        md += "| " + cells.joined(separator: " | ") + " |\n"
       }
-      md += "| \(env) | " + cells.joined(separator: " | ") + " |\n"
     }
     md += "\n"
     for b in backbones {

@@ -14,6 +14,8 @@ public struct RunResults: Sendable {
   /// episodes.
   public struct CurvePoint: Sendable, Equatable {
     public var envSteps: Int
+    /// Learner steps taken when the episode ended.
+    public var updates: Int
     public var seconds: Double
     /// Mean episode score.
     public var score: Double
@@ -40,6 +42,8 @@ public struct RunResults: Sendable {
   /// After every training episode: the success rate (tasks that define it) or the mean score
   /// over the last `window` episodes.
   public var curve: [CurvePoint]
+  /// The number of latest episodes the recent figures and each curve point average over.
+  public var window: Int
 
   /// Reads the run in `directory` (its `config.json` and `metrics.jsonl`); `window` is the
   /// number of latest episodes the recent figures and each curve point average over.
@@ -49,7 +53,7 @@ public struct RunResults: Sendable {
     let rows = try MetricsLog.read(TrainingRun.paths(directory).metrics)
     var r = RunResults(
       config: config, envSteps: 0, updates: 0, seconds: 0, episodes: 0, recentScore: .nan, recentSuccess: nil,
-      evaluationScore: nil, evaluationSuccess: nil, curve: [])
+      evaluationScore: nil, evaluationSuccess: nil, curve: [], window: window)
     var scores: [Double] = []
     var flags: [Bool] = []
     for row in rows {
@@ -97,11 +101,34 @@ public struct RunResults: Sendable {
       }
       out.append(
         CurvePoint(
-          envSteps: Int(steps), seconds: row["seconds"]?.number ?? 0,
+          envSteps: Int(steps), updates: Int(row["updates"]?.number ?? 0), seconds: row["seconds"]?.number ?? 0,
           score: scoreSum / Double(min(window, scores.count)),
           success: flags.isEmpty ? nil : Double(successCount) / Double(min(window, flags.count))))
     }
     return out
+  }
+
+  /// The first point of the learning curve whose window is full (the run's first `window - 1`
+  /// episodes average over fewer, so they do not count) and whose value (success rate, or mean
+  /// score for tasks without success) is at or above `threshold`; nil if no point is.
+  ///
+  /// ```swift
+  /// if let solved = r.first(reaching: 0.9) { print(solved.seconds / 60, solved.updates) }
+  /// ```
+  public func first(reaching threshold: Double) -> CurvePoint? {
+    guard curve.count >= window else { return nil }
+    return curve[(window - 1)...].first { $0.value >= threshold }
+  }
+
+  /// How well the run held `threshold` once it got there: the share of the curve points after
+  /// ``first(reaching:)`` (one per training episode) whose value is still at or above it. 1 when
+  /// it never fell back, nil when it never got there or no episode followed.
+  public func shareHeld(atOrAbove threshold: Double) -> Double? {
+    guard curve.count >= window,
+      let start = curve[(window - 1)...].firstIndex(where: { $0.value >= threshold }), start + 1 < curve.count
+    else { return nil }
+    let after = curve[(start + 1)...]
+    return Double(after.filter { $0.value >= threshold }.count) / Double(after.count)
   }
 }
 

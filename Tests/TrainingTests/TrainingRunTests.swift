@@ -378,6 +378,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       let c = try TrainingConfig.defaults(env: "bsuite/memory_len/\(l)", backbone: .r2i)
       #expect(c.sampling == .episodes && c.length == l + 2)
       #expect(c.agent.actorCritic.imaginationStarts == TrainingConfig.memoryTaskImaginationStarts)
+      #expect(c.agent.actorCritic.actorOptimizer.learningRate == 3e-5)
       #expect(c.agent.worldModel.rewardByAction == true)
       // An episode is exactly that long: the reset, L steps with reward 0 and the terminal step.
       let env = try EnvRegistry.make("bsuite/memory_len/\(l)", seed: 1)
@@ -390,6 +391,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       let c = try TrainingConfig.defaults(env: env, backbone: .dreamerv3)
       #expect(c.sampling == nil && c.samplingMode == .uniform && c.length == 64)
       #expect(c.agent.actorCritic.imaginationStarts == nil && c.agent.worldModel.rewardByAction == nil)
+      #expect(c.agent.actorCritic.actorOptimizer.learningRate == 3e-4)  // the small preset's
     }
   }
 
@@ -406,6 +408,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
         let c = try TrainingConfig.defaults(env: env, backbone: backbone)
         #expect(c.sampling == .episodes && c.length == length, "\(env): \(c.length)")
         #expect(c.agent.actorCritic.imaginationStarts == TrainingConfig.memoryTaskImaginationStarts)
+        #expect(c.agent.actorCritic.actorOptimizer.learningRate == 3e-5)
         #expect(c.agent.worldModel.rewardByAction == (env == "popgym/BattleshipEasy" ? nil : true), "\(env)")
         try c.validate()
       }
@@ -464,6 +467,40 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(r.curve.map(\.score) == scores)
     #expect(RunResults.curve(try MetricsLog.read(folder.appendingPathComponent("metrics.jsonl")), window: 3) == r.curve)
     #expect(r.curve.map(\.envSteps) == [10, 20, 30, 40, 50])
+    #expect(r.curve.map(\.updates) == [0, 1, 2, 3, 4])
+    // The first two points (1 and 0.5) average over fewer than 3 episodes and do not count.
+    #expect(r.first(reaching: 0.9) == nil)
+    #expect(r.first(reaching: 0.3)?.envSteps == 30 && r.first(reaching: 0.3)?.updates == 2)
+    #expect(r.shareHeld(atOrAbove: 0.3) == 1)
+    #expect(r.first(reaching: 0.5)?.envSteps == 50 && r.shareHeld(atOrAbove: 0.5) == nil)  // nothing after it
+  }
+
+  /// A run that solves, falls back and recovers: the first full window at the threshold and the
+  /// share of later points that held it, against values counted by hand.
+  @Test func solvedAndHeldFollowTheCurve() throws {
+    let config = try tinyTrainingConfig()
+    let folder = temporaryFolder("held")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try JSONEncoder().encode(config).write(to: folder.appendingPathComponent("config.json"))
+    let log = try MetricsLog(url: folder.appendingPathComponent("metrics.jsonl"), truncatingTo: 0)
+    for (i, s) in [1, 1, 0, 0, 1, 1, 1, 0].enumerated() {
+      try log.write([
+        "kind": .text("episode"), "env_steps": .integer(10 * (i + 1)), "updates": .integer(3 * i),
+        "seconds": .number(60 * Double(i)), "score": .number(s == 1 ? 1 : -1), "success": .integer(s),
+        "length": .integer(4),
+      ])
+    }
+    try log.synchronize()
+    let r = try RunResults.read(folder, window: 2)
+    // Windows of 2: 1, 1, 0.5, 0, 0.5, 1, 1, 0.5 (the first has one episode only).
+    #expect(r.curve.map(\.value) == [1, 1, 0.5, 0, 0.5, 1, 1, 0.5])
+    let solved = try #require(r.first(reaching: 0.9))
+    #expect(solved.envSteps == 20 && solved.updates == 3 && solved.seconds == 60)
+    // After it: 0.5, 0, 0.5, 1, 1, 0.5; two of six at or above 0.9.
+    #expect(r.shareHeld(atOrAbove: 0.9) == 2.0 / 6)
+    #expect(r.shareHeld(atOrAbove: 0.5) == 5.0 / 6)  // first at the second point; only the 0 falls below
+    #expect(r.first(reaching: 1.5) == nil && r.shareHeld(atOrAbove: 1.5) == nil)
   }
 
   @Test func taskScoresFollowTheBSuiteRules() {

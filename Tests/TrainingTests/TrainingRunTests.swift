@@ -432,14 +432,18 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
 }
 
 @Suite struct RunResultsTests {
+  /// A new run folder with a tiny configuration and an empty metrics log.
+  static func runFolder(_ name: String) throws -> (URL, MetricsLog) {
+    let folder = temporaryFolder(name)
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    try JSONEncoder().encode(try tinyTrainingConfig()).write(to: folder.appendingPathComponent("config.json"))
+    return (folder, try MetricsLog(url: folder.appendingPathComponent("metrics.jsonl"), truncatingTo: 0))
+  }
+
   /// The recent figures, the curve and the last evaluation against hand-computed values.
   @Test func resultsAreReadFromTheMetrics() throws {
-    let config = try tinyTrainingConfig()
-    let folder = temporaryFolder("results")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let (folder, log) = try Self.runFolder("results")
     defer { try? FileManager.default.removeItem(at: folder) }
-    try JSONEncoder().encode(config).write(to: folder.appendingPathComponent("config.json"))
-    let log = try MetricsLog(url: folder.appendingPathComponent("metrics.jsonl"), truncatingTo: 0)
     let episodes: [(Double, Bool)] = [(1, true), (-1, false), (-1, false), (1, true), (1, true)]
     for (i, e) in episodes.enumerated() {
       try log.write([
@@ -478,12 +482,8 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
   /// A run that solves, falls back and recovers: the first full window at the threshold and the
   /// share of later points that held it, against values counted by hand.
   @Test func solvedAndHeldFollowTheCurve() throws {
-    let config = try tinyTrainingConfig()
-    let folder = temporaryFolder("held")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let (folder, log) = try Self.runFolder("held")
     defer { try? FileManager.default.removeItem(at: folder) }
-    try JSONEncoder().encode(config).write(to: folder.appendingPathComponent("config.json"))
-    let log = try MetricsLog(url: folder.appendingPathComponent("metrics.jsonl"), truncatingTo: 0)
     for (i, s) in [1, 1, 0, 0, 1, 1, 1, 0].enumerated() {
       try log.write([
         "kind": .text("episode"), "env_steps": .integer(10 * (i + 1)), "updates": .integer(3 * i),

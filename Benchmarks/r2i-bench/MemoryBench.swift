@@ -294,12 +294,13 @@ struct MemoryBench: ParsableCommand {
       let config = try requested(job)
       let finished = TrainingRun.progress(of: job.folder).map { TrainingRun.isFinished($0, config: config) }
       let score = TaskScore.score(env: job.env, success: r.recentSuccess, meanReturn: r.recentScore)
+      let solved = r.first(reaching: 0.9)
       func opt(_ x: Double?, _ d: Int = 3) -> String { x.map { fmt($0, d) } ?? "" }
       table.add([
         job.env, job.backbone.rawValue, "\(job.seed)", "\(r.envSteps)", "\(r.updates)", fmt(r.seconds / 60, 1),
         "\(r.episodes)", opt(r.recentSuccess), fmt(r.recentScore, 3), opt(r.evaluationSuccess), opt(r.evaluationScore),
-        opt(score, 2), opt(r.first(reaching: 0.9).map { $0.seconds / 60 }, 2),
-        r.first(reaching: 0.9).map { "\($0.updates)" } ?? "", opt(r.shareHeld(atOrAbove: 0.9)),
+        opt(score, 2), opt(solved.map { $0.seconds / 60 }, 2), solved.map { "\($0.updates)" } ?? "",
+        opt(r.shareHeld(atOrAbove: 0.9)),
         finished == true ? "yes" : "no",
       ])
     }

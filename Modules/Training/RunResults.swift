@@ -116,19 +116,22 @@ public struct RunResults: Sendable {
   /// if let solved = r.first(reaching: 0.9) { print(solved.seconds / 60, solved.updates) }
   /// ```
   public func first(reaching threshold: Double) -> CurvePoint? {
-    guard curve.count >= window else { return nil }
-    return curve[(window - 1)...].first { $0.value >= threshold }
+    firstIndex(reaching: threshold).map { curve[$0] }
   }
 
   /// How well the run held `threshold` once it got there: the share of the curve points after
   /// ``first(reaching:)`` (one per training episode) whose value is still at or above it. 1 when
   /// it never fell back, nil when it never got there or no episode followed.
   public func shareHeld(atOrAbove threshold: Double) -> Double? {
-    guard curve.count >= window,
-      let start = curve[(window - 1)...].firstIndex(where: { $0.value >= threshold }), start + 1 < curve.count
-    else { return nil }
+    guard let start = firstIndex(reaching: threshold), start + 1 < curve.count else { return nil }
     let after = curve[(start + 1)...]
     return Double(after.filter { $0.value >= threshold }.count) / Double(after.count)
+  }
+
+  /// The index in `curve` of ``first(reaching:)``: the one place the full-window rule lives.
+  private func firstIndex(reaching threshold: Double) -> Int? {
+    guard curve.count >= window else { return nil }
+    return curve[(window - 1)...].firstIndex { $0.value >= threshold }
   }
 }
 

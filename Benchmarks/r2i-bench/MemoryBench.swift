@@ -363,7 +363,7 @@ struct MemoryBench: ParsableCommand {
       }
       if let m = mean(memory) {
         md +=
-          "- \(b.rawValue): BSuite memory_len score \(fmt(m, 2)) (share of the \(memory.count) runs solved: 2 x wrong share < 0.75)\n"
+          "- \(b.rawValue): BSuite memory_len score \(fmt(m, 2)) (share of the \(memory.count) runs solved, a run counting as solved when 2 x its share of wrong episodes among the last 100 is below 0.75)\n"
       }
       if let c = mean(chain) {
         md += "- \(b.rawValue): BSuite discounting_chain score \(fmt(c, 2)) (mean over \(chain.count) runs)\n"

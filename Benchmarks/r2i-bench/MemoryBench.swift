@@ -279,6 +279,7 @@ struct MemoryBench: ParsableCommand {
       "held90", "finished",
     ])
     var results: [(MemoryJob, RunResults)] = []
+    var unfinished: Set<URL> = []  // run folders still short of their budget
     for job in jobList {
       guard FileManager.default.fileExists(atPath: job.folder.appendingPathComponent("metrics.jsonl").path) else {
         continue
@@ -293,14 +294,18 @@ struct MemoryBench: ParsableCommand {
       results.append((job, r))
       let config = try requested(job)
       let finished = TrainingRun.progress(of: job.folder).map { TrainingRun.isFinished($0, config: config) }
+      if finished != true { unfinished.insert(job.folder) }
       let score = TaskScore.score(env: job.env, success: r.recentSuccess, meanReturn: r.recentScore)
-      let solved = r.first(reaching: 0.9)
+      // 90 % is a success rate: tasks without success (discounting_chain, POPGym) leave the
+      // columns empty rather than compare their mean return with 0.9.
+      let hasSuccess = r.recentSuccess != nil
+      let solved = hasSuccess ? r.first(reaching: 0.9) : nil
       func opt(_ x: Double?, _ d: Int = 3) -> String { x.map { fmt($0, d) } ?? "" }
       table.add([
         job.env, job.backbone.rawValue, "\(job.seed)", "\(r.envSteps)", "\(r.updates)", fmt(r.seconds / 60, 1),
         "\(r.episodes)", opt(r.recentSuccess), fmt(r.recentScore, 3), opt(r.evaluationSuccess), opt(r.evaluationScore),
         opt(score, 2), opt(solved.map { $0.seconds / 60 }, 2), solved.map { "\($0.updates)" } ?? "",
-        opt(r.shareHeld(atOrAbove: 0.9)),
+        opt(hasSuccess ? r.shareHeld(atOrAbove: 0.9) : nil),
         finished == true ? "yes" : "no",
       ])
     }
@@ -353,20 +358,25 @@ struct MemoryBench: ParsableCommand {
     md += "\n"
     for b in backbones {
       let mine = results.filter { $0.0.backbone == b }
-      let memory = mine.compactMap { j, r in
-        TaskScore.memoryLength(of: j.env) != nil
-          ? TaskScore.score(env: j.env, success: r.recentSuccess, meanReturn: r.recentScore) : nil
+      // A score over runs still short of their budget is provisional; say how many.
+      func scored(_ prefix: String) -> (scores: [Double], unfinished: Int) {
+        let runs = mine.compactMap { j, r in
+          j.env.hasPrefix(prefix)
+            ? TaskScore.score(env: j.env, success: r.recentSuccess, meanReturn: r.recentScore).map { ($0, j.folder) }
+            : nil
+        }
+        return (runs.map(\.0), runs.filter { unfinished.contains($0.1) }.count)
       }
-      let chain = mine.compactMap { j, r in
-        j.env.hasPrefix("bsuite/discounting_chain/")
-          ? TaskScore.score(env: j.env, success: nil, meanReturn: r.recentScore) : nil
-      }
-      if let m = mean(memory) {
+      func pending(_ n: Int) -> String { n == 0 ? "" : "; \(n) of them not finished, so the score is provisional" }
+      let memory = scored("bsuite/memory_len/")
+      let chain = scored("bsuite/discounting_chain/")
+      if let m = mean(memory.scores) {
         md +=
-          "- \(b.rawValue): BSuite memory_len score \(fmt(m, 2)) (share of the \(memory.count) runs solved, a run counting as solved when 2 x its share of wrong episodes among the last 100 is below 0.75)\n"
+          "- \(b.rawValue): BSuite memory_len score \(fmt(m, 2)) (share of the \(memory.scores.count) runs solved, a run counting as solved when 2 x its share of wrong episodes among the last 100 is below 0.75\(pending(memory.unfinished)))\n"
       }
-      if let c = mean(chain) {
-        md += "- \(b.rawValue): BSuite discounting_chain score \(fmt(c, 2)) (mean over \(chain.count) runs)\n"
+      if let c = mean(chain.scores) {
+        md +=
+          "- \(b.rawValue): BSuite discounting_chain score \(fmt(c, 2)) (mean over \(chain.scores.count) runs\(pending(chain.unfinished)))\n"
       }
     }
     try md.write(to: out.appendingPathComponent("memory.md"), atomically: true, encoding: .utf8)

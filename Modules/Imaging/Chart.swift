@@ -92,6 +92,17 @@ public struct LineChart: Sendable {
       }
       return out
     }
+    /// The ticks with their labels. On a linear axis every label carries the decimals its tick
+    /// step needs (ticks 1.00, 1.02, 1.04 keep two; with one they would all read 1.0); a log axis
+    /// and very large or very fine steps use ``LineChart/label(_:)``.
+    var labelledTicks: [(value: Double, label: String)] {
+      let t = ticks
+      guard !log, t.count >= 2 else { return t.map { ($0, LineChart.label($0)) } }
+      let step = t[1] - t[0]
+      let decimals = max(0, Int(-floor(log10(step) + 1e-9)))
+      guard decimals <= 6, t.allSatisfy({ abs($0) < 1e5 }) else { return t.map { ($0, LineChart.label($0)) } }
+      return t.map { v in (v, abs(v) < step * 1e-6 ? "0" : String(format: "%.\(decimals)f", v)) }
+    }
   }
 
   func axes() -> (Axis, Axis) {
@@ -149,16 +160,14 @@ public struct LineChart: Sendable {
     img.draw(
       text: title, x: max(10, (width - BitmapFont.measure(title, scale: titleScale)) / 2), y: 12,
       scale: titleScale, color: black)
-    for v in ax.ticks {
+    for (v, s) in ax.labelledTicks {
       let x = px(v)
       img.drawLine(x0: x, y0: Double(top), x1: x, y1: Double(top + ph), color: grid)
-      let s = LineChart.label(v)
       img.draw(text: s, x: Int(x) - BitmapFont.measure(s, scale: 2) / 2, y: top + ph + 10, scale: 2, color: text)
     }
-    for v in ay.ticks {
+    for (v, s) in ay.labelledTicks {
       let y = py(v)
       img.drawLine(x0: Double(left), y0: y, x1: Double(left + pw), y1: y, color: grid)
-      let s = LineChart.label(v)
       img.draw(text: s, x: left - 10 - BitmapFont.measure(s, scale: 2), y: Int(y) - 7, scale: 2, color: text)
     }
     img.drawLine(x0: Double(left), y0: Double(top), x1: Double(left), y1: Double(top + ph), thickness: 2, color: black)
@@ -217,15 +226,13 @@ public struct LineChart: Sendable {
       <text x="\(width / 2)" y="30" font-size="\(titleSize)" text-anchor="middle">\(esc(title))</text>
 
       """
-    for v in ax.ticks {
+    for (v, s) in ax.labelledTicks {
       out += "<line x1=\"\(px(v))\" y1=\"\(top)\" x2=\"\(px(v))\" y2=\"\(top + ph)\" stroke=\"#e1e1e1\"/>\n"
-      out +=
-        "<text x=\"\(px(v))\" y=\"\(top + ph + 22)\" font-size=\"13\" text-anchor=\"middle\">\(LineChart.label(v))</text>\n"
+      out += "<text x=\"\(px(v))\" y=\"\(top + ph + 22)\" font-size=\"13\" text-anchor=\"middle\">\(s)</text>\n"
     }
-    for v in ay.ticks {
+    for (v, s) in ay.labelledTicks {
       out += "<line x1=\"\(left)\" y1=\"\(py(v))\" x2=\"\(left + pw)\" y2=\"\(py(v))\" stroke=\"#e1e1e1\"/>\n"
-      out +=
-        "<text x=\"\(left - 8)\" y=\"\(py(v) + 4)\" font-size=\"13\" text-anchor=\"end\">\(LineChart.label(v))</text>\n"
+      out += "<text x=\"\(left - 8)\" y=\"\(py(v) + 4)\" font-size=\"13\" text-anchor=\"end\">\(s)</text>\n"
     }
     out +=
       "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(top + ph)\" stroke=\"black\" stroke-width=\"2\"/>\n"

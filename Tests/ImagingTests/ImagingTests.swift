@@ -68,4 +68,36 @@ import Testing
     #expect(urls.map { $0.lastPathComponent } == ["ep_00000.png", "ep_00001.png", "ep_00002.png"])
     for (u, f) in zip(urls, frames) { #expect(try Image(pngFile: u) == f) }
   }
+
+  /// The tick labels a chart prints on each axis (SVG: the y labels are right-aligned, the x
+  /// labels centred).
+  func tickLabels(_ chart: LineChart) -> (x: [String], y: [String]) {
+    func labels(_ anchor: String) -> [String] {
+      chart.svg().split(separator: "\n").filter {
+        $0.contains("text-anchor=\"\(anchor)\"") && $0.contains("font-size=\"13\"")
+      }
+      .compactMap { line in
+        line.split(separator: ">").dropFirst().first.map { String($0.prefix { $0 != "<" }) }
+      }
+    }
+    return (labels("middle"), labels("end"))
+  }
+
+  /// Returns between 1.00 and 1.08 (discounting_chain) once printed 1.0, 1.0, 1.0, 1.1, 1.1: the
+  /// labels carry as many decimals as the tick step needs, and zero prints as 0, not -0.0.
+  @Test func tickLabelsKeepTheDecimalsTheirStepNeeds() {
+    var chart = LineChart(title: "t", xLabel: "minutes", yLabel: "return")
+    chart.add(series: "a", points: [(0, 1.0), (15, 1.08)])
+    #expect(tickLabels(chart).y == ["1.00", "1.02", "1.04", "1.06", "1.08"])
+    #expect(tickLabels(chart).x == ["0", "5", "10", "15"])
+    var signed = LineChart(title: "t", xLabel: "x", yLabel: "y")
+    signed.add(series: "a", points: [(0, -0.5), (1, 0.5)])
+    #expect(tickLabels(signed).y == ["-0.5", "0", "0.5"])
+    #expect(tickLabels(signed).x == ["0", "0.5", "1.0"])
+    var success = LineChart(title: "t", xLabel: "x", yLabel: "y")
+    success.yRange = (0, 1)
+    success.add(series: "a", points: [(10, 0.5), (300, 0.9)])
+    #expect(tickLabels(success).y == ["0", "0.2", "0.4", "0.6", "0.8", "1.0"])
+    #expect(tickLabels(success).x == ["0", "100", "200", "300"])
+  }
 }

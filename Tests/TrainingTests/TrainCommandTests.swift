@@ -150,6 +150,17 @@ import Training
     let again = try runProcess(bench, common + ["--steps", "1000"])
     #expect(again.status == 0 && again.standardOutput.contains("finished (1000 env steps"), "\(again.standardOutput)")
     #expect(!again.standardOutput.contains("started"))
+    // The report alone under a larger budget: both runs are now short of it, and the score says so.
+    let pending = try runProcess(bench, common + ["--steps", "1100", "--report-only"])
+    #expect(pending.status == 0, "\(pending.standardError)")
+    #expect(try rows().allSatisfy { $0.last == "no" })
+    let summary = try String(contentsOf: out.appendingPathComponent("memory.md"), encoding: .utf8)
+    for name in ["r2i", "dreamerv3"] {
+      #expect(
+        summary.contains("- \(name): BSuite memory_len score")
+          && summary.contains("1 runs solved, a run counting as solved"), "\(summary)")
+    }
+    #expect(summary.components(separatedBy: "; 1 of them not finished, so the score is provisional").count == 3)
     // More steps: both runs resume from their checkpoints.
     let longer = try runProcess(bench, common + ["--steps", "1100"])
     #expect(longer.status == 0, "\(longer.standardError)")
@@ -161,5 +172,42 @@ import Training
     // Another setting in the same output folder is refused before anything runs.
     let changed = try runProcess(bench, common + ["--steps", "1100", "--set", "batch=8"])
     #expect(changed.status != 0 && changed.standardError.contains("another configuration"), "\(changed.standardError)")
+    #expect(!(try String(contentsOf: out.appendingPathComponent("memory.md"), encoding: .utf8)).contains("provisional"))
+  }
+
+  /// A task without success (discounting_chain: returns of 1.0 or 1.1) gets its BSuite score and
+  /// no "first >= 90 %" or "held": those columns are about success rates, and a mean return that
+  /// starts above 0.9 once compared with them as if the task were solved from its first window.
+  @Test func aTaskWithoutSuccessLeavesTheSuccessColumnsEmpty() throws {
+    let bench = try BuiltProducts.executable("r2i-bench")
+    let out = temporaryFolder("memory-bench-chain")
+    defer { try? FileManager.default.removeItem(at: out) }
+    // 2 envs x 101-step episodes (the reset and 100 steps): 10,400 env steps finish 102 episodes,
+    // more than the 100-episode window.
+    let run = try runProcess(
+      bench,
+      [
+        "memory", "--tasks", "bsuite/discounting_chain/1", "--backbones", "r2i", "--jobs", "1", "--envs", "2",
+        "--steps", "10400", "--output", out.path, "--set", "batch=4", "--set", "length=8", "--set", "prefill=20",
+        "--set", "logEvery=5000", "--set", "trainRatio=1", "--set", "evalEvery=0",
+      ])
+    #expect(run.status == 0, "\(run.standardError)\n\(run.standardOutput)")
+    let text = try String(contentsOf: out.appendingPathComponent("memory.csv"), encoding: .utf8)
+    let lines = text.split(separator: "\n").map {
+      $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    }
+    try #require(lines.count == 2)
+    let row = Dictionary(uniqueKeysWithValues: zip(lines[0], lines[1]))
+    #expect((Int(row["episodes"] ?? "") ?? 0) >= 100, "\(row)")
+    // The BSuite score follows the mean return over the last 100 episodes (the CSV rounds the
+    // return to 3 digits and the score, 10 times as steep, to 2).
+    let meanReturn = try #require(Double(row["return_last100"] ?? ""))
+    let score = try #require(Double(row["score"] ?? ""))
+    #expect(abs(score - min(max(1 - 10 * (1.1 - meanReturn), 0), 1)) < 0.011, "\(row)")
+    #expect(row["success_last100"] == "" && row["first90_minutes"] == "" && row["first90_learner_steps"] == "")
+    #expect(row["held90"] == "" && row["finished"] == "yes", "\(row)")
+    let summary = try String(contentsOf: out.appendingPathComponent("memory.md"), encoding: .utf8)
+    #expect(
+      summary.contains("- r2i: BSuite discounting_chain score \(String(format: "%.2f", score)) (mean over 1 runs)\n"))
   }
 }

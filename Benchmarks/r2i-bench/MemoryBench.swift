@@ -367,16 +367,17 @@ struct MemoryBench: ParsableCommand {
         }
         return (runs.map(\.0), runs.filter { unfinished.contains($0.1) }.count)
       }
+      func runs(_ n: Int) -> String { n == 1 ? "1 run" : "\(n) runs" }
       func pending(_ n: Int) -> String { n == 0 ? "" : "; \(n) of them not finished, so the score is provisional" }
       let memory = scored("bsuite/memory_len/")
       let chain = scored("bsuite/discounting_chain/")
       if let m = mean(memory.scores) {
         md +=
-          "- \(b.rawValue): BSuite memory_len score \(fmt(m, 2)) (share of the \(memory.scores.count) runs solved, a run counting as solved when 2 x its share of wrong episodes among the last 100 is below 0.75\(pending(memory.unfinished)))\n"
+          "- \(b.rawValue): BSuite memory_len score \(fmt(m, 2)) (share of the \(runs(memory.scores.count)) solved, a run counting as solved when 2 x its share of wrong episodes among the last 100 is below 0.75\(pending(memory.unfinished)))\n"
       }
       if let c = mean(chain.scores) {
         md +=
-          "- \(b.rawValue): BSuite discounting_chain score \(fmt(c, 2)) (mean over \(chain.scores.count) runs\(pending(chain.unfinished)))\n"
+          "- \(b.rawValue): BSuite discounting_chain score \(fmt(c, 2)) (mean over \(runs(chain.scores.count))\(pending(chain.unfinished)))\n"
       }
     }
     try md.write(to: out.appendingPathComponent("memory.md"), atomically: true, encoding: .utf8)

@@ -158,7 +158,7 @@ import Training
     for name in ["r2i", "dreamerv3"] {
       #expect(
         summary.contains("- \(name): BSuite memory_len score")
-          && summary.contains("1 runs solved, a run counting as solved"), "\(summary)")
+          && summary.contains("(share of the 1 run solved, a run counting as solved"), "\(summary)")
     }
     #expect(summary.components(separatedBy: "; 1 of them not finished, so the score is provisional").count == 3)
     // More steps: both runs resume from their checkpoints.
@@ -208,6 +208,6 @@ import Training
     #expect(row["held90"] == "" && row["finished"] == "yes", "\(row)")
     let summary = try String(contentsOf: out.appendingPathComponent("memory.md"), encoding: .utf8)
     #expect(
-      summary.contains("- r2i: BSuite discounting_chain score \(String(format: "%.2f", score)) (mean over 1 runs)\n"))
+      summary.contains("- r2i: BSuite discounting_chain score \(String(format: "%.2f", score)) (mean over 1 run)\n"))
   }
 }

@@ -278,8 +278,16 @@ struct MemoryBench: ParsableCommand {
       "return_last100", "eval_success", "eval_return", "score", "first90_minutes", "first90_learner_steps",
       "held90", "finished",
     ])
-    var results: [(MemoryJob, RunResults)] = []
-    var unfinished: Set<URL> = []  // run folders still short of their budget
+    /// One run as the report sees it, read once: its figures, whether it spent its budget, and
+    /// (tasks with success only) its first 90 % window and the share of later windows held there.
+    struct Reported {
+      let job: MemoryJob
+      let r: RunResults
+      let finished: Bool
+      let solved: RunResults.CurvePoint?
+      let held: Double?
+    }
+    var results: [Reported] = []
     for job in jobList {
       guard FileManager.default.fileExists(atPath: job.folder.appendingPathComponent("metrics.jsonl").path) else {
         continue
@@ -291,22 +299,21 @@ struct MemoryBench: ParsableCommand {
         print("\(job.name): cannot be read (\(error)); left out of the report")
         continue
       }
-      results.append((job, r))
       let config = try requested(job)
-      let finished = TrainingRun.progress(of: job.folder).map { TrainingRun.isFinished($0, config: config) }
-      if finished != true { unfinished.insert(job.folder) }
-      let score = TaskScore.score(env: job.env, success: r.recentSuccess, meanReturn: r.recentScore)
-      // 90 % is a success rate: tasks without success (discounting_chain, POPGym) leave the
-      // columns empty rather than compare their mean return with 0.9.
+      let finished = TrainingRun.progress(of: job.folder).map { TrainingRun.isFinished($0, config: config) } == true
+      // 90 % is a success rate: tasks without success (discounting_chain, POPGym) get no window
+      // rather than one comparing their mean return with 0.9.
       let hasSuccess = r.recentSuccess != nil
       let solved = hasSuccess ? r.first(reaching: 0.9) : nil
+      let held = hasSuccess ? r.shareHeld(atOrAbove: 0.9) : nil
+      results.append(Reported(job: job, r: r, finished: finished, solved: solved, held: held))
+      let score = TaskScore.score(env: job.env, success: r.recentSuccess, meanReturn: r.recentScore)
       func opt(_ x: Double?, _ d: Int = 3) -> String { x.map { fmt($0, d) } ?? "" }
       table.add([
         job.env, job.backbone.rawValue, "\(job.seed)", "\(r.envSteps)", "\(r.updates)", fmt(r.seconds / 60, 1),
         "\(r.episodes)", opt(r.recentSuccess), fmt(r.recentScore, 3), opt(r.evaluationSuccess), opt(r.evaluationScore),
         opt(score, 2), opt(solved.map { $0.seconds / 60 }, 2), solved.map { "\($0.updates)" } ?? "",
-        opt(hasSuccess ? r.shareHeld(atOrAbove: 0.9) : nil),
-        finished == true ? "yes" : "no",
+        opt(held), finished ? "yes" : "no",
       ])
     }
     guard !results.isEmpty else {
@@ -330,7 +337,8 @@ struct MemoryBench: ParsableCommand {
     func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
     for env in try taskList() {
       for b in backbones {
-        let rs = results.filter { $0.0.env == env && $0.0.backbone == b }.map { $0.1 }
+        let runs = results.filter { $0.job.env == env && $0.job.backbone == b }
+        let rs = runs.map(\.r)
         guard !rs.isEmpty else { continue }
         var cells = [env, b.rawValue]
         cells.append(mean(rs.compactMap(\.recentSuccess)).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
@@ -341,14 +349,14 @@ struct MemoryBench: ParsableCommand {
         cells.append(mean(rs.map { Double($0.envSteps) }).map { "\(Int($0))" } ?? "-")
         cells.append(mean(rs.map { Double($0.updates) }).map { "\(Int($0))" } ?? "-")
         if hasSuccess {
-          let solved = rs.compactMap { $0.first(reaching: 0.9) }
+          let solved = runs.compactMap(\.solved)
           if let minutes = mean(solved.map { $0.seconds / 60 }), let steps = mean(solved.map { Double($0.updates) }) {
             let seeds = solved.count < rs.count ? ", \(solved.count) of \(rs.count) seeds" : ""
             cells.append("\(fmt(minutes, 1)) min (\(Int(steps)) learner steps\(seeds))")
           } else {
             cells.append("never")
           }
-          cells.append(mean(rs.compactMap { $0.shareHeld(atOrAbove: 0.9) }).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
+          cells.append(mean(runs.compactMap(\.held)).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
         } else {
           cells += ["-", "-"]
         }
@@ -357,15 +365,16 @@ struct MemoryBench: ParsableCommand {
     }
     md += "\n"
     for b in backbones {
-      let mine = results.filter { $0.0.backbone == b }
+      let mine = results.filter { $0.job.backbone == b }
       // A score over runs still short of their budget is provisional; say how many.
       func scored(_ prefix: String) -> (scores: [Double], unfinished: Int) {
-        let runs = mine.compactMap { j, r in
-          j.env.hasPrefix(prefix)
-            ? TaskScore.score(env: j.env, success: r.recentSuccess, meanReturn: r.recentScore).map { ($0, j.folder) }
-            : nil
+        let runs = mine.compactMap { run in
+          run.job.env.hasPrefix(prefix)
+            ? TaskScore.score(env: run.job.env, success: run.r.recentSuccess, meanReturn: run.r.recentScore).map {
+              ($0, run.finished)
+            } : nil
         }
-        return (runs.map(\.0), runs.filter { unfinished.contains($0.1) }.count)
+        return (runs.map(\.0), runs.filter { !$0.1 }.count)
       }
       func runs(_ n: Int) -> String { n == 1 ? "1 run" : "\(n) runs" }
       func pending(_ n: Int) -> String { n == 0 ? "" : "; \(n) of them not finished, so the score is provisional" }
@@ -389,9 +398,9 @@ struct MemoryBench: ParsableCommand {
     byLength.yRange = (0, 1)
     for b in backbones {
       var points: [(Double, Double)] = []
-      for env in Set(results.map { $0.0.env }) {
+      for env in Set(results.map(\.job.env)) {
         guard let length = TaskScore.memoryLength(of: env) else { continue }
-        let s = results.filter { $0.0.env == env && $0.0.backbone == b }.compactMap { $0.1.recentSuccess }
+        let s = results.filter { $0.job.env == env && $0.job.backbone == b }.compactMap(\.r.recentSuccess)
         if let m = mean(s) { points.append((Double(length), m)) }
       }
       byLength.add(series: b.rawValue, points: points.sorted { $0.0 < $1.0 })
@@ -404,13 +413,14 @@ struct MemoryBench: ParsableCommand {
     // Learning curves per task, against env steps and against wall-clock.
     let curves = out.appendingPathComponent("curves")
     try FileManager.default.createDirectory(at: curves, withIntermediateDirectories: true)
-    for env in Set(results.map { $0.0.env }).sorted() {
-      let mine = results.filter { $0.0.env == env }
+    for env in Set(results.map(\.job.env)).sorted() {
+      let mine = results.filter { $0.job.env == env }
       let what =
-        mine.contains { $0.1.recentSuccess != nil } ? "success (last 100 episodes)" : "return (last 100 episodes)"
+        mine.contains { $0.r.recentSuccess != nil } ? "success (last 100 episodes)" : "return (last 100 episodes)"
       var bySteps = LineChart(title: env, xLabel: "environment steps", yLabel: what)
       var byTime = LineChart(title: env, xLabel: "wall-clock minutes", yLabel: what)
-      for (job, r) in mine {
+      for run in mine {
+        let (job, r) = (run.job, run.r)
         let every = max(1, r.curve.count / 400)
         let points = r.curve.enumerated().filter { $0.offset % every == 0 || $0.offset == r.curve.count - 1 }.map {
           $0.element

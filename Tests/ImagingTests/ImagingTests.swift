@@ -84,7 +84,7 @@ import Testing
   }
 
   /// Returns between 1.00 and 1.08 (discounting_chain) once printed 1.0, 1.0, 1.0, 1.1, 1.1: the
-  /// labels carry as many decimals as the tick step needs, and zero prints as 0, not -0.0.
+  /// labels carry as many decimals as the tick step needs, and zero prints as 0 (not 0.0).
   @Test func tickLabelsKeepTheDecimalsTheirStepNeeds() {
     var chart = LineChart(title: "t", xLabel: "minutes", yLabel: "return")
     chart.add(series: "a", points: [(0, 1.0), (15, 1.08)])

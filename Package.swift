@@ -102,7 +102,8 @@ let package = Package(
       name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay"],
       path: "Tests/WorldModelTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
-    .testTarget(name: "AgentTests", dependencies: ["Agent"], path: "Tests/AgentTests"),
+    .testTarget(
+      name: "AgentTests", dependencies: ["Agent"], path: "Tests/AgentTests", exclude: ["Fixtures"]),
     .testTarget(
       name: "TrainingTests", dependencies: ["Training", "WorldModel", "Replay", "Agent", "Envs", "TestSupport"],
       path: "Tests/TrainingTests"),

@@ -191,7 +191,7 @@ struct SpeedBench: ParsableCommand {
       let agent = Agent(config: config, seed: 0)
       let learner = AgentLearner(agent: agent)
       print(
-        "\(bb): \(agent.parameterCount) parameters (world model, actor, critic, slow critic); imagination in chunks of \(config.actorCritic.imaginationChunk) starts\(imaginationStarts.map { ", from \($0) random starts per step" } ?? "")"
+        "\(bb): \(agent.parameterCount) parameters: world model \(agent.worldModel.parameterCount), actor \(agent.actor.parameterCount), critic \(agent.critic.parameterCount), slow critic \(agent.slowCritic.parameterCount) (actor and critic read '\(config.policyInput.rawValue)', \(agent.actor.mlp.layers.first?.linear.inFeatures ?? 0) features); imagination in chunks of \(config.actorCritic.imaginationChunk) starts\(imaginationStarts.map { ", from \($0) random starts per step" } ?? "")"
       )
       for l in ls {
         let data = randomBatch(config.worldModel, b: batch, t: l)

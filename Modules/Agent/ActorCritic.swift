@@ -95,8 +95,16 @@ public final class Actor: Module {
   }
 
   /// pi(. | features [N, F]).
-  public func callAsFunction(_ features: Variable) -> ActionDistribution {
-    let raw = out(mlp(features))
+  public func callAsFunction(_ features: Variable) -> ActionDistribution { distribution(raw: rawOutput(features)) }
+
+  /// The output layer's values at `features` [..., F]: [..., A] logits for categorical actions,
+  /// [..., 2A] raw mean and std for continuous ones (see ``distribution(raw:)``).
+  public func rawOutput(_ features: Variable) -> Variable { out(mlp(features)) }
+
+  /// The policy of raw outputs [..., width] (``rawOutput(_:)``), any leading axes. The learner
+  /// keeps the raw outputs of imagination and builds the loss's policy from them, so the
+  /// network runs once per imagined state.
+  public func distribution(raw: Variable) -> ActionDistribution {
     switch spec {
     case .discrete:
       return .categorical([OneHotCategorical(logits: raw, unimix: unimix)])

@@ -23,7 +23,9 @@ public struct AgentConfig: Sendable, Codable, Equatable {
   }
 
   /// A preset's world model (r2i.md section 6) with actor and critic of the preset's MLP sizes;
-  /// policy input `hidden` for the memory domains (BSuite, POPGym), `full` otherwise.
+  /// policy input `hidden` for the memory domains (BSuite, POPGym) and the speed benchmark's
+  /// `vector` preset (what the reference feeds its actor and critic on vector tasks, so the two
+  /// networks have the reference's sizes), `full` otherwise.
   public static func preset(
     _ p: WorldModelPreset, backbone: Backbone, observation: ObservationKind? = nil, actions: ActionSpec
   ) -> AgentConfig {
@@ -32,7 +34,8 @@ public struct AgentConfig: Sendable, Codable, Equatable {
     var ac = ActorCriticSettings()
     if p == .memorymaze { ac.entropy = 1e-3 }
     return AgentConfig(
-      worldModel: wm, actions: actions, policyInput: [.bsuite, .popgym].contains(p) ? .hidden : .full,
+      worldModel: wm, actions: actions,
+      policyInput: [.bsuite, .popgym, .benchmarkVector].contains(p) ? .hidden : .full,
       units: wm.units, layers: wm.mlpLayers, actorCritic: ac)
   }
 

@@ -101,17 +101,35 @@ public final class ActorCriticLearner {
       : worldModel.imagine(from: start, horizon: s.horizon, rng: &rng, policy: policy)
     let states = LatentState.stacked(rollout.states)  // [H + 1, N, ...]
     let actions = Variable.stack(rollout.actions, axis: 0)  // [H, N, A]
-    // A reward head by action reads the action into each state (none into the start, whose
-    // reward is not used).
+    let (rewards, continues) = headPredictions(states, actions: actions, startContinue: startContinue)
+    let values = critic(states).mean
+    return finish(states: states, actions: actions, rewards: rewards, continues: continues, values: values)
+  }
+
+  /// The reward and continue heads on the imagined states, [H + 1, N] each; row 0 of the
+  /// continues is `startContinue` (data). A reward head by action reads the action taken into
+  /// each state (none into the start, whose reward no return reads). The heads run on the start
+  /// too, although nothing reads their row 0: H + 1 rows keep every product the shape it had,
+  /// so the results stay bit for bit those of the golden test (`GoldenLearnerStepTests`).
+  func headPredictions(_ states: LatentState, actions: Variable, startContinue: Tensor) -> (
+    rewards: Variable, continues: Tensor
+  ) {
+    let h = settings.horizon
+    let n = startContinue.count
     let into =
       worldModel.config.rewardByAction == true
       ? Tensor.concat([Tensor.zeros([1] + Array(actions.shape.dropFirst())), actions.value], axis: 0) : nil
     let rewards = worldModel.predictedReward(states, previousAction: into)
-    var continues = worldModel.predictedContinue(states)
-    let n = startContinue.count
-    continues = Tensor.concat(
-      [startContinue.reshaped([1, n]), continues.slice(axis: 0, 1..<(s.horizon + 1))], axis: 0)
-    let values = critic(states).mean
+    let continues = Tensor.concat(
+      [startContinue.reshaped([1, n]), worldModel.predictedContinue(states).slice(axis: 0, 1..<(h + 1))], axis: 0)
+    return (rewards, continues)
+  }
+
+  /// Lambda-returns and weights of a rollout whose rewards, continues and values [H + 1, N] are known.
+  func finish(states: LatentState, actions: Variable, rewards: Variable, continues: Tensor, values: Variable)
+    -> ImaginedReturns
+  {
+    let s = settings
     let returns = Returns.lambdaReturns(
       rewards: rewards, continues: Variable(continues), values: values, discount: s.discount, lambda: s.lambda)
     return ImaginedReturns(
@@ -123,12 +141,16 @@ public final class ActorCriticLearner {
   /// The actor's loss on an imagined rollout, [scalar]: discrete actions
   /// `-log pi(a) sg((R - v) / S) - eta H(pi)`, continuous ones `-(R - sg(v)) / S - eta H(pi)`,
   /// weighted and averaged over the H x N steps. S is `returnScale.scale` as it stands (``update``
-  /// updates it with all returns of the batch first).
-  public func actorLoss(_ imagined: ImaginedReturns) -> (loss: Variable, metrics: [String: Float]) {
+  /// updates it with all returns of the batch first). `policy` is pi on the first H imagined
+  /// states when it is already known (the raw outputs the actor produced while imagining);
+  /// nil runs the actor on them.
+  public func actorLoss(_ imagined: ImaginedReturns, policy: ActionDistribution? = nil) -> (
+    loss: Variable, metrics: [String: Float]
+  ) {
     let h = imagined.horizon
     let scale = returnScale.scale
     let baseline = imagined.values.value.slice(axis: 0, 0..<h)
-    let pi = actor(imagined.states.rows(0..<h))  // [H, N, ...]
+    let pi = policy ?? actor(imagined.states.rows(0..<h))  // [H, N, ...]
     let entropy = pi.entropy()
     let objective: Variable
     let advantage = (imagined.returns.value - baseline) / scale
@@ -151,17 +173,20 @@ public final class ActorCriticLearner {
   }
 
   /// The critic's loss: `-log p(sg(R)) - scale * log p(sg(slow critic mean))` on the imagined
-  /// states (gradients stopped), weighted and averaged.
-  public func criticLoss(_ imagined: ImaginedReturns) -> (loss: Variable, metrics: [String: Float]) {
+  /// states (gradients stopped), weighted and averaged. `distribution` is the critic on the
+  /// first H imagined states when it is already known; nil runs the critic on them.
+  public func criticLoss(_ imagined: ImaginedReturns, distribution known: TwoHotSymlog? = nil) -> (
+    loss: Variable, metrics: [String: Float]
+  ) {
     let h = imagined.horizon
     let states = imagined.states.rows(0..<h).detached
     let target = imagined.returns.value
     let slowMean = withoutGradient { slowCritic(states).mean.value }
-    let distribution = critic(states)
+    let distribution = known ?? critic(states)
     let weights = imagined.weights.slice(axis: 0, 0..<h)
     let perStep = -distribution.logProb([(target, 1), (slowMean, settings.slowCriticScale)])
     let loss = (perStep * weights).mean()
-    let valueError = withoutGradient { abs(distribution.mean.value - target).mean().scalar }
+    let valueError = abs(distribution.meanValue - target).mean().scalar
     return (loss, ["critic_loss": loss.value.scalar, "value_error": valueError])
   }
 
@@ -234,6 +259,10 @@ public final class ActorCriticLearner {
         start: start.rows(ranges[i]), startContinue: startContinue.slice(axis: 0, ranges[i]), rng: &r)
     }
     let discrete = actor.spec.isDiscrete
+    if discrete && ranges.count == 1 {
+      var r = generators[0]
+      return gradientsInOnePass(start: start, startContinue: startContinue, rng: &r)
+    }
     var kept: [ImaginedReturns] = []  // detached, for the critic (and the discrete actor)
     if discrete {
       kept = ranges.indices.map { imagineChunk($0) }
@@ -278,5 +307,59 @@ public final class ActorCriticLearner {
     var metrics = sums.mapValues { Float($0) }
     metrics["return_scale"] = returnScale.scale
     return (actorGradients!, criticGradients!, metrics)
+  }
+
+  /// ``gradients(start:startContinue:rng:)`` for discrete actions and one chunk, with every
+  /// network run once per imagined state: one tape records the actor while it imagines (the
+  /// world model steps off the tape, on detached actions) and the critic on the first H imagined
+  /// states; the actor's loss reads the policy of the raw outputs it produced while imagining,
+  /// the critic's loss the same forward pass whose means gave the lambda-returns (the critic on
+  /// the last state, which only bootstraps, runs off the tape). The two losses read disjoint
+  /// parameters, so one backward pass of their sum gives both gradients. Same random draws,
+  /// same values as imagining first and running the networks again.
+  func gradientsInOnePass(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> (
+    actor: Gradients, critic: Gradients, metrics: [String: Float]
+  ) {
+    let h = settings.horizon
+    var metrics: [String: Float] = [:]
+    let (_, g) = valueAndGradient(of: [actor, critic]) {
+      var state = start.detached
+      var states = [state]
+      var raws: [Variable] = []
+      var actions: [Variable] = []
+      for _ in 0..<h {
+        let raw = actor.rawOutput(state.features(actor.input))  // on the tape
+        let action = actor.distribution(raw: raw.detached).sample(using: &rng)
+        state = withoutGradient { worldModel.imagineStep(state: state, action: action, rng: &rng).state }
+        raws.append(raw)
+        actions.append(action)
+        states.append(state)
+      }
+      let stacked = LatentState.stacked(states)  // [H + 1, N, ...]
+      let actionTensor = Variable.stack(actions, axis: 0)  // [H, N, A]
+      let (rewards, continues) = withoutGradient {
+        headPredictions(stacked, actions: actionTensor, startContinue: startContinue)
+      }
+      let values = critic(stacked.rows(0..<h))  // on the tape, for the loss and the returns
+      _ = values.logProbs  // computed once: the loss and the means read it
+      let last = withoutGradient { critic(stacked.rows(h..<(h + 1))).mean.value }
+      let valueTensor = Variable(Tensor.concat([values.meanValue, last], axis: 0))
+      let imagined = finish(
+        states: stacked, actions: actionTensor, rewards: rewards, continues: continues, values: valueTensor)
+      returnScale.update(imagined.returns.value)
+      let (actorLoss, actorMetrics) = actorLoss(
+        imagined, policy: actor.distribution(raw: Variable.stack(raws, axis: 0)))
+      let (criticLoss, criticMetrics) = criticLoss(imagined, distribution: values)
+      metrics = actorMetrics.merging(criticMetrics) { $1 }
+      return actorLoss + criticLoss
+    }
+    metrics["return_scale"] = returnScale.scale
+    let actorCount = actor.namedParameters().count
+    func part(_ range: Range<Int>) -> Gradients {
+      Gradients(
+        names: g.names[range].map { String($0.drop { $0 != "/" }.dropFirst()) }, parameters: Array(g.parameters[range]),
+        tensors: Array(g.tensors[range]))
+    }
+    return (part(0..<actorCount), part(actorCount..<g.names.count), metrics)
   }
 }

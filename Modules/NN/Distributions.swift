@@ -153,6 +153,12 @@ public struct TwoHotSymlog {
   /// The DreamerV3 bins: 255 points from -20 to 20.
   public static let defaultBins = bins(count: defaultBinCount)
 
+  final class Cache {
+    var logProbs: Variable?
+    var probabilities: Tensor?
+  }
+  let cache = Cache()
+
   public init(logits: Variable, bins: Tensor = TwoHotSymlog.defaultBins) {
     precondition(
       logits.shape.last == bins.count,
@@ -161,16 +167,33 @@ public struct TwoHotSymlog {
     self.bins = bins
   }
 
+  /// log softmax of the logits, [..., bins]: computed once per distribution, in the same pass as
+  /// the softmax that ``meanValue`` reads, and shared by both `logProb` forms.
+  public var logProbs: Variable {
+    if let v = cache.logProbs { return v }
+    let (v, p) = logits.logSoftmaxWithProbabilities(axis: -1)
+    cache.logProbs = v
+    cache.probabilities = p
+    return v
+  }
+
   /// The expected value in symlog space, [...].
   public var symlogMean: Variable { (logits.softmax(axis: -1) * bins).sum(axes: [-1]) }
 
   /// The prediction symexp(E[bin]), [...].
   public var mean: Variable { symexp(symlogMean) }
 
+  /// ``mean``'s value, recording nothing: from the softmax saved with ``logProbs`` when a loss
+  /// has computed them, else from a new one (the same numbers either way).
+  public var meanValue: Tensor {
+    let p = cache.probabilities ?? logits.value.softmax(axis: -1)
+    return symexp((p * bins).sum(axes: [-1]))
+  }
+
   /// log p(target) under the two-hot encoding of symlog(target), [...].
   public func logProb(_ target: Tensor) -> Variable {
     let weights = TwoHotSymlog.encode(symlog(target), bins: bins)
-    return (logits.logSoftmax(axis: -1) * weights).sum(axes: [-1])
+    return (logProbs * weights).sum(axes: [-1])
   }
 
   /// `sum_i scale_i log p(target_i)` over several targets with one log-softmax of the logits
@@ -181,7 +204,7 @@ public struct TwoHotSymlog {
     for (target, scale) in targets.dropFirst() {
       weights = weights + TwoHotSymlog.encode(symlog(target), bins: bins) * scale
     }
-    return (logits.logSoftmax(axis: -1) * weights).sum(axes: [-1])
+    return (logProbs * weights).sum(axes: [-1])
   }
 
   /// Two-hot weights of `values` (already in bin space) over sorted `bins`: each value splits

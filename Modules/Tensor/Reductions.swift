@@ -317,15 +317,22 @@ struct FiniteOrZeroKernel: UnaryKernel {
 extension Tensor {
   /// Softmax along `axis`.
   public func softmax(axis: Int = -1) -> Tensor {
-    softmaxFamily(axis: axis, log: false)
+    softmaxFamily(axis: axis, softmax: true, log: false).softmax!
   }
 
   /// Log-softmax along `axis`: x - logsumexp(x).
   public func logSoftmax(axis: Int = -1) -> Tensor {
-    softmaxFamily(axis: axis, log: true)
+    softmaxFamily(axis: axis, softmax: false, log: true).log!
   }
 
-  func softmaxFamily(axis: Int, log takeLog: Bool) -> Tensor {
+  /// Softmax and log-softmax along `axis` from one pass over the rows; each is bit for bit what
+  /// ``softmax(axis:)`` and ``logSoftmax(axis:)`` return.
+  public func softmaxAndLogSoftmax(axis: Int = -1) -> (softmax: Tensor, logSoftmax: Tensor) {
+    let r = softmaxFamily(axis: axis, softmax: true, log: true)
+    return (r.softmax!, r.log!)
+  }
+
+  func softmaxFamily(axis: Int, softmax wantSoftmax: Bool, log wantLog: Bool) -> (softmax: Tensor?, log: Tensor?) {
     let a = Tensor.normalizeAxis(axis, rank: rank)
     let n = shape[a]
     let inner = shape[(a + 1)...].reduce(1, *)
@@ -336,16 +343,18 @@ extension Tensor {
       perm.append(a)
       var inverse = [Int](repeating: 0, count: rank)
       for (i, p) in perm.enumerated() { inverse[p] = i }
-      return permuted(perm).softmaxFamily(axis: -1, log: takeLog).permuted(inverse)
+      let r = permuted(perm).softmaxFamily(axis: -1, softmax: wantSoftmax, log: wantLog)
+      return (r.softmax?.permuted(inverse), r.log?.permuted(inverse))
     }
     let rows = count / Swift.max(n, 1)
-    let out = Tensor(uninitializedShape: shape)
+    let probabilities = wantSoftmax ? Tensor(uninitializedShape: shape) : nil
+    let logs = wantLog ? Tensor(uninitializedShape: shape) : nil
     let src = UnsafePointer(storage.base)
-    let dst = out.storage.base
+    let sp = probabilities?.storage.base
+    let lp = logs?.storage.base
     Parallelism.forEachChunk(count: rows, grain: Swift.max(1, transcendentalGrain / Swift.max(n, 1))) { range in
       for r in range {
         let x = src + r * n
-        let y = dst + r * n
         var m = Tensor.rowMax(x, n)
         if !m.isFinite { m = 0 }
         let vm = Float8(repeating: m)
@@ -353,7 +362,7 @@ extension Tensor {
         var i = 0
         while i + 8 <= n {
           let e = FastMath.exp(loadFloat8(x, i) - vm)
-          if !takeLog { storeFloat8(e, y, i) }
+          if let sp { storeFloat8(e, sp + r * n, i) }
           acc += e
           i += 8
         }
@@ -361,11 +370,12 @@ extension Tensor {
         if i < n {
           let k = n - i
           let e = FastMath.exp(loadPartialFloat8(x, i, k, fill: -.infinity) - vm)
-          if !takeLog { storePartialFloat8(e, y, i, k) }
+          if let sp { storePartialFloat8(e, sp + r * n, i, k) }
           for j in 0..<k { tail += e[j] }
         }
         let total = acc.sum() + tail
-        if takeLog {
+        if let lp {
+          let y = lp + r * n
           let shift = Float8(repeating: m + FastMath.log(total))
           i = 0
           while i + 8 <= n {
@@ -376,7 +386,9 @@ extension Tensor {
             y[i] = x[i] - shift[0]
             i += 1
           }
-        } else {
+        }
+        if let sp {
+          let y = sp + r * n
           let inv = Float8(repeating: 1 / total)
           i = 0
           while i + 8 <= n {
@@ -390,7 +402,7 @@ extension Tensor {
         }
       }
     }
-    return out
+    return (probabilities, logs)
   }
 
   /// The softmax VJP along the last axis: y * (g - sum(g * y)).

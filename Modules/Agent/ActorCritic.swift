@@ -123,7 +123,11 @@ public final class Actor: Module {
   }
 
   /// pi(. | state), reading the actor's feature view.
-  public func callAsFunction(_ state: LatentState) -> ActionDistribution { self(state.features(input)) }
+  public func callAsFunction(_ state: LatentState) -> ActionDistribution { distribution(raw: rawOutput(state)) }
+
+  /// ``rawOutput(_:)-(Variable)`` at `state`'s features, read as blocks (the one-hot latent
+  /// adds weight rows instead of multiplying; the same numbers up to the order of additions).
+  public func rawOutput(_ state: LatentState) -> Variable { out(mlp(blocks: state.featureBlocks(input))) }
 }
 
 /// The value function: an MLP on the chosen feature view to a 255-bin two-hot symlog
@@ -142,6 +146,8 @@ public final class Critic: Module {
   /// v(features [..., F]).
   public func callAsFunction(_ features: Variable) -> TwoHotSymlog { TwoHotSymlog(logits: out(mlp(features))) }
 
-  /// v(state), reading the critic's feature view.
-  public func callAsFunction(_ state: LatentState) -> TwoHotSymlog { self(state.features(input)) }
+  /// v(state), reading the critic's feature view (as blocks, see ``Actor/rawOutput(_:)-(LatentState)``).
+  public func callAsFunction(_ state: LatentState) -> TwoHotSymlog {
+    TwoHotSymlog(logits: out(mlp(blocks: state.featureBlocks(input))))
+  }
 }

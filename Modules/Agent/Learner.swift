@@ -186,7 +186,9 @@ public final class ActorCriticLearner {
     let weights = imagined.weights.slice(axis: 0, 0..<h)
     let perStep = -distribution.logProb([(target, 1), (slowMean, settings.slowCriticScale)])
     let loss = (perStep * weights).mean()
-    let valueError = abs(distribution.meanValue - target).mean().scalar
+    // A known distribution gave the rollout's values: its means are their first H rows.
+    let means = known == nil ? distribution.meanValue : imagined.values.value.slice(axis: 0, 0..<h)
+    let valueError = abs(means - target).mean().scalar
     return (loss, ["critic_loss": loss.value.scalar, "value_error": valueError])
   }
 
@@ -263,19 +265,36 @@ public final class ActorCriticLearner {
       var r = generators[0]
       return gradientsInOnePass(start: start, startContinue: startContinue, rng: &r)
     }
+    var sums: [String: Double] = [:]
+    func add(_ m: [String: Float], weight: Float) {
+      for (k, v) in m { sums[k, default: 0] += Double(v * weight) }
+    }
     var kept: [ImaginedReturns] = []  // detached, for the critic (and the discrete actor)
+    var criticGradients: Gradients?
     if discrete {
-      kept = ranges.indices.map { imagineChunk($0) }
+      // Each chunk is imagined once with the critic on a tape of its own: its loss needs no
+      // return scale, so its gradient is taken at once; the actor runs again per chunk below,
+      // once the scale has seen every return.
+      for i in ranges.indices {
+        let weight = Float(ranges[i].count) / Float(n)
+        var r = generators[i]
+        let (_, g) = valueAndGradient(of: critic) {
+          let rollout = discreteRollout(
+            start: start.rows(ranges[i]), startContinue: startContinue.slice(axis: 0, ranges[i]),
+            actorOnTape: false, rng: &r)
+          kept.append(rollout.imagined)
+          let (loss, m) = criticLoss(rollout.imagined, distribution: rollout.values)
+          add(m, weight: weight)
+          return loss * weight
+        }
+        if criticGradients == nil { criticGradients = g } else { criticGradients!.accumulate(g) }
+      }
       returnScale.update(Tensor.concat(kept.map(\.returns.value), axis: 1))
     } else if ranges.count > 1 {
       let returns = ranges.indices.map { i in withoutGradient { imagineChunk(i).returns.value } }
       returnScale.update(Tensor.concat(returns, axis: 1))
     }
 
-    var sums: [String: Double] = [:]
-    func add(_ m: [String: Float], weight: Float) {
-      for (k, v) in m { sums[k, default: 0] += Double(v * weight) }
-    }
     var actorGradients: Gradients?
     for i in ranges.indices {
       let weight = Float(ranges[i].count) / Float(n)
@@ -294,8 +313,7 @@ public final class ActorCriticLearner {
       }
       if actorGradients == nil { actorGradients = g } else { actorGradients!.accumulate(g) }
     }
-    var criticGradients: Gradients?
-    for i in ranges.indices {
+    for i in ranges.indices where !discrete {
       let weight = Float(ranges[i].count) / Float(n)
       let (_, g) = valueAndGradient(of: critic) {
         let (loss, m) = criticLoss(kept[i])
@@ -310,46 +328,21 @@ public final class ActorCriticLearner {
   }
 
   /// ``gradients(start:startContinue:rng:)`` for discrete actions and one chunk, with every
-  /// network run once per imagined state: one tape records the actor while it imagines (the
-  /// world model steps off the tape, on detached actions) and the critic on the first H imagined
-  /// states; the actor's loss reads the policy of the raw outputs it produced while imagining,
-  /// the critic's loss the same forward pass whose means gave the lambda-returns (the critic on
-  /// the last state, which only bootstraps, runs off the tape). The two losses read disjoint
-  /// parameters, so one backward pass of their sum gives both gradients. Same random draws,
-  /// same values as imagining first and running the networks again.
+  /// network run once per imagined state: one tape records the actor while it imagines and the
+  /// critic on the imagined states (see ``discreteRollout(start:startContinue:actorOnTape:rng:)``);
+  /// the actor's loss reads the policy of the raw outputs it produced while imagining, the
+  /// critic's loss the forward pass whose means gave the lambda-returns. The two losses read
+  /// disjoint parameters, so one backward pass of their sum gives both gradients. Same random
+  /// draws, same values as imagining first and running the networks again.
   func gradientsInOnePass(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> (
     actor: Gradients, critic: Gradients, metrics: [String: Float]
   ) {
-    let h = settings.horizon
     var metrics: [String: Float] = [:]
     let (_, g) = valueAndGradient(of: [actor, critic]) {
-      var state = start.detached
-      var states = [state]
-      var raws: [Variable] = []
-      var actions: [Variable] = []
-      for _ in 0..<h {
-        let raw = actor.rawOutput(state.features(actor.input))  // on the tape
-        let action = actor.distribution(raw: raw.detached).sample(using: &rng)
-        state = withoutGradient { worldModel.imagineStep(state: state, action: action, rng: &rng).state }
-        raws.append(raw)
-        actions.append(action)
-        states.append(state)
-      }
-      let stacked = LatentState.stacked(states)  // [H + 1, N, ...]
-      let actionTensor = Variable.stack(actions, axis: 0)  // [H, N, A]
-      let (rewards, continues) = withoutGradient {
-        headPredictions(stacked, actions: actionTensor, startContinue: startContinue)
-      }
-      let values = critic(stacked.rows(0..<h))  // on the tape, for the loss and the returns
-      _ = values.logProbs  // computed once: the loss and the means read it
-      let last = withoutGradient { critic(stacked.rows(h..<(h + 1))).mean.value }
-      let valueTensor = Variable(Tensor.concat([values.meanValue, last], axis: 0))
-      let imagined = finish(
-        states: stacked, actions: actionTensor, rewards: rewards, continues: continues, values: valueTensor)
-      returnScale.update(imagined.returns.value)
-      let (actorLoss, actorMetrics) = actorLoss(
-        imagined, policy: actor.distribution(raw: Variable.stack(raws, axis: 0)))
-      let (criticLoss, criticMetrics) = criticLoss(imagined, distribution: values)
+      let rollout = discreteRollout(start: start, startContinue: startContinue, actorOnTape: true, rng: &rng)
+      returnScale.update(rollout.imagined.returns.value)
+      let (actorLoss, actorMetrics) = actorLoss(rollout.imagined, policy: rollout.policy)
+      let (criticLoss, criticMetrics) = criticLoss(rollout.imagined, distribution: rollout.values)
       metrics = actorMetrics.merging(criticMetrics) { $1 }
       return actorLoss + criticLoss
     }
@@ -361,5 +354,40 @@ public final class ActorCriticLearner {
         tensors: Array(g.tensors[range]))
     }
     return (part(0..<actorCount), part(actorCount..<g.names.count), metrics)
+  }
+
+  /// Imagination with discrete actions from `start` [N, ...]: the world model steps off the tape
+  /// on the sampled (detached) actions, the actor on the current tape when `actorOnTape` (its
+  /// raw outputs give `policy` [H, N, ...]; else off it and `policy` is nil), and the critic on
+  /// the current tape on the first H states (`values`, whose means, with the last state's
+  /// off the tape, give the lambda-returns; the last state only bootstraps).
+  func discreteRollout(start: LatentState, startContinue: Tensor, actorOnTape: Bool, rng: inout SeededGenerator)
+    -> (imagined: ImaginedReturns, values: TwoHotSymlog, policy: ActionDistribution?)
+  {
+    let h = settings.horizon
+    var state = start.detached
+    var states = [state]
+    var raws: [Variable] = []
+    var actions: [Variable] = []
+    for _ in 0..<h {
+      let raw = actorOnTape ? actor.rawOutput(state) : withoutGradient { actor.rawOutput(state) }
+      let action = actor.distribution(raw: raw.detached).sample(using: &rng)
+      state = withoutGradient { worldModel.imagineStep(state: state, action: action, rng: &rng).state }
+      if actorOnTape { raws.append(raw) }
+      actions.append(action)
+      states.append(state)
+    }
+    let stacked = LatentState.stacked(states)  // [H + 1, N, ...]
+    let actionTensor = Variable.stack(actions, axis: 0)  // [H, N, A]
+    let (rewards, continues) = withoutGradient {
+      headPredictions(stacked, actions: actionTensor, startContinue: startContinue)
+    }
+    let values = critic(stacked.rows(0..<h))  // on the tape, for the loss and the returns
+    let means = values.logProbsAndMeanValue().mean  // one pass: the loss reads the log-probabilities
+    let last = withoutGradient { critic(stacked.rows(h..<(h + 1))).mean.value }
+    let valueTensor = Variable(Tensor.concat([means, last], axis: 0))
+    let imagined = finish(
+      states: stacked, actions: actionTensor, rewards: rewards, continues: continues, values: valueTensor)
+    return (imagined, values, actorOnTape ? actor.distribution(raw: Variable.stack(raws, axis: 0)) : nil)
   }
 }

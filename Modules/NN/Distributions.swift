@@ -153,10 +153,7 @@ public struct TwoHotSymlog {
   /// The DreamerV3 bins: 255 points from -20 to 20.
   public static let defaultBins = bins(count: defaultBinCount)
 
-  final class Cache {
-    var logProbs: Variable?
-    var probabilities: Tensor?
-  }
+  final class Cache { var logProbs: Variable? }
   let cache = Cache()
 
   public init(logits: Variable, bins: Tensor = TwoHotSymlog.defaultBins) {
@@ -167,14 +164,21 @@ public struct TwoHotSymlog {
     self.bins = bins
   }
 
-  /// log softmax of the logits, [..., bins]: computed once per distribution, in the same pass as
-  /// the softmax that ``meanValue`` reads, and shared by both `logProb` forms.
+  /// log softmax of the logits, [..., bins]: computed once per distribution and shared by both
+  /// `logProb` forms.
   public var logProbs: Variable {
     if let v = cache.logProbs { return v }
+    let v = logits.logSoftmax(axis: -1)
+    cache.logProbs = v
+    return v
+  }
+
+  /// ``logProbs`` and ``meanValue`` from one pass over the bins (the softmax the mean reads is
+  /// made beside the log-softmax and not kept): what a critic's loss and its values share.
+  public func logProbsAndMeanValue() -> (logProbs: Variable, mean: Tensor) {
     let (v, p) = logits.logSoftmaxWithProbabilities(axis: -1)
     cache.logProbs = v
-    cache.probabilities = p
-    return v
+    return (v, symexp((p * bins).sum(axes: [-1])))
   }
 
   /// The expected value in symlog space, [...].
@@ -183,12 +187,8 @@ public struct TwoHotSymlog {
   /// The prediction symexp(E[bin]), [...].
   public var mean: Variable { symexp(symlogMean) }
 
-  /// ``mean``'s value, recording nothing: from the softmax saved with ``logProbs`` when a loss
-  /// has computed them, else from a new one (the same numbers either way).
-  public var meanValue: Tensor {
-    let p = cache.probabilities ?? logits.value.softmax(axis: -1)
-    return symexp((p * bins).sum(axes: [-1]))
-  }
+  /// ``mean``'s value, recording nothing (the same numbers).
+  public var meanValue: Tensor { symexp((logits.value.softmax(axis: -1) * bins).sum(axes: [-1])) }
 
   /// log p(target) under the two-hot encoding of symlog(target), [...].
   public func logProb(_ target: Tensor) -> Variable {

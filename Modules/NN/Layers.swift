@@ -78,6 +78,15 @@ public final class Linear: Module {
     if let bias { return y + bias.variable }
     return y
   }
+
+  /// The layer on the concatenation of `blocks` along the last axis, without forming it; binary
+  /// blocks (one-hot latents and actions) add weight rows (see ``matmul(blocks:_:)``).
+  public func callAsFunction(blocks: [InputBlock]) -> Variable {
+    if blocks.count == 1 && !blocks[0].mayBeBinary { return self(blocks[0].value) }
+    let y = matmul(blocks: blocks, weight.variable)
+    if let bias { return y + bias.variable }
+    return y
+  }
 }
 
 /// Layer normalisation over the last axis with a learned scale and offset.
@@ -115,6 +124,11 @@ public final class Dense: Module {
   public func callAsFunction(_ x: Variable) -> Variable {
     norm(linear(x), activation: .silu)
   }
+
+  /// The block on the concatenation of `blocks` (see ``Linear/callAsFunction(blocks:)``).
+  public func callAsFunction(blocks: [InputBlock]) -> Variable {
+    norm(linear(blocks: blocks), activation: .silu)
+  }
 }
 
 /// A stack of ``Dense`` blocks.
@@ -138,6 +152,13 @@ public final class MLP: Module {
 
   public func callAsFunction(_ x: Variable) -> Variable {
     layers.reduce(x) { $1($0) }
+  }
+
+  /// The stack on the concatenation of `blocks`: the first layer reads them as blocks (see
+  /// ``Linear/callAsFunction(blocks:)``); an empty stack concatenates them.
+  public func callAsFunction(blocks: [InputBlock]) -> Variable {
+    guard let first = layers.first else { return Variable.concat(blocks.map(\.value), axis: -1) }
+    return layers.dropFirst().reduce(first(blocks: blocks)) { $1($0) }
   }
 }
 

@@ -78,7 +78,7 @@ public final class RSSM: Module {
   public func imagineStep(h: Variable, z: Variable, action: Variable, rng: inout SeededGenerator) -> (
     h: Variable, z: Variable, priorLogits: Variable
   ) {
-    let x = inputLayer(Variable.concat([z, action], axis: -1))
+    let x = inputLayer(blocks: [InputBlock(z, mayBeBinary: true), InputBlock(action, mayBeBinary: true)])
     let h2 = gruStep(h, x)
     let logits = priorLogits(h2)
     return (h2, latent.sample(logits, using: &rng), logits)

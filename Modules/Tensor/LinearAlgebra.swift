@@ -81,22 +81,41 @@ public func sgemm(
 /// Counts the floating-point operations of every matrix product (2 m n k each), including the
 /// products inside convolutions. Benchmarks and tests read it; counting is one relaxed atomic add
 /// per product.
+///
+/// Products with a binary block (``Tensor/partsProduct(_:patterns:weight:)``) add weight rows
+/// instead of multiplying; the FLOPs a dense product would have spent on those blocks are
+/// counted apart, as ``measureWithReplaced(_:)``'s `replaced`, so executed + replaced is the
+/// model's dense count.
 public enum MatmulCounter {
   static let flops = Atomic<Int>(0)
   /// FLOPs since the process started or the last ``reset()`` (all threads).
   public static var count: Int { flops.load(ordering: .relaxed) }
   public static func reset() { flops.store(0, ordering: .relaxed) }
 
-  final class Scope: @unchecked Sendable { var flops = 0 }
+  final class Scope: @unchecked Sendable {
+    var flops = 0
+    var replaced = 0
+  }
   @TaskLocal static var scope: Scope?
 
   /// Runs `body` and returns the matrix-product FLOPs issued by this task while it ran (products
   /// are always issued from the calling thread, so concurrent work elsewhere does not count).
   public static func measure<R>(_ body: () throws -> R) rethrows -> (result: R, flops: Int) {
+    let (r, executed, _) = try measureWithReplaced(body)
+    return (r, executed)
+  }
+
+  /// Like ``measure(_:)``, with the dense-product FLOPs that sums of weight rows replaced.
+  public static func measureWithReplaced<R>(_ body: () throws -> R) rethrows -> (
+    result: R, executed: Int, replaced: Int
+  ) {
     let s = Scope()
     let r = try $scope.withValue(s) { try body() }
-    return (r, s.flops)
+    return (r, s.flops, s.replaced)
   }
+
+  /// Records `n` dense-product FLOPs replaced by sums of weight rows.
+  static func addReplaced(_ n: Int) { if let scope { scope.replaced += n } }
 }
 
 /// The raw sgemm with explicit leading dimensions (row-major).

@@ -125,7 +125,7 @@ public final class S3M: Module, SequenceModel {
     let first = (state?.stoch ?? zInit.broadcast(to: [b, s])).reshaped([b, 1, s])
     let shifted = t > 1 ? Variable.concat([first, z.slice(axis: 1, 0..<(t - 1))], axis: 1) : first
     let zPrev = select(isFirst.reshaped([b, t, 1]), zInit.reshaped([1, 1, s]), shifted)
-    let u = inputLayer(Variable.concat([zPrev, prevActions], axis: -1))
+    let u = inputLayer(blocks: [InputBlock(zPrev, mayBeBinary: true), InputBlock(prevActions, mayBeBinary: true)])
     let carry = state.map { SSMStackState(layers: $0.recurrent) }
     let (o, layerStates, _) = stack(u, isFirst: isFirst, state: carry)
     let (h, priorLogits) = outputs(o)
@@ -151,7 +151,7 @@ public final class S3M: Module, SequenceModel {
   public func imagineStep(state: LatentState, action: Variable, rng: inout SeededGenerator) -> (
     state: LatentState, priorLogits: Variable
   ) {
-    let u = inputLayer(Variable.concat([state.stoch, action], axis: -1))
+    let u = inputLayer(blocks: [InputBlock(state.stoch, mayBeBinary: true), InputBlock(action, mayBeBinary: true)])
     let (o, next) = stack.step(u, state: SSMStackState(layers: state.recurrent))
     let (h, logits) = outputs(o)
     return (LatentState(deter: h, stoch: latent.sample(logits, using: &rng), recurrent: next.layers), logits)
@@ -230,7 +230,10 @@ extension S3M {
     let n = b * t
     let (d, u, s, a) = (c.deter, c.units, c.stochSize, c.actionSize)
     let (p, h) = (c.ssm.states, c.ssm.channels)
-    var total = Counting.tracked(n, embed, u) + Counting.tracked(n, u, s) + Counting.tracked(n, s + a, h)
+    // The input layer reads [z_{t-1}, a_{t-1}] as blocks: forward and weight gradient over both,
+    // the input gradient only into z (the actions are data).
+    var total = Counting.tracked(n, embed, u) + Counting.tracked(n, u, s) + Counting.onData(n, s + a, h)
+    total += Counting.product(n, h, s)
     total +=
       c.ssm.layers * (Counting.tracked(n, h, 2 * p) + Counting.tracked(n, 2 * p, h) + Counting.tracked(n, h, 2 * h))
     total += Counting.tracked(n, h, d) + Counting.tracked(n, d, u) + Counting.tracked(n, u, s)

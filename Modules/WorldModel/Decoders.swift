@@ -1,9 +1,18 @@
 /// Predicts observations from features and returns the per-step reconstruction loss [B, T].
 public protocol ObservationDecoder: AnyObject {
   func loss(features: Variable, target: Tensor) -> Variable
+  /// ``loss(features:target:)`` on features given as blocks (see ``Linear/callAsFunction(blocks:)``);
+  /// by default on their concatenation.
+  func loss(blocks: [InputBlock], target: Tensor) -> Variable
   /// The reconstruction in observation space (vector: symexp of the prediction; image: pixels in
   /// [0, 1]).
   func reconstruct(features: Variable) -> Tensor
+}
+
+extension ObservationDecoder {
+  public func loss(blocks: [InputBlock], target: Tensor) -> Variable {
+    loss(features: Variable.concat(blocks.map(\.value), axis: -1), target: target)
+  }
 }
 
 /// MLP of Dense blocks, then a Linear to the observation size, predicting symlog(observation)
@@ -19,6 +28,10 @@ public final class VectorDecoder: Module, ObservationDecoder {
 
   public func loss(features: Variable, target: Tensor) -> Variable {
     -SymlogDistribution(prediction: out(mlp(features))).logProb(target)
+  }
+
+  public func loss(blocks: [InputBlock], target: Tensor) -> Variable {
+    -SymlogDistribution(prediction: out(mlp(blocks: blocks))).logProb(target)
   }
 
   public func reconstruct(features: Variable) -> Tensor { symexp(out(mlp(features)).value) }
@@ -50,13 +63,14 @@ public final class ImageDecoder: Module, ObservationDecoder {
     norms = ns
   }
 
-  func predict(_ features: Variable) -> Variable {
+  func predict(_ features: Variable) -> Variable { predict(blocks: [InputBlock(features)]) }
+
+  func predict(blocks: [InputBlock]) -> Variable {
     let g = geometry
-    let lead = Array(features.shape.dropLast())
+    let lead = Array(blocks[0].value.shape.dropLast())
     let n = lead.reduce(1, *)
-    var x = input(features.reshaped([n, features.shape.last!])).reshaped([
-      n, g.bottomHeight, g.bottomWidth, g.bottomChannels,
-    ])
+    let rows = blocks.map { InputBlock($0.value.reshaped([n, $0.value.shape.last!]), mayBeBinary: $0.mayBeBinary) }
+    var x = input(blocks: rows).reshaped([n, g.bottomHeight, g.bottomWidth, g.bottomChannels])
     for (k, d) in deconvs.enumerated() {
       x = d(x)
       if k < norms.count { x = norms[k](x, activation: .silu) }
@@ -65,8 +79,12 @@ public final class ImageDecoder: Module, ObservationDecoder {
   }
 
   public func loss(features: Variable, target: Tensor) -> Variable {
-    let pred = predict(features)
-    let lead = features.rank - 1
+    loss(blocks: [InputBlock(features)], target: target)
+  }
+
+  public func loss(blocks: [InputBlock], target: Tensor) -> Variable {
+    let pred = predict(blocks: blocks)
+    let lead = blocks[0].value.rank - 1
     return square(pred - target / 255).sum(axes: Array(lead..<(lead + 3)))
   }
 

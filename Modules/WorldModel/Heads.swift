@@ -29,12 +29,20 @@ public final class RewardHead: Module {
   /// needs `previousAction` [..., A]: the one-hot (or multi-one-hot) action taken before each
   /// state, all zeros at an episode's first step; several ones add their rows' logits.
   public func callAsFunction(_ features: Variable, previousAction: Tensor? = nil) -> TwoHotSymlog {
-    let logits = out(mlp(features))
+    distribution(logits: out(mlp(features)), previousAction: previousAction)
+  }
+
+  /// The head on features given as blocks (see ``MLP/callAsFunction(blocks:)``).
+  public func callAsFunction(blocks: [InputBlock], previousAction: Tensor? = nil) -> TwoHotSymlog {
+    distribution(logits: out(mlp(blocks: blocks)), previousAction: previousAction)
+  }
+
+  func distribution(logits: Variable, previousAction: Tensor?) -> TwoHotSymlog {
     guard actions > 0 else { return TwoHotSymlog(logits: logits, bins: binValues) }
     guard let previousAction else {
       preconditionFailure("RewardHead with \(actions) actions needs the previous action")
     }
-    let lead = Array(features.shape.dropLast())
+    let lead = Array(logits.shape.dropLast())
     precondition(
       previousAction.shape == lead + [actions],
       "RewardHead: previous action \(previousAction.shape), expected \(lead + [actions])")
@@ -58,9 +66,13 @@ public final class ContinueHead: Module {
     out = Linear(mlp.outFeatures(input: featureSize), 1, rng: &rng)
   }
 
-  public func callAsFunction(_ features: Variable) -> Bernoulli {
-    let logits = out(mlp(features))
-    return Bernoulli(logits: logits.reshaped(Array(logits.shape.dropLast())))
+  public func callAsFunction(_ features: Variable) -> Bernoulli { distribution(logits: out(mlp(features))) }
+
+  /// The head on features given as blocks (see ``MLP/callAsFunction(blocks:)``).
+  public func callAsFunction(blocks: [InputBlock]) -> Bernoulli { distribution(logits: out(mlp(blocks: blocks))) }
+
+  func distribution(logits: Variable) -> Bernoulli {
+    Bernoulli(logits: logits.reshaped(Array(logits.shape.dropLast())))
   }
 }
 

@@ -51,6 +51,20 @@ public struct LatentState {
     }
   }
 
+  /// ``features(_:)`` as blocks for a layer that reads them without concatenating them (see
+  /// ``Linear/callAsFunction(blocks:)``): h, z (marked as possibly binary: a sampled latent is
+  /// one-hot in each group) and each SSM layer's state, in the order of ``features(_:)``.
+  public func featureBlocks(_ view: FeatureView) -> [InputBlock] {
+    let h = InputBlock(deter)
+    let z = InputBlock(stoch, mayBeBinary: true)
+    let x = recurrent.isEmpty ? [InputBlock(deter)] : recurrent.map { InputBlock($0) }
+    switch view {
+    case .output: return [h, z]
+    case .hidden: return [z] + x
+    case .full: return [h, z] + x
+    }
+  }
+
   /// The same state with gradients stopped.
   public var detached: LatentState {
     LatentState(deter: deter.detached, stoch: stoch.detached, recurrent: recurrent.map { $0.detached })

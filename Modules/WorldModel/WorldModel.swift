@@ -275,12 +275,16 @@ public final class WorldModel: Module {
 
   /// The reward head's distribution at `state` (see ``predictedReward(_:previousAction:)``).
   public func rewardDistribution(_ state: LatentState, previousAction: Tensor? = nil) -> TwoHotSymlog {
-    reward(state.features(config.headView), previousAction: config.rewardByAction == true ? previousAction : nil)
+    reward(
+      blocks: state.featureBlocks(config.headView),
+      previousAction: config.rewardByAction == true ? previousAction : nil)
   }
 
   /// Whether the model expects the episode to go on after `state` (the continue head's mode,
   /// 1 or 0), [...].
-  public func predictedContinue(_ state: LatentState) -> Tensor { cont(state.features(config.headView)).mode }
+  public func predictedContinue(_ state: LatentState) -> Tensor {
+    cont(blocks: state.featureBlocks(config.headView)).mode
+  }
 
   /// a_{t-1} for every step: shifted by one, `first` (or zeros) at t = 0, zero at resets.
   public func previousActions(_ actions: Tensor, isFirst: Tensor, first: Tensor? = nil) -> Tensor {
@@ -307,15 +311,16 @@ public final class WorldModel: Module {
     let (b, t) = (batch.batchSize, batch.length)
     let c = config
     let out = observe(batch, rng: &rng)
-    let feat = out.states.features(.output)
-    let headFeat = c.headView == .output ? feat : out.states.features(c.headView)
-    let rec = decoder.loss(features: feat, target: batch.observations)
+    // The heads and the decoder read [h, z] (or the head view) as blocks: z, one-hot in every
+    // group, adds weight rows instead of multiplying (see `Linear.callAsFunction(blocks:)`).
+    let headFeat = out.states.featureBlocks(c.headView)
+    let rec = decoder.loss(blocks: out.states.featureBlocks(.output), target: batch.observations)
     let previous =
       c.rewardByAction == true ? previousActions(preprocess(actions: batch.actions), isFirst: batch.isFirst) : nil
-    let rew = -reward(headFeat, previousAction: previous).logProb(
+    let rew = -reward(blocks: headFeat, previousAction: previous).logProb(
       batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
     let contTarget = 1 - batch.isTerminal
-    let con = -cont(headFeat).logProb(contTarget)
+    let con = -cont(blocks: headFeat).logProb(contTarget)
     let post = c.latent.distribution(out.postLogits)
     let prior = c.latent.distribution(out.priorLogits)
     // KL balance: the dynamics loss trains the prior toward the (fixed) posterior, the

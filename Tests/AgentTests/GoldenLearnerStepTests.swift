@@ -41,6 +41,15 @@ import Testing
       c.actorCritic.horizon = 6
       c.actorCritic.imaginationStarts = imaginationStarts
       c.actorCritic.imaginationChunk = imaginationChunk
+      // Adam divides each gradient entry by its own magnitude, so with the usual epsilon an entry
+      // whose gradient nearly cancels (1e-9 next to 1e-3 elsewhere) moves by a full step whose
+      // sign is rounding noise: any reordering of additions (a fused kernel, a sparse product)
+      // flips it. With epsilon 1 the step is about lr x gradient, so the parameters compare
+      // what the learner computed; the first moments compare the gradients themselves.
+      for keyPath in [\AgentConfig.worldModel.optimizer, \.actorCritic.actorOptimizer, \.actorCritic.criticOptimizer] {
+        c[keyPath: keyPath].epsilon = 1
+        c[keyPath: keyPath].learningRate = 0.1
+      }
       return c
     }
   }
@@ -100,6 +109,10 @@ import Testing
       var heads = SeededGenerator(seed: 9)
       for layer in [agent.worldModel.reward.out, agent.critic.out] {
         layer.weight.value = Tensor.normal(layer.weight.shape, std: 0.05, using: &heads)
+        // Leaning to positive bins: rewards and returns of one sign, so their means do not
+        // cancel either.
+        let k = layer.bias!.value.count
+        layer.bias!.value = Tensor((0..<k).map { Float($0 % 255) * 0.004 })
       }
       agent.slowCritic.copyParameters(from: agent.critic)
       let learner = AgentLearner(agent: agent)

@@ -118,3 +118,15 @@ let package = Package(
       name: "replay-crash-writer", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayCrashWriter"),
   ]
 )
+
+// Opt-in: `R2I_TARGET_CPU=haswell swift build -c release ...` compiles every Swift target for that
+// CPU (haswell: AVX2 and FMA; any name `swiftc -target-cpu` accepts). The elementwise kernels
+// (layer norm, softmax, activations) then run on 8-wide vectors; see
+// docs/results/train-step-speed.md for the measured gain. Unset (the default), builds are
+// portable x86-64 and carry no unsafe flags, so the package stays usable as a dependency. A
+// binary built for a CPU stops with an illegal instruction on a CPU without its features.
+if let cpu = Context.environment["R2I_TARGET_CPU"], !cpu.isEmpty {
+  for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-target-cpu", cpu])]
+  }
+}

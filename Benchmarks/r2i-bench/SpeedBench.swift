@@ -145,7 +145,7 @@ struct SpeedBench: ParsableCommand {
       let acting = actingStep(model: model, config: config)
       table.add([
         bb.rawValue, preset, "\(batch)", "1", "act_step", fmt(acting.median, 3), fmt(acting.min, 3),
-        fmt(acting.max, 3), "", "", "\(threads)", "", "",
+        fmt(acting.max, 3), "", "", "\(threads)", "", "", "",
       ])
       print("  acting step (encode + observe, batch \(batch)): \(fmt(acting.median, 2)) ms")
     }

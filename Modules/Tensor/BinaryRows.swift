@@ -24,13 +24,28 @@ public struct BinaryRows: Sendable {
     var indices: [Int32] = []
     indices.reserveCapacity(Swift.min(limit, 1 << 20))
     let p = UnsafePointer(x.storage.base)
+    let zero = Float8()
     for r in 0..<m {
       let row = p + r * n
-      for c in 0..<n {
+      var c = 0
+      // Eight at a time: most groups of eight in a one-hot row are all zero.
+      while c + 8 <= n {
+        let v = loadFloat8(row, c)
+        if v != zero {
+          for k in 0..<8 where v[k] != 0 {
+            guard v[k] == 1, indices.count < limit else { return nil }
+            indices.append(Int32(c + k))
+          }
+        }
+        c += 8
+      }
+      while c < n {
         let v = row[c]
-        if v == 0 { continue }
-        guard v == 1, indices.count < limit else { return nil }
-        indices.append(Int32(c))
+        if v != 0 {
+          guard v == 1, indices.count < limit else { return nil }
+          indices.append(Int32(c))
+        }
+        c += 1
       }
       offsets[r + 1] = Int32(indices.count)
     }
@@ -42,17 +57,42 @@ public struct BinaryRows: Sendable {
 
   /// `y[r, :] += sum over the ones (r, c) of w[c, :]` for a row-major `w` [columns, width] and
   /// `y` [rows, width]. Rows are split across threads; each row's sum runs in column order, so
-  /// the result does not depend on the thread count.
+  /// the result does not depend on the thread count. The width is walked in stripes of 32
+  /// columns, summed in registers over a row's ones and stored once, so the stripe of `w` the
+  /// rows read stays in cache (a 1,024 x 512 weight is 2 MB, a stripe 128 kB).
   public func addRows(of w: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, width: Int) {
     offsets.withUnsafeBufferPointer { op in
       indices.withUnsafeBufferPointer { ip in
         let (o, ix) = (op.baseAddress!, ip.baseAddress)
         Parallelism.forEachChunk(count: rows, grain: Swift.max(1, 16_384 / Swift.max(width, 1))) { range in
-          for r in range {
-            let out = y + r * width
-            for k in Int(o[r])..<Int(o[r + 1]) {
-              Self.add(w + Int(ix![k]) * width, into: out, width)
+          var lo = 0
+          while lo < width {
+            let n = Swift.min(32, width - lo)
+            for r in range {
+              let out = y + r * width + lo
+              let ones = Int(o[r])..<Int(o[r + 1])
+              if n == 32 {
+                // 32 columns summed in registers over the row's ones, then stored once.
+                var a0 = loadFloat8(UnsafePointer(out), 0)
+                var a1 = loadFloat8(UnsafePointer(out), 8)
+                var a2 = loadFloat8(UnsafePointer(out), 16)
+                var a3 = loadFloat8(UnsafePointer(out), 24)
+                for k in ones {
+                  let src = w + Int(ix![k]) * width + lo
+                  a0 += loadFloat8(src, 0)
+                  a1 += loadFloat8(src, 8)
+                  a2 += loadFloat8(src, 16)
+                  a3 += loadFloat8(src, 24)
+                }
+                storeFloat8(a0, out, 0)
+                storeFloat8(a1, out, 8)
+                storeFloat8(a2, out, 16)
+                storeFloat8(a3, out, 24)
+              } else {
+                for k in ones { Self.add(w + Int(ix![k]) * width + lo, into: out, n) }
+              }
             }
+            lo += 32
           }
         }
       }

@@ -378,12 +378,13 @@ public final class ActorCriticLearner {
       states.append(state)
     }
     let stacked = LatentState.stacked(states)  // [H + 1, N, ...]
+    states.removeAll()  // what the actor's tape does not hold is freed now, not at the return
     let actionTensor = Variable.stack(actions, axis: 0)  // [H, N, A]
     let (rewards, continues) = withoutGradient {
       headPredictions(stacked, actions: actionTensor, startContinue: startContinue)
     }
     let values = critic(stacked.rows(0..<h))  // on the tape, for the loss and the returns
-    let means = values.logProbsAndMeanValue().mean  // one pass: the loss reads the log-probabilities
+    let means = values.meanValue
     let last = withoutGradient { critic(stacked.rows(h..<(h + 1))).mean.value }
     let valueTensor = Variable(Tensor.concat([means, last], axis: 0))
     let imagined = finish(

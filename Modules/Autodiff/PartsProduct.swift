@@ -25,9 +25,14 @@ public func matmul(blocks: [InputBlock], _ weight: Variable) -> Variable {
   guard let tape = Tape.recording(inputs) else { return Variable(y) }
   let need = inputs.map { $0.isTracked(on: tape) }
   let w = weight.value
+  // The backward pass keeps a binary block's values only when their gradient is wanted: the
+  // weight's gradient reads its pattern. (Imagination's one-hot latents are then not held
+  // twice, per step here and stacked for the heads.)
+  let kept = parts.indices.map { i in patterns[i] != nil && !need[i] ? Tensor.zeros([0]) : parts[i] }
+  let shapes = parts.map(\.shape)
   return customVJP(inputs: inputs, outputs: [y]) { g in
     let r = Tensor.partsProductBackward(
-      gradient: g[0], parts: parts, patterns: patterns, weight: w, needParts: Array(need.dropLast()),
+      gradient: g[0], parts: kept, shapes: shapes, patterns: patterns, weight: w, needParts: Array(need.dropLast()),
       needWeight: need.last!)
     return r.parts + [r.weight]
   }[0]

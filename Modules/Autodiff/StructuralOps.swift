@@ -65,15 +65,6 @@ extension Variable {
     let y = value.logSoftmax(axis: axis)
     return unary(self, y) { g in Tensor.logSoftmaxBackward(output: y, gradient: g, axis: axis) }
   }
-
-  /// Log-softmax along `axis` (differentiable, the same values and gradient as
-  /// ``logSoftmax(axis:)``) and the softmax itself (a value), from one pass over the rows: a
-  /// distribution's loss and its expectation share the work.
-  public func logSoftmaxWithProbabilities(axis: Int = -1) -> (logSoftmax: Variable, probabilities: Tensor) {
-    let (p, y) = value.softmaxAndLogSoftmax(axis: axis)
-    let out = unary(self, y) { g in Tensor.logSoftmaxBackward(output: y, gradient: g, axis: axis) }
-    return (out, p)
-  }
 }
 
 // MARK: - Shape

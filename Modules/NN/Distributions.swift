@@ -153,9 +153,6 @@ public struct TwoHotSymlog {
   /// The DreamerV3 bins: 255 points from -20 to 20.
   public static let defaultBins = bins(count: defaultBinCount)
 
-  final class Cache { var logProbs: Variable? }
-  let cache = Cache()
-
   public init(logits: Variable, bins: Tensor = TwoHotSymlog.defaultBins) {
     precondition(
       logits.shape.last == bins.count,
@@ -164,22 +161,8 @@ public struct TwoHotSymlog {
     self.bins = bins
   }
 
-  /// log softmax of the logits, [..., bins]: computed once per distribution and shared by both
-  /// `logProb` forms.
-  public var logProbs: Variable {
-    if let v = cache.logProbs { return v }
-    let v = logits.logSoftmax(axis: -1)
-    cache.logProbs = v
-    return v
-  }
-
-  /// ``logProbs`` and ``meanValue`` from one pass over the bins (the softmax the mean reads is
-  /// made beside the log-softmax and not kept): what a critic's loss and its values share.
-  public func logProbsAndMeanValue() -> (logProbs: Variable, mean: Tensor) {
-    let (v, p) = logits.logSoftmaxWithProbabilities(axis: -1)
-    cache.logProbs = v
-    return (v, symexp((p * bins).sum(axes: [-1])))
-  }
+  /// log softmax of the logits, [..., bins].
+  public var logProbs: Variable { logits.logSoftmax(axis: -1) }
 
   /// The expected value in symlog space, [...].
   public var symlogMean: Variable { (logits.softmax(axis: -1) * bins).sum(axes: [-1]) }
@@ -191,20 +174,96 @@ public struct TwoHotSymlog {
   public var meanValue: Tensor { symexp((logits.value.softmax(axis: -1) * bins).sum(axes: [-1])) }
 
   /// log p(target) under the two-hot encoding of symlog(target), [...].
-  public func logProb(_ target: Tensor) -> Variable {
-    let weights = TwoHotSymlog.encode(symlog(target), bins: bins)
-    return (logProbs * weights).sum(axes: [-1])
-  }
+  public func logProb(_ target: Tensor) -> Variable { logProb([(target, 1)]) }
 
-  /// `sum_i scale_i log p(target_i)` over several targets with one log-softmax of the logits
-  /// (the critic's loss reads the return and the slow critic's mean), [...].
+  /// `sum_i scale_i log p(target_i)` over several targets (the critic's loss reads the return and
+  /// the slow critic's mean), [...], as one operation: each target touches the two bins around
+  /// it, so the forward pass keeps per row only those bins and their weights (the log-softmax
+  /// it reads is not kept), and the backward pass recomputes the softmax:
+  /// d/dlogits = g (w - softmax sum(w)), with w the scaled two-hot weights.
   public func logProb(_ targets: [(target: Tensor, scale: Float)]) -> Variable {
     precondition(!targets.isEmpty, "TwoHotSymlog.logProb needs at least one target")
-    var weights = TwoHotSymlog.encode(symlog(targets[0].target), bins: bins) * targets[0].scale
-    for (target, scale) in targets.dropFirst() {
-      weights = weights + TwoHotSymlog.encode(symlog(target), bins: bins) * scale
+    let k = bins.count
+    let x = logits.value
+    let rows = x.count / k
+    let lead = Array(x.shape.dropLast())
+    let per = 2 * targets.count
+    var index = [Int32](repeating: 0, count: rows * per)
+    var weight = [Float](repeating: 0, count: rows * per)
+    for (t, (target, scale)) in targets.enumerated() {
+      precondition(target.count == rows, "TwoHotSymlog.logProb: target \(target.shape) for logits \(x.shape)")
+      TwoHotSymlog.encodeSparse(symlog(target), bins: bins) { r, lo, wLo, hi, wHi in
+        index[r * per + 2 * t] = Int32(lo)
+        weight[r * per + 2 * t] = wLo * scale
+        index[r * per + 2 * t + 1] = Int32(hi)
+        weight[r * per + 2 * t + 1] = wHi * scale
+      }
     }
-    return (logProbs * weights).sum(axes: [-1])
+    let lp = x.logSoftmax(axis: -1)
+    var value = Tensor.zeros(lead)
+    lp.withUnsafeBufferPointer { l in
+      value.withUnsafeMutableBufferPointer { v in
+        for r in 0..<rows {
+          var acc: Float = 0
+          for j in 0..<per { acc += weight[r * per + j] * l[r * k + Int(index[r * per + j])] }
+          v[r] = acc
+        }
+      }
+    }
+    let (bins, weights) = (index, weight)
+    return customVJP(inputs: [logits], outputs: [value]) { g in
+      let p = x.softmax(axis: -1)
+      var dx = Tensor(uninitializedShape: x.shape)
+      g[0].withUnsafeBufferPointer { gp in
+        p.withUnsafeBufferPointer { pp in
+          dx.withUnsafeMutableBufferPointer { d in
+            bins.withUnsafeBufferPointer { ib in
+              weights.withUnsafeBufferPointer { wb in
+                let (g, p, d, ib, wb) = (
+                  gp.baseAddress!, pp.baseAddress!, d.baseAddress!, ib.baseAddress!, wb.baseAddress!
+                )
+                Parallelism.forEachChunk(count: rows, grain: 64) { range in
+                  for r in range {
+                    var total: Float = 0
+                    for j in 0..<per { total += wb[r * per + j] }
+                    let a = -g[r] * total
+                    for c in 0..<k { d[r * k + c] = p[r * k + c] * a }
+                    for j in 0..<per { d[r * k + Int(ib[r * per + j])] += g[r] * wb[r * per + j] }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      return [dx]
+    }[0]
+  }
+
+  /// The two bins around each of `values` (already in bin space) and their weights, as
+  /// ``encode(_:bins:)`` puts them (`body(row, lo, wLo, hi, wHi)`; a value outside the range
+  /// gives its end bin weight 1 and 0 to the other).
+  static func encodeSparse(_ values: Tensor, bins: Tensor, _ body: (Int, Int, Float, Int, Float) -> Void) {
+    let k = bins.count
+    let b = bins.scalars
+    for (i, x) in values.scalars.enumerated() {
+      if !(x > b[0]) {
+        body(i, 0, 1, 0, 0)
+        continue
+      }
+      if !(x < b[k - 1]) {
+        body(i, k - 1, 1, k - 1, 0)
+        continue
+      }
+      var lo = 0
+      var hi = k - 1
+      while hi - lo > 1 {
+        let mid = (lo + hi) / 2
+        if b[mid] <= x { lo = mid } else { hi = mid }
+      }
+      let wHi = (x - b[lo]) / (b[hi] - b[lo])
+      body(i, lo, 1 - wHi, hi, wHi)
+    }
   }
 
   /// Two-hot weights of `values` (already in bin space) over sorted `bins`: each value splits

@@ -183,10 +183,12 @@ extension Tensor {
 
   /// The gradients of ``partsProduct(_:patterns:weight:)`` for the output gradient `g`
   /// [..., out]: each part's [..., f_i] where `needParts` asks (an sgemm with the weight's block),
-  /// and the weight's (an sgemm per dense part, a scatter of rows of `g` per binary one).
+  /// and the weight's (an sgemm per dense part, a scatter of rows of `g` per binary one). The
+  /// parts have `shapes`; a binary part whose gradient is not needed may be passed empty (its
+  /// pattern is all the weight's gradient reads).
   public static func partsProductBackward(
-    gradient g: Tensor, parts: [Tensor], patterns: [BinaryRows?], weight: Tensor, needParts: [Bool],
-    needWeight: Bool
+    gradient g: Tensor, parts: [Tensor], shapes: [[Int]], patterns: [BinaryRows?], weight: Tensor,
+    needParts: [Bool], needWeight: Bool
   ) -> (parts: [Tensor?], weight: Tensor?) {
     let out = weight.shape[1]
     let m = g.count / Swift.max(out, 1)
@@ -194,10 +196,10 @@ extension Tensor {
     let gp = UnsafePointer(g.storage.base)
     var grads: [Tensor?] = []
     var offset = 0
-    for (i, p) in parts.enumerated() {
-      let f = p.shape.last ?? 0
+    for (i, shape) in shapes.enumerated() {
+      let f = shape.last ?? 0
       if needParts[i] {
-        let d = Tensor(uninitializedShape: p.shape)
+        let d = Tensor(uninitializedShape: shape)
         sgemmStrided(false, true, m, f, out, 1, gp, out, w + offset * out, out, 0, d.storage.base, f)
         grads.append(d)
       } else {
@@ -208,15 +210,16 @@ extension Tensor {
     guard needWeight else { return (grads, nil) }
     let dw = Tensor(uninitializedShape: weight.shape)
     offset = 0
-    for (i, p) in parts.enumerated() {
-      let f = p.shape.last ?? 0
+    for (i, shape) in shapes.enumerated() {
+      let f = shape.last ?? 0
       let block = dw.storage.base + offset * out
       if let pattern = patterns[i] {
         block.update(repeating: 0, count: f * out)
         pattern.scatterRows(of: gp, into: block, width: out)
         MatmulCounter.addReplaced(2 * m * out * f)
       } else {
-        sgemmStrided(true, false, f, out, m, 1, p.storage.base, f, gp, out, 0, block, out)
+        precondition(parts[i].shape == shape, "partsProductBackward: dense part \(i) was not kept")
+        sgemmStrided(true, false, f, out, m, 1, parts[i].storage.base, f, gp, out, 0, block, out)
       }
       offset += f
     }

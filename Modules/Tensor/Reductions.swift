@@ -325,13 +325,6 @@ extension Tensor {
     softmaxFamily(axis: axis, softmax: false, log: true).log!
   }
 
-  /// Softmax and log-softmax along `axis` from one pass over the rows; each is bit for bit what
-  /// ``softmax(axis:)`` and ``logSoftmax(axis:)`` return.
-  public func softmaxAndLogSoftmax(axis: Int = -1) -> (softmax: Tensor, logSoftmax: Tensor) {
-    let r = softmaxFamily(axis: axis, softmax: true, log: true)
-    return (r.softmax!, r.log!)
-  }
-
   func softmaxFamily(axis: Int, softmax wantSoftmax: Bool, log wantLog: Bool) -> (softmax: Tensor?, log: Tensor?) {
     let a = Tensor.normalizeAxis(axis, rank: rank)
     let n = shape[a]

@@ -208,6 +208,30 @@ func reportText(_ r: (report: GradientCheckReport, names: [String])) -> String {
     #expect(gFused[0].isClose(to: gPlain[0], rtol: 1e-4, atol: 1e-6))
   }
 
+  /// The two-hot log-probability keeps only the bins around each target: its value and
+  /// gradient against the dense cross-entropy with the two-hot weights written out, and
+  /// against finite differences (targets inside the range, at its ends and beyond it).
+  @Test func twoHotLogProbMatchesTheDenseCrossEntropyAndFiniteDifferences() {
+    var rng = SeededGenerator(seed: 4)
+    let logits = Tensor.normal([5, 255], std: 2, using: &rng)
+    let a = Tensor([0.3, -7, 1e9, -1e9, 40])
+    let b = Tensor([2, 0, -0.5, 3e8, 0.01])
+    let bins = TwoHotSymlog.defaultBins
+    let weights = TwoHotSymlog.encode(symlog(a), bins: bins) + TwoHotSymlog.encode(symlog(b), bins: bins) * 0.7
+    let seed = Tensor.normal([5], using: &rng)
+    let (value, grad) = valueWithGradient(at: [logits], seed: seed) { v in
+      TwoHotSymlog(logits: v[0]).logProb([(a, 1), (b, 0.7)])
+    }
+    let (denseValue, denseGrad) = valueWithGradient(at: [logits], seed: seed) { v in
+      (v[0].logSoftmax(axis: -1) * weights).sum(axes: [-1])
+    }
+    #expect(value.isClose(to: denseValue, rtol: 1e-5, atol: 1e-5), "\(value) vs \(denseValue)")
+    #expect(grad[0].isClose(to: denseGrad[0], rtol: 1e-4, atol: 1e-6))
+    let report = checkGradients(
+      of: { v in TwoHotSymlog(logits: v[0]).logProb([(a, 1), (b, 0.7)]) }, at: [Tensor.normal([5, 255], using: &rng)])
+    #expect(report.passed, "\(report)")
+  }
+
   @Test func categoricalUnimixKLAndEntropy() {
     var rng = SeededGenerator(seed: 8)
     let logits = Variable(Tensor.normal([6, 32, 32], std: 8, using: &rng))

@@ -271,31 +271,11 @@ public struct TwoHotSymlog {
   /// range go wholly to the end bin. Output shape: values.shape + [bins.count].
   public static func encode(_ values: Tensor, bins: Tensor) -> Tensor {
     let k = bins.count
-    let b = bins.scalars
-    let v = values.scalars
     var out = Tensor.zeros(values.shape + [k])
     out.withUnsafeMutableBufferPointer { p in
-      for (i, x) in v.enumerated() {
-        let row = i * k
-        if !(x > b[0]) {
-          p[row] = 1
-          continue
-        }
-        if !(x < b[k - 1]) {
-          p[row + k - 1] = 1
-          continue
-        }
-        // Largest bin index with bins[j] <= x.
-        var lo = 0
-        var hi = k - 1
-        while hi - lo > 1 {
-          let mid = (lo + hi) / 2
-          if b[mid] <= x { lo = mid } else { hi = mid }
-        }
-        let span = b[hi] - b[lo]
-        let wHi = (x - b[lo]) / span
-        p[row + lo] = 1 - wHi
-        p[row + hi] += wHi
+      encodeSparse(values, bins: bins) { i, lo, wLo, hi, wHi in
+        p[i * k + lo] = wLo
+        p[i * k + hi] += wHi
       }
     }
     return out

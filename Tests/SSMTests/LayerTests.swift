@@ -243,7 +243,7 @@ import Testing
     #expect(yt.shape == [4, 512] && x.shape == [4, 256])
   }
 
-  /// The README's "SSM layer on its own" example, with its inputs defined.
+  /// The "SSM layer on its own" example of docs/modules.md, with its inputs defined.
   @Test func readmeStackExample() {
     var rng = SeededGenerator(seed: 0)
     let u = Tensor.normal([2, 16, 512], using: &rng)

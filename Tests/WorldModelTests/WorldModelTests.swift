@@ -552,7 +552,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     #expect(metrics["rec"] != nil)
   }
 
-  /// The README's world-model example, with `batch` and `policy` defined.
+  /// The world-model example of docs/modules.md, with `batch` and `policy` defined.
   @Test func readmeWorldModelExample() {
     var c = WorldModelConfig.preset(.bsuite, backbone: .r2i)
     c.observation = .vector(size: 3)

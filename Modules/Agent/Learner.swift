@@ -347,13 +347,15 @@ public final class ActorCriticLearner {
       return actorLoss + criticLoss
     }
     metrics["return_scale"] = returnScale.scale
-    let actorCount = actor.namedParameters().count
-    func part(_ range: Range<Int>) -> Gradients {
-      Gradients(
-        names: g.names[range].map { String($0.drop { $0 != "/" }.dropFirst()) }, parameters: Array(g.parameters[range]),
-        tensors: Array(g.tensors[range]))
-    }
-    return (part(0..<actorCount), part(actorCount..<g.names.count), metrics)
+    // The combined gradients list the actor's parameters, then the critic's, in their own order.
+    let actorNames = actor.namedParameters().map(\.name)
+    let criticNames = critic.namedParameters().map(\.name)
+    let a = actorNames.count
+    return (
+      Gradients(names: actorNames, parameters: Array(g.parameters[0..<a]), tensors: Array(g.tensors[0..<a])),
+      Gradients(names: criticNames, parameters: Array(g.parameters[a...]), tensors: Array(g.tensors[a...])),
+      metrics
+    )
   }
 
   /// Imagination with discrete actions from `start` [N, ...]: the world model steps off the tape
@@ -385,7 +387,7 @@ public final class ActorCriticLearner {
     }
     let values = critic(stacked.rows(0..<h))  // on the tape, for the loss and the returns
     let means = values.meanValue
-    let last = withoutGradient { critic(stacked.rows(h..<(h + 1))).mean.value }
+    let last = withoutGradient { critic(stacked.rows(h..<(h + 1))).meanValue }
     let valueTensor = Variable(Tensor.concat([means, last], axis: 0))
     let imagined = finish(
       states: stacked, actions: actionTensor, rewards: rewards, continues: continues, values: valueTensor)

@@ -161,9 +161,6 @@ public struct TwoHotSymlog {
     self.bins = bins
   }
 
-  /// log softmax of the logits, [..., bins].
-  public var logProbs: Variable { logits.logSoftmax(axis: -1) }
-
   /// The expected value in symlog space, [...].
   public var symlogMean: Variable { (logits.softmax(axis: -1) * bins).sum(axes: [-1]) }
 
@@ -210,15 +207,15 @@ public struct TwoHotSymlog {
         }
       }
     }
-    let (bins, weights) = (index, weight)
+    let (binIndex, binWeight) = (index, weight)
     return customVJP(inputs: [logits], outputs: [value]) { g in
       let p = x.softmax(axis: -1)
       var dx = Tensor(uninitializedShape: x.shape)
       g[0].withUnsafeBufferPointer { gp in
         p.withUnsafeBufferPointer { pp in
           dx.withUnsafeMutableBufferPointer { d in
-            bins.withUnsafeBufferPointer { ib in
-              weights.withUnsafeBufferPointer { wb in
+            binIndex.withUnsafeBufferPointer { ib in
+              binWeight.withUnsafeBufferPointer { wb in
                 let (g, p, d, ib, wb) = (
                   gp.baseAddress!, pp.baseAddress!, d.baseAddress!, ib.baseAddress!, wb.baseAddress!
                 )

@@ -107,8 +107,7 @@ public struct BinaryRows: Sendable {
       indices.withUnsafeBufferPointer { ip in
         let (o, ix) = (op.baseAddress!, ip.baseAddress)
         let stripes = (width + 63) / 64
-        Parallelism.forEachChunk(count: stripes, grain: Swift.max(1, (1 << 14) / Swift.max(64 * rows, 1) + 1)) {
-          range in
+        Parallelism.forEachChunk(count: stripes, grain: 1) { range in
           let lo = range.lowerBound * 64
           let hi = Swift.min(width, range.upperBound * 64)
           for r in 0..<rows {

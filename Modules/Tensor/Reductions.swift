@@ -317,15 +317,15 @@ struct FiniteOrZeroKernel: UnaryKernel {
 extension Tensor {
   /// Softmax along `axis`.
   public func softmax(axis: Int = -1) -> Tensor {
-    softmaxFamily(axis: axis, softmax: true, log: false).softmax!
+    softmaxFamily(axis: axis, log: false)
   }
 
   /// Log-softmax along `axis`: x - logsumexp(x).
   public func logSoftmax(axis: Int = -1) -> Tensor {
-    softmaxFamily(axis: axis, softmax: false, log: true).log!
+    softmaxFamily(axis: axis, log: true)
   }
 
-  func softmaxFamily(axis: Int, softmax wantSoftmax: Bool, log wantLog: Bool) -> (softmax: Tensor?, log: Tensor?) {
+  func softmaxFamily(axis: Int, log takeLog: Bool) -> Tensor {
     let a = Tensor.normalizeAxis(axis, rank: rank)
     let n = shape[a]
     let inner = shape[(a + 1)...].reduce(1, *)
@@ -336,27 +336,38 @@ extension Tensor {
       perm.append(a)
       var inverse = [Int](repeating: 0, count: rank)
       for (i, p) in perm.enumerated() { inverse[p] = i }
-      let r = permuted(perm).softmaxFamily(axis: -1, softmax: wantSoftmax, log: wantLog)
-      return (r.softmax?.permuted(inverse), r.log?.permuted(inverse))
+      return permuted(perm).softmaxFamily(axis: -1, log: takeLog).permuted(inverse)
     }
     let rows = count / Swift.max(n, 1)
-    let probabilities = wantSoftmax ? Tensor(uninitializedShape: shape) : nil
-    let logs = wantLog ? Tensor(uninitializedShape: shape) : nil
+    let out = Tensor(uninitializedShape: shape)
     let src = UnsafePointer(storage.base)
-    let sp = probabilities?.storage.base
-    let lp = logs?.storage.base
+    let dst = out.storage.base
     Parallelism.forEachChunk(count: rows, grain: Swift.max(1, transcendentalGrain / Swift.max(n, 1))) { range in
       for r in range {
         let x = src + r * n
+        let y = dst + r * n
         var m = Tensor.rowMax(x, n)
         if !m.isFinite { m = 0 }
         let vm = Float8(repeating: m)
-        // The exponentials, stored when the softmax is wanted; summed in the same order either way.
-        let total = Tensor.sumOfShiftedExponentials(x, n, vm, into: sp.map { $0 + r * n })
-        if let lp {
-          let y = lp + r * n
+        var acc = Float8()
+        var i = 0
+        while i + 8 <= n {
+          let e = FastMath.exp(loadFloat8(x, i) - vm)
+          if !takeLog { storeFloat8(e, y, i) }
+          acc += e
+          i += 8
+        }
+        var tail: Float = 0
+        if i < n {
+          let k = n - i
+          let e = FastMath.exp(loadPartialFloat8(x, i, k, fill: -.infinity) - vm)
+          if !takeLog { storePartialFloat8(e, y, i, k) }
+          for j in 0..<k { tail += e[j] }
+        }
+        let total = acc.sum() + tail
+        if takeLog {
           let shift = Float8(repeating: m + FastMath.log(total))
-          var i = 0
+          i = 0
           while i + 8 <= n {
             storeFloat8(loadFloat8(x, i) - shift, y, i)
             i += 8
@@ -365,11 +376,9 @@ extension Tensor {
             y[i] = x[i] - shift[0]
             i += 1
           }
-        }
-        if let sp {
-          let y = sp + r * n
+        } else {
           let inv = Float8(repeating: 1 / total)
-          var i = 0
+          i = 0
           while i + 8 <= n {
             storeFloat8(loadFloat8(y, i) * inv, y, i)
             i += 8
@@ -381,39 +390,7 @@ extension Tensor {
         }
       }
     }
-    return (probabilities, logs)
-  }
-
-  /// sum(exp(x[0..<n] - shift)) over eight lanes and a tail, optionally storing each term in `y`.
-  /// Kept out of line and small, so the exponential is inlined into its loops (inside the larger
-  /// softmax function the optimiser called it out of line, a third of the softmax's time).
-  @inline(never)
-  static func sumOfShiftedExponentials(
-    _ x: UnsafePointer<Float>, _ n: Int, _ vm: Float8, into y: UnsafeMutablePointer<Float>?
-  ) -> Float {
-    var acc = Float8()
-    var i = 0
-    if let y {
-      while i + 8 <= n {
-        let e = FastMath.exp(loadFloat8(x, i) - vm)
-        storeFloat8(e, y, i)
-        acc += e
-        i += 8
-      }
-    } else {
-      while i + 8 <= n {
-        acc += FastMath.exp(loadFloat8(x, i) - vm)
-        i += 8
-      }
-    }
-    var tail: Float = 0
-    if i < n {
-      let k = n - i
-      let e = FastMath.exp(loadPartialFloat8(x, i, k, fill: -.infinity) - vm)
-      if let y { storePartialFloat8(e, y, i, k) }
-      for j in 0..<k { tail += e[j] }
-    }
-    return acc.sum() + tail
+    return out
   }
 
   /// The softmax VJP along the last axis: y * (g - sum(g * y)).

@@ -21,6 +21,7 @@ let package = Package(
     .library(name: "CommandLineSupport", targets: ["CommandLineSupport"]),
     .library(name: "Agent", targets: ["Agent"]),
     .library(name: "Training", targets: ["Training"]),
+    .library(name: "TrainingCommandLine", targets: ["TrainingCommandLine"]),
     .executable(name: "r2i", targets: ["r2i"]),
     .executable(name: "r2i-bench", targets: ["r2i-bench"]),
   ],
@@ -64,22 +65,29 @@ let package = Package(
     // Command-line helpers shared by both executables (option checks, exit codes, output).
     .target(
       name: "CommandLineSupport",
-      dependencies: ["WorldModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
       path: "Modules/CommandLineSupport"),
+    // The training options and progress printing that `r2i train` and the memory sweep share.
+    .target(
+      name: "TrainingCommandLine",
+      dependencies: [
+        "CommandLineSupport", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Modules/TrainingCommandLine"),
 
     // Executables.
     .executableTarget(
       name: "r2i",
       dependencies: [
         "Tensor", "Autodiff", "NN", "Imaging", "Envs", "WorldModel", "CommandLineSupport", "Agent", "Training",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "TrainingCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tools/r2i"),
     .executableTarget(
       name: "r2i-bench",
       dependencies: [
         "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM", "RSSM", "WorldModel", "Imaging",
-        "CommandLineSupport", "Training", "Agent",
+        "CommandLineSupport", "Training", "Agent", "TrainingCommandLine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),
@@ -99,21 +107,32 @@ let package = Package(
     .testTarget(name: "SSMTests", dependencies: ["SSM", "NN", "Autodiff", "Tensor"], path: "Tests/SSMTests"),
     .testTarget(name: "RSSMTests", dependencies: ["RSSM", "NN", "Autodiff", "Tensor"], path: "Tests/RSSMTests"),
     .testTarget(
-      name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay"],
+      name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay", "TestSupport"],
       path: "Tests/WorldModelTests"),
     .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
     .testTarget(
-      name: "AgentTests", dependencies: ["Agent"], path: "Tests/AgentTests", exclude: ["Fixtures"]),
+      name: "AgentTests", dependencies: ["Agent", "TestSupport"], path: "Tests/AgentTests", exclude: ["Fixtures"]),
     .testTarget(
       name: "TrainingTests", dependencies: ["Training", "WorldModel", "Replay", "Agent", "Envs", "TestSupport"],
       path: "Tests/TrainingTests"),
     .testTarget(
-      name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "TestSupport"],
-      path: "Tests/CommandLineSupportTests"),
+      name: "CommandLineSupportTests", dependencies: ["CommandLineSupport"], path: "Tests/CommandLineSupportTests"),
+    // The README's library example, compiled and run as a user's package would.
+    .testTarget(
+      name: "ExampleTests", dependencies: ["Agent", "Envs", "Replay", "Training", "WorldModel"],
+      path: "Tests/ExampleTests"),
+    // The executables as a user runs them (built by `swift test`), and their shared options.
+    .testTarget(
+      name: "ToolTests",
+      dependencies: [
+        "Training", "TrainingCommandLine", "CommandLineSupport", "TestSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Tests/ToolTests"),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayTests"),
 
     // Test helpers: shared fixtures, and a replay writer that the kill test runs as a child process.
-    .target(name: "TestSupport", dependencies: ["Replay"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["Replay", "Agent", "Training"], path: "Tests/TestSupport"),
     .executableTarget(
       name: "replay-crash-writer", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayCrashWriter"),
   ]

@@ -66,7 +66,7 @@ struct EnvsBench: ParsableCommand {
   var mazeScoreEpisodes: Int = 10
 
   /// Mean return per episode of the uniform random policy and of the oracle on every maze size,
-  /// beside the real task's published human and "mean max" scores (envs.md).
+  /// beside the real task's published human and "mean max" scores (`docs/environments.md`).
   func mazeScores(episodes: Int) throws {
     print("\nMemory Maze scores: mean return per episode over \(episodes) episodes (seeds 0...\(episodes - 1))\n")
     var table = ResultTable(["maze", "random", "random_se", "oracle", "oracle_se", "real_human", "real_mean_max"])

@@ -3,9 +3,9 @@ import ArgumentParser
 import CommandLineSupport
 import Envs
 import Foundation
-import Imaging
 import Tensor
 import Training
+import TrainingCommandLine
 
 /// The sets of tasks the memory benchmark trains on.
 enum MemorySweep: String, CaseIterable, ExpressibleByArgument {
@@ -155,15 +155,36 @@ struct MemoryBench: ParsableCommand {
       }
     }
     if !reportOnly { try train(jobList) }
-    try report(jobList, to: out)
+    let reported = try jobList.compactMap { ReportedRun.read($0, config: try requested($0)) }
+    guard !reported.isEmpty else {
+      print("no run folders under \(out.appendingPathComponent("runs").path) yet; nothing to report")
+      return
+    }
+    let budget =
+      "Budget per run: \(fmt(budgetMinutes, 0)) min of wall-clock or \(steps) env steps, \(envs) envs, \(jobs) run(s) at a time on \(Machine.summary)."
+    try MemoryReport(runs: reported, tasks: try taskList(), backbones: try backboneOption.parsed(), budget: budget)
+      .write(to: out)
+  }
+
+  /// The training options of a job's run: what `memory-run` is given, so that the sweep and
+  /// the run build the configuration from the same arguments.
+  func runOptions(_ job: MemoryJob) -> [String] {
+    var args = [
+      "--env", job.env, "--backbone", job.backbone.rawValue, "--seed", "\(job.seed)", "--steps", "\(steps)",
+      "--minutes", "\(budgetMinutes)", "--envs", "\(envs)",
+    ]
+    for s in settings { args += ["--set", s] }
+    return args
   }
 
   /// The configuration a job trains with.
   func requested(_ job: MemoryJob) throws -> TrainingConfig {
-    var c = try TrainingConfig.defaults(env: job.env, backbone: job.backbone, steps: steps, envs: envs, seed: job.seed)
-    c = try c.applying(settings)
-    c.minutes = budgetMinutes
-    return c
+    try TrainingOptions.parse(runOptions(job)).newRun()
+  }
+
+  /// The `memory-run` arguments of a job.
+  func arguments(_ job: MemoryJob, threads: Int) -> [String] {
+    ["memory-run"] + runOptions(job) + ["--run", job.folder.path, "--threads", "\(threads)"]
   }
 
   /// Runs the unfinished jobs, `jobs` at a time, each in a child process.
@@ -171,12 +192,11 @@ struct MemoryBench: ParsableCommand {
     var pending: [MemoryJob] = []
     for job in jobList {
       let c = try requested(job)
-      if FileManager.default.fileExists(atPath: job.folder.appendingPathComponent("config.json").path) {
-        let stored = try TrainingRun.configuration(of: job.folder)
-        if let difference = stored.difference(from: c) {
-          throw ValidationError(
-            "\(job.folder.path) holds a run with another configuration (\(difference)); give the same --set/--envs as before, or another --output"
-          )
+      if FileManager.default.fileExists(atPath: RunFolder(job.folder).configFile.path) {
+        do {
+          try TrainingRun.checkCompatible(c, with: job.folder)
+        } catch {
+          throw ValidationError("\(error); give the same --set/--envs as before, or another --output")
         }
         if let p = TrainingRun.progress(of: job.folder), TrainingRun.isFinished(p, config: c) {
           print("\(job.name): finished (\(p.envSteps) env steps, \(fmt(p.seconds / 60, 1)) min), skipped")
@@ -187,323 +207,27 @@ struct MemoryBench: ParsableCommand {
     }
     guard !pending.isEmpty else { return }
     let threads = max(1, Parallelism.onlineCores / jobs)
-    let total = pending.count
-    let rounds = (total + jobs - 1) / jobs
+    let rounds = (pending.count + jobs - 1) / jobs
     print(
-      "memory sweep on \(Machine.summary): \(total) runs, \(min(jobs, total)) at a time on \(threads) thread(s) each, \(fmt(budgetMinutes, 0)) min or \(steps) env steps per run (about \(fmt(Double(rounds) * budgetMinutes, 0)) min in all)"
+      "memory sweep on \(Machine.summary): \(pending.count) runs, \(min(jobs, pending.count)) at a time on \(threads) thread(s) each, \(fmt(budgetMinutes, 0)) min or \(steps) env steps per run (about \(fmt(Double(rounds) * budgetMinutes, 0)) min in all)"
     )
     print(
       "logs: \(pending[0].log.deletingLastPathComponent().path)/<run>.log; Ctrl-C stops every run with a checkpoint\n")
-
-    let stop = StopRequest(
-      message: "stopping: every run writes a checkpoint; run the same command to resume", quitMessage: nil)
-    defer { stop.cancel() }
-
-    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    var running: [(MemoryJob, Process, Date)] = []
-    var failed: [String] = []
-    var lastStatus = Date()
-    var queue = pending[...]
-    while !queue.isEmpty || !running.isEmpty {
-      let stopping = stop.isRequested
-      while !stopping && running.count < jobs, let job = queue.popFirst() {
-        let p = Process()
-        p.executableURL = executable
-        var args = [
-          "memory-run", "--env", job.env, "--backbone", job.backbone.rawValue, "--seed", "\(job.seed)", "--run",
-          job.folder.path, "--steps", "\(steps)", "--minutes", "\(budgetMinutes)", "--envs", "\(envs)", "--threads",
-          "\(threads)",
-        ]
-        for s in settings { args += ["--set", s] }
-        p.arguments = args
-        try FileManager.default.createDirectory(
-          at: job.log.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: job.log.path) {
-          FileManager.default.createFile(atPath: job.log.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: job.log)
-        try handle.seekToEnd()
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        print("[\(timestamp())] started \(job.name)")
-        running.append((job, p, Date()))
-      }
-      if stopping && queue.count > 0 { queue.removeAll() }
-      Thread.sleep(forTimeInterval: 2)
-      if stopping { for (_, p, _) in running where p.isRunning { p.interrupt() } }
-      for (job, p, _) in running where !p.isRunning {
-        if p.terminationStatus == 0 {
-          print("[\(timestamp())] finished \(job.name): \(statusLine(job.folder))")
-        } else {
-          failed.append(job.name)
-          print("[\(timestamp())] FAILED \(job.name) (exit \(p.terminationStatus)); see \(job.log.path):")
-          if let text = try? String(contentsOf: job.log, encoding: .utf8) {
-            for line in text.split(separator: "\n").suffix(5) { print("    \(line)") }
-          }
-        }
-      }
-      running.removeAll { !$0.1.isRunning }
-      if Date().timeIntervalSince(lastStatus) > 300 && !running.isEmpty {
-        lastStatus = Date()
-        for (job, _, _) in running { print("[\(timestamp())]   \(job.name): \(statusLine(job.folder))") }
-      }
-    }
-    if stop.isRequested {
-      print("\nstopped; run the same command to resume the unfinished runs")
-    }
+    let children = pending.map { ChildJob(name: $0.name, arguments: arguments($0, threads: threads), log: $0.log) }
+    let folders = Dictionary(uniqueKeysWithValues: pending.map { ($0.name, $0.folder) })
+    let pool = ChildProcessPool(limit: jobs) { job in Self.statusLine(folders[job.name]!) }
+    let (failed, stopped) = try pool.run(children)
+    if stopped { print("\nstopped; run the same command to resume the unfinished runs") }
     if !failed.isEmpty {
       throw BenchError("\(failed.count) run(s) failed: \(failed.joined(separator: ", ")); the report covers the others")
     }
   }
 
-  func timestamp() -> String {
-    let f = DateFormatter()
-    f.dateFormat = "HH:mm:ss"
-    return f.string(from: Date())
-  }
-
   /// Where a run stands, from its metrics.
-  func statusLine(_ folder: URL) -> String {
+  static func statusLine(_ folder: URL) -> String {
     guard let r = try? RunResults.read(folder) else { return "no metrics yet" }
     let success = r.recentSuccess.map { ", success \(fmt(100 * $0, 0))%" } ?? ""
     return
       "\(r.envSteps) env steps, \(r.updates) learner steps, \(fmt(r.seconds / 60, 1)) min; last 100 episodes: score \(fmt(r.recentScore, 2))\(success)"
-  }
-
-  /// memory.csv, memory.md and the charts, from whatever the run folders hold.
-  func report(_ jobList: [MemoryJob], to out: URL) throws {
-    var table = ResultTable([
-      "task", "backbone", "seed", "env_steps", "learner_steps", "minutes", "episodes", "success_last100",
-      "return_last100", "eval_success", "eval_return", "score", "first90_minutes", "first90_learner_steps",
-      "held90", "finished",
-    ])
-    /// One run as the report sees it, read once: its figures, whether it spent its budget, and
-    /// (tasks with success only) its first 90 % window and the share of later windows held there.
-    struct Reported {
-      let job: MemoryJob
-      let r: RunResults
-      let finished: Bool
-      let solved: RunResults.CurvePoint?
-      let held: Double?
-    }
-    var results: [Reported] = []
-    for job in jobList {
-      guard FileManager.default.fileExists(atPath: job.folder.appendingPathComponent("metrics.jsonl").path) else {
-        continue
-      }
-      let r: RunResults
-      do {
-        r = try RunResults.read(job.folder)
-      } catch {
-        print("\(job.name): cannot be read (\(error)); left out of the report")
-        continue
-      }
-      let config = try requested(job)
-      let finished = TrainingRun.progress(of: job.folder).map { TrainingRun.isFinished($0, config: config) } == true
-      // 90 % is a success rate: tasks without success (discounting_chain, POPGym) get no window
-      // rather than one comparing their mean return with 0.9.
-      let hasSuccess = r.recentSuccess != nil
-      let solved = hasSuccess ? r.first(reaching: 0.9) : nil
-      let held = hasSuccess ? r.shareHeld(atOrAbove: 0.9) : nil
-      results.append(Reported(job: job, r: r, finished: finished, solved: solved, held: held))
-      let score = TaskScore.score(env: job.env, success: r.recentSuccess, meanReturn: r.recentScore)
-      func opt(_ x: Double?, _ d: Int = 3) -> String { x.map { fmt($0, d) } ?? "" }
-      table.add([
-        job.env, job.backbone.rawValue, "\(job.seed)", "\(r.envSteps)", "\(r.updates)", fmt(r.seconds / 60, 1),
-        "\(r.episodes)", opt(r.recentSuccess), fmt(r.recentScore, 3), opt(r.evaluationSuccess), opt(r.evaluationScore),
-        opt(score, 2), opt(solved.map { $0.seconds / 60 }, 2), solved.map { "\($0.updates)" } ?? "",
-        opt(held), finished ? "yes" : "no",
-      ])
-    }
-    guard !results.isEmpty else {
-      print("no run folders under \(out.appendingPathComponent("runs").path) yet; nothing to report")
-      return
-    }
-    try table.writeCSV(to: out.appendingPathComponent("memory.csv"))
-
-    // The summary: per task and backbone, the mean over seeds.
-    let backbones = try backboneOption.parsed()
-    var md = "# Memory benchmark\n\n"
-    md +=
-      "Budget per run: \(fmt(budgetMinutes, 0)) min of wall-clock or \(steps) env steps, \(envs) envs, \(jobs) run(s) at a time on \(Machine.summary).\n"
-    md += "Figures over the last 100 training episodes (sampled policy), mean over seeds. Greedy eval: the last"
-    md += " greedy evaluation (success, or return where the task has no success). First >= 90 %: the first"
-    md += " 100-episode window at 90 % success or more (mean over the seeds that got there); held: the share"
-    md += " of the later windows still at 90 % or more.\n\n"
-    md +=
-      "| task | backbone | success | return | greedy eval | env steps | learner steps | first >= 90 % | held |\n"
-    md += "|---|---|---|---|---|---|---|---|---|\n"
-    func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
-    for env in try taskList() {
-      for b in backbones {
-        let runs = results.filter { $0.job.env == env && $0.job.backbone == b }
-        let rs = runs.map(\.r)
-        guard !rs.isEmpty else { continue }
-        var cells = [env, b.rawValue]
-        cells.append(mean(rs.compactMap(\.recentSuccess)).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
-        cells.append(mean(rs.map(\.recentScore).filter(\.isFinite)).map { fmt($0, 2) } ?? "-")
-        let greedy = rs.compactMap { $0.evaluationSuccess.map { 100 * $0 } ?? $0.evaluationScore }
-        let hasSuccess = rs.contains { $0.recentSuccess != nil }
-        cells.append(mean(greedy).map { hasSuccess ? "\(fmt($0, 0)) %" : fmt($0, 2) } ?? "-")
-        cells.append(mean(rs.map { Double($0.envSteps) }).map { "\(Int($0))" } ?? "-")
-        cells.append(mean(rs.map { Double($0.updates) }).map { "\(Int($0))" } ?? "-")
-        if hasSuccess {
-          let solved = runs.compactMap(\.solved)
-          if let minutes = mean(solved.map { $0.seconds / 60 }), let steps = mean(solved.map { Double($0.updates) }) {
-            let seeds = solved.count < rs.count ? ", \(solved.count) of \(rs.count) seeds" : ""
-            cells.append("\(fmt(minutes, 1)) min (\(Int(steps)) learner steps\(seeds))")
-          } else {
-            cells.append("never")
-          }
-          cells.append(mean(runs.compactMap(\.held)).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
-        } else {
-          cells += ["-", "-"]
-        }
-        md += "| " + cells.joined(separator: " | ") + " |\n"
-      }
-    }
-    md += "\n"
-    for b in backbones {
-      let mine = results.filter { $0.job.backbone == b }
-      // A score over runs still short of their budget is provisional; say how many.
-      func scored(_ prefix: String) -> (scores: [Double], unfinished: Int) {
-        let runs = mine.compactMap { run in
-          run.job.env.hasPrefix(prefix)
-            ? TaskScore.score(env: run.job.env, success: run.r.recentSuccess, meanReturn: run.r.recentScore).map {
-              ($0, run.finished)
-            } : nil
-        }
-        return (runs.map(\.0), runs.filter { !$0.1 }.count)
-      }
-      func runs(_ n: Int) -> String { n == 1 ? "1 run" : "\(n) runs" }
-      func pending(_ n: Int) -> String { n == 0 ? "" : "; \(n) of them not finished, so the score is provisional" }
-      let memory = scored("bsuite/memory_len/")
-      let chain = scored("bsuite/discounting_chain/")
-      if let m = mean(memory.scores) {
-        md +=
-          "- \(b.rawValue): BSuite memory_len score \(fmt(m, 2)) (share of the \(runs(memory.scores.count)) solved, a run counting as solved when 2 x its share of wrong episodes among the last 100 is below 0.75\(pending(memory.unfinished)))\n"
-      }
-      if let c = mean(chain.scores) {
-        md +=
-          "- \(b.rawValue): BSuite discounting_chain score \(fmt(c, 2)) (mean over \(runs(chain.scores.count))\(pending(chain.unfinished)))\n"
-      }
-    }
-    try md.write(to: out.appendingPathComponent("memory.md"), atomically: true, encoding: .utf8)
-
-    // Success against memory length, per backbone.
-    var byLength = LineChart(
-      title: "BSuite memory_len: success (last 100 episodes)", xLabel: "memory length", yLabel: "success rate",
-      logX: true)
-    byLength.yRange = (0, 1)
-    for b in backbones {
-      var points: [(Double, Double)] = []
-      for env in Set(results.map(\.job.env)) {
-        guard let length = TaskScore.memoryLength(of: env) else { continue }
-        let s = results.filter { $0.job.env == env && $0.job.backbone == b }.compactMap(\.r.recentSuccess)
-        if let m = mean(s) { points.append((Double(length), m)) }
-      }
-      byLength.add(series: b.rawValue, points: points.sorted { $0.0 < $1.0 })
-    }
-    if byLength.series.contains(where: { !$0.points.isEmpty }) {
-      try byLength.writePNG(to: out.appendingPathComponent("memory_len_success.png"))
-      try byLength.writeSVG(to: out.appendingPathComponent("memory_len_success.svg"))
-    }
-
-    // Learning curves per task, against env steps and against wall-clock.
-    let curves = out.appendingPathComponent("curves")
-    try FileManager.default.createDirectory(at: curves, withIntermediateDirectories: true)
-    for env in Set(results.map(\.job.env)).sorted() {
-      let mine = results.filter { $0.job.env == env }
-      let what =
-        mine.contains { $0.r.recentSuccess != nil } ? "success (last 100 episodes)" : "return (last 100 episodes)"
-      var bySteps = LineChart(title: env, xLabel: "environment steps", yLabel: what)
-      var byTime = LineChart(title: env, xLabel: "wall-clock minutes", yLabel: what)
-      for run in mine {
-        let (job, r) = (run.job, run.r)
-        let every = max(1, r.curve.count / 400)
-        let points = r.curve.enumerated().filter { $0.offset % every == 0 || $0.offset == r.curve.count - 1 }.map {
-          $0.element
-        }
-        let label = "\(job.backbone.rawValue) s\(job.seed)"
-        bySteps.add(series: label, points: points.map { (Double($0.envSteps), $0.value) })
-        byTime.add(series: label, points: points.map { ($0.seconds / 60, $0.value) })
-      }
-      let slug = env.replacingOccurrences(of: "/", with: "-")
-      for (chart, suffix) in [(bySteps, "steps"), (byTime, "time")] {
-        try chart.writePNG(to: curves.appendingPathComponent("\(slug)_\(suffix).png"))
-        try chart.writeSVG(to: curves.appendingPathComponent("\(slug)_\(suffix).svg"))
-      }
-    }
-    print("\n" + table.render())
-    print("\n" + md)
-    print(
-      "CSV: \(out.appendingPathComponent("memory.csv").path); table: memory.md; charts: memory_len_success.png, curves/"
-    )
-  }
-}
-
-/// One run of the memory sweep, in a child process (`r2i-bench memory` starts these): starts or
-/// resumes the run folder and trains to its budget.
-struct MemoryRunCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "memory-run", abstract: "One run of the memory sweep (started by 'r2i-bench memory').",
-    shouldDisplay: false)
-
-  @Option var env: String
-  @Option var backbone: Backbone
-  @Option var seed: UInt64
-  @Option(name: .customLong("run")) var runFolder: String
-  @Option var steps: Int
-  @Option var minutes: Double
-  @Option var envs: Int
-  @Option(name: .customLong("set")) var settings: [String] = []
-  @OptionGroup var threadOption: ThreadOption
-
-  func run() throws {
-    Parallelism.setThreadCount(threadOption.count)
-    let folder = URL(fileURLWithPath: runFolder)
-    try FileManager.default.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
-    // One process per run folder: a second sweep on the same output waits for nobody.
-    let lockPath = folder.path + ".lock"
-    let fd = open(lockPath, O_CREAT | O_RDWR, 0o644)
-    guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-      throw BenchError("\(folder.path) is in use by another process (lock \(lockPath)); wait for it or stop it")
-    }
-    defer { close(fd) }
-    var c = try TrainingConfig.defaults(env: env, backbone: backbone, steps: steps, envs: envs, seed: seed)
-    c = try c.applying(settings)
-    c.minutes = minutes
-    let (training, resumed) = try TrainingRun.open(config: c, in: folder)
-    if resumed {
-      print("resuming at env step \(training.collector.steps), learner step \(training.updates)")
-      for w in training.warnings { print("warning: \(w)") }
-    } else {
-      print(
-        "training \(backbone.rawValue) (\(training.agent.parameterCount) parameters) on \(env): \(steps) env steps or \(minutes) min, seed \(seed), \(threadOption.count) thread(s)"
-      )
-    }
-    // The sweep forwards Ctrl-C to its runs as well as the terminal does: every SIGINT only asks
-    // for a stop with a checkpoint.
-    let stop = StopRequest(message: nil, quitMessage: nil)
-    defer { stop.cancel() }
-    let summary = try training.run { event in
-      switch event {
-      case .log(let line):
-        let success = line["success_recent"]?.number.map { " success \(fmt(100 * $0, 0))%" } ?? ""
-        print(
-          "step \(Int(line["env_steps"]?.number ?? 0)) updates \(training.updates) | \(fmt(line["seconds"]?.number.map { $0 / 60 } ?? 0, 1)) min | \(fmt(line["steps_per_second"]?.number ?? .nan, 0)) steps/s | score (last 100) \(fmt(line["score_recent"]?.number ?? .nan, 2))\(success) | wm \(fmt(line["loss"]?.number ?? .nan, 3)) actor \(fmt(line["actor_loss"]?.number ?? .nan, 3)) critic \(fmt(line["critic_loss"]?.number ?? .nan, 3))"
-        )
-      case .evaluation(let e):
-        print(
-          "eval at step \(e.envSteps): greedy score \(fmt(e.meanScore, 2))\(e.successRate.map { ", success \(fmt(100 * $0, 0))%" } ?? "")"
-        )
-      default: break
-      }
-      return stop.isRequested ? .stop : .proceed
-    }
-    print(
-      "\(summary.budgetReached ? "budget reached" : summary.stoppedEarly ? "stopped" : "done") at env step \(summary.envSteps): \(summary.updates) learner steps, \(summary.episodes) episodes, \(fmt(summary.seconds / 60, 1)) min"
-    )
   }
 }

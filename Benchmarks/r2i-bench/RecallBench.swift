@@ -5,9 +5,10 @@ import Foundation
 import Imaging
 import Replay
 import Training
+import TrainingCommandLine
 import WorldModel
 
-/// The recall probe of benchmarks.md section 2: train only the world model on whole random-policy
+/// The recall probe (`docs/benchmarks.md`, `recall`): train only the world model on whole random-policy
 /// episodes of bsuite memory_len and test whether the predicted final reward has the right sign
 /// on held-out episodes.
 ///
@@ -167,9 +168,9 @@ struct RecallBench: ParsableCommand {
       c.classes = 16
     }
     c.optimizer.learningRate = learningRate
-    c.headInput = headInput == .output ? nil : headInput
+    c.headInput = headInput
     c.ssm.inputScale = inputScale
-    c.rewardByAction = rewardByAction ? true : nil
+    c.rewardByAction = rewardByAction
     let (low, high) = try! steps()  // checked in validate()
     c.ssm.minStep = low
     c.ssm.maxStep = high
@@ -304,7 +305,7 @@ struct RecallBench: ParsableCommand {
     let t = l + 2
     let testEpisodes = test.stepsByStream()[0] ?? []
     var seconds = 0.0
-    var last: [String: Float] = [:]
+    var last = WorldModelMetrics()
     var curve: [(Int, Double)] = []
     var lastPrint = Date()
     for u in 1...updates {
@@ -322,7 +323,7 @@ struct RecallBench: ParsableCommand {
         lastPrint = Date()
         let acc = evaluate ? ", held-out sign accuracy \(fmt(100 * curve.last!.1, 1))%" : ""
         print(
-          "    \(backbone) \(target) L=\(l) update \(u)/\(updates): loss \(fmt(Double(last["loss"] ?? .nan), 3)), reward nll \(fmt(Double(last["rew"] ?? .nan), 3))\(acc), \(fmt(seconds, 0)) s training"
+          "    \(backbone) \(target) L=\(l) update \(u)/\(updates): loss \(fmt(Double(last.loss), 3)), reward nll \(fmt(Double(last.reward), 3))\(acc), \(fmt(seconds, 0)) s training"
         )
       }
     }
@@ -335,7 +336,7 @@ struct RecallBench: ParsableCommand {
     return ProbeResult(
       accuracy: e.accuracy, cueFromHZ: fromHZ, cueFromX: fromX, cueAtStart: cueAtStart, finalNLL: e.nll,
       seconds: seconds,
-      finalLoss: last["loss"] ?? .nan, curve: curve)
+      finalLoss: last.loss, curve: curve)
   }
 
   /// Over `episodes` (whole episodes of `length` entries, back to back), observed with the

@@ -4,9 +4,10 @@ import COpenBLAS
 import CommandLineSupport
 import Foundation
 import Imaging
+import TrainingCommandLine
 import WorldModel
 
-/// World-model update time against sequence length for both backbones (benchmarks.md, section 1).
+/// World-model update time against sequence length for both backbones (`docs/benchmarks.md`, `speed`).
 struct SpeedBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "speed",
@@ -174,7 +175,7 @@ struct SpeedBench: ParsableCommand {
     return chart
   }
 
-  /// Phase (b) of benchmarks.md: the whole train step against sequence length, the share of it
+  /// Phase (b) of `docs/benchmarks.md` (`speed --phase train`): the whole train step against sequence length, the share of it
   /// spent in imagination and the actor-critic update, GFLOP/s (matmul FLOPs counted by the
   /// instrumented GEMM over one step) against the in-run sgemm peak, and peak memory.
   func runTrainPhase(lengths ls: [Int], backbones bbs: [Backbone], peak: Double, directory dir: URL) throws {

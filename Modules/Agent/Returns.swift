@@ -1,6 +1,6 @@
 @_exported import WorldModel
 
-/// The returns of the DreamerV3 (2023) actor-critic (r2i.md section 5), as small functions over
+/// The returns of the DreamerV3 (2023) actor-critic (`docs/method.md`, section 4), as small functions over
 /// time-major sequences: row k of every input is imagined step k (k = 0 is the start state),
 /// H + 1 rows for a horizon H.
 public enum Returns {

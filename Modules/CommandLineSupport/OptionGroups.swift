@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import WorldModel
 
 /// `--threads N`: kernel and BLAS threads, 1...256 (default: every online core). Shared by the
 /// commands that run on one thread count (`@OptionGroup var threadOption: ThreadOption`).
@@ -33,22 +32,3 @@ public struct ThreadListOption: ParsableArguments {
 
   public func counts() throws -> [Int] { try OptionCheck.integers(threads, ThreadOption.range, "--threads") }
 }
-
-/// `--backbones r2i,dreamerv3`: the sequence backbones to run.
-public struct BackboneListOption: ParsableArguments {
-  @Option(help: "Comma-separated backbones: r2i and/or dreamerv3.")
-  public var backbones = "r2i,dreamerv3"
-
-  public init() {}
-
-  public func validate() throws { _ = try parsed() }
-
-  public func parsed() throws -> [Backbone] {
-    try OptionCheck.list(backbones, "--backbones", each: "one of r2i, dreamerv3") { Backbone(rawValue: $0) }
-  }
-}
-
-/// `--backbone r2i` and `--preset bsuite` as typed options (the error lists the choices).
-extension Backbone: ExpressibleByArgument {}
-extension WorldModelPreset: ExpressibleByArgument {}
-extension FeatureView: ExpressibleByArgument {}

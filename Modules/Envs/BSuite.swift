@@ -10,6 +10,10 @@ public final class MemoryLength: Env {
   public var name: String { "bsuite/memory_len/\(memoryLength)" }
   /// L + 1: the cue's step, L steps of waiting and the query.
   public var maxEpisodeSteps: Int? { memoryLength + 1 }
+  /// Solved when the answer matches the cue; needs memory; scored by BSuite's memory_len rule.
+  public var task: TaskFacts {
+    TaskFacts(success: .lastRewardPositive, needsMemory: true, score: .bsuiteMemoryLength(length: memoryLength))
+  }
   public let observationSpace = Space.box(count: 3, low: -1, high: 1)
   public let actionSpace = Space.discrete(2)
 
@@ -70,6 +74,9 @@ public final class DiscountingChain: Env {
   public let mappingSeed: Int
   public var name: String { "bsuite/discounting_chain/\(mappingSeed)" }
   public var maxEpisodeSteps: Int? { DiscountingChain.episodeLength }
+  /// Scored by BSuite's discounting_chain rule; the chosen arm stays in the observation, so it
+  /// needs no memory.
+  public var task: TaskFacts { TaskFacts(score: .bsuiteDiscountingChain) }
   public let observationSpace = Space.box(low: [-1, 0], high: [4, 1])
   public let actionSpace = Space.discrete(5)
 

@@ -221,11 +221,15 @@ public protocol Env: AnyObject {
   /// The most steps an episode can take before it ends (terminated or truncated), or nil when
   /// no bound is known. Learners that batch whole episodes size their sequences from it.
   var maxEpisodeSteps: Int? { get }
+  /// What the task is: its success rule, whether it needs memory, its benchmark score
+  /// (none of these by default).
+  var task: TaskFacts { get }
 }
 
 extension Env {
   public func render() -> Frame? { nil }
   public var maxEpisodeSteps: Int? { nil }
+  public var task: TaskFacts { TaskFacts() }
   /// Starts an episode continuing the environment's random stream.
   public func reset() -> Observation { reset(seed: nil) }
 }
@@ -238,4 +242,57 @@ struct EpisodeGuard {
     if !running { throw EnvError.episodeOver(env: env) }
   }
   mutating func end(if last: Bool) { if last { running = false } }
+}
+
+/// What a learner or a benchmark needs to know about a task beyond its spaces, declared by the
+/// environment (``Env/task``) so that code above Envs asks the environment instead of matching
+/// on registry names. A new task states its own facts; nothing elsewhere changes.
+public struct TaskFacts: Sendable, Equatable {
+  /// When an episode counts as solved, for tasks that define success.
+  public var success: SuccessRule?
+  /// Whether the task needs memory: the answer depends on something seen many steps earlier,
+  /// so a learner should replay whole episodes from their start rather than windows.
+  public var needsMemory: Bool
+  /// How a benchmark scores a run's last episodes, for tasks with a published score.
+  public var score: BenchmarkScore?
+
+  public init(success: SuccessRule? = nil, needsMemory: Bool = false, score: BenchmarkScore? = nil) {
+    self.success = success
+    self.needsMemory = needsMemory
+    self.score = score
+  }
+}
+
+/// When an episode counts as solved.
+public enum SuccessRule: Sendable, Equatable {
+  /// The last reward of the episode is positive (BSuite memory_len: the answer matched the cue).
+  case lastRewardPositive
+
+  /// Whether an episode whose last reward is `lastReward` and whose return is `score` is solved.
+  public func isSolved(lastReward: Double, score: Double) -> Bool {
+    switch self {
+    case .lastRewardPositive: return lastReward > 0
+    }
+  }
+}
+
+/// A published benchmark score of a task, computed from a run's last episodes.
+public enum BenchmarkScore: Sendable, Equatable {
+  /// BSuite memory_len: a setting is solved (1) when 2 x (share of wrong episodes) < 0.75, else 0;
+  /// the score of a sweep is the mean over its settings.
+  case bsuiteMemoryLength(length: Int)
+  /// BSuite discounting_chain: clip(1 - 10 (1.1 - mean return), 0, 1).
+  case bsuiteDiscountingChain
+
+  /// The score from the share of solved episodes (`success`, where the task defines it) and the
+  /// mean return; nil when the figure it needs is missing.
+  public func score(success: Double?, meanReturn: Double) -> Double? {
+    switch self {
+    case .bsuiteMemoryLength:
+      guard let success else { return nil }
+      return BSuite.memoryLengthSolved(wrongFraction: 1 - success) ? 1 : 0
+    case .bsuiteDiscountingChain:
+      return meanReturn.isFinite ? BSuite.discountingChainScore(meanReturn: meanReturn) : nil
+    }
+  }
 }

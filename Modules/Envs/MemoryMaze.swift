@@ -6,7 +6,7 @@
 
 /// A native Memory Maze (`memorymaze/9x9` ... `memorymaze/15x15`) that plays like Pasukonis et
 /// al.'s MuJoCo task: the walker, walls, touch rule, camera and layouts follow the measurements
-/// of the real memory-maze 1.0.3 (`memory-maze-physics.md` in the spec), so scores are comparable
+/// of the real memory-maze 1.0.3 (`docs/environments.md`), so scores are comparable
 /// with the published ones. Rendering is a ray caster, not MuJoCo's renderer.
 ///
 /// - A random room-and-corridor maze of size x size interior cells (walls around), with rooms
@@ -36,7 +36,7 @@ public final class MemoryMaze: Env {
     public var name: String { "memorymaze/\(size)x\(size)\(randomColours ? "-6CL" : "")" }
 
     /// Room placement that reproduces labmaze's room statistics for this size (section 7 of
-    /// `memory-maze-physics.md`): placement attempts, the room cap, and the chance that a
+    /// `docs/environments.md`): placement attempts, the room cap, and the chance that a
     /// room side is 5 cells rather than 3. Fitted by simulation against the 500 real mazes.
     var roomPlacement: (attempts: Int, maxRooms: Int, fiveCellSide: Double) {
       switch size {
@@ -48,9 +48,10 @@ public final class MemoryMaze: Env {
     }
   }
 
-  /// Chance that a wall between two corridor or room cells is opened to make a loop. With
-  /// dead ends filled, 0.45 gives mean shortest paths between targets within 6 % of the real
-  /// layouts' (7.86 / 9.49 / 11.42 / 12.90 cells) at a floor fraction 3-9 % above theirs.
+  /// Chance that a wall between two corridor or room cells is opened to make a loop, fitted so
+  /// that, with dead ends filled, the mean shortest paths between targets and the floor
+  /// fraction come close to the real layouts' (`docs/environments.md`; checked by
+  /// `MemoryMazeTests.layoutStatisticsMatchTheRealTask`).
   static let extraConnection = 0.45
 
   /// The four standard configurations.
@@ -71,7 +72,7 @@ public final class MemoryMaze: Env {
   ]
 
   /// The walker's physics, in cells (1 cell = 2 m) and seconds, fitted to the real task's
-  /// measurements (`memory-maze-physics.md`, sections 1-3).
+  /// measurements (`docs/environments.md`, Memory Maze).
   public enum Walker {
     /// One control step and its physics substeps (the real task: 50 substeps of 5 ms).
     public static let controlPeriod: Float = 0.25

@@ -58,6 +58,8 @@ public class POPGymEnv {
   }
 
   public var name: String { "popgym/\(game)\(difficulty.rawValue)" }
+  /// Every POPGym game is a memory task.
+  public var task: TaskFacts { TaskFacts(needsMemory: true) }
 
   func reseed(_ seed: UInt64?) {
     if let seed { rng = SeededGenerator(seed: seed) }

@@ -15,6 +15,7 @@ public final class TimeLimit: Env {
   public var observationSpace: Space { inner.observationSpace }
   public var actionSpace: Space { inner.actionSpace }
   public var maxEpisodeSteps: Int? { min(maxSteps, inner.maxEpisodeSteps ?? maxSteps) }
+  public var task: TaskFacts { inner.task }
 
   public func reset(seed: UInt64?) -> Observation {
     steps = 0
@@ -53,6 +54,7 @@ public final class FlattenObservation: Env {
 
   public var name: String { inner.name }
   public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
+  public var task: TaskFacts { inner.task }
   public var actionSpace: Space { inner.actionSpace }
 
   public func reset(seed: UInt64?) -> Observation {
@@ -106,6 +108,7 @@ public final class PreviousActionObservation: Env {
 
   public var name: String { inner.name }
   public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
+  public var task: TaskFacts { inner.task }
   public var actionSpace: Space { inner.actionSpace }
 
   /// The flat encoding of an action in `space`.
@@ -153,6 +156,7 @@ public final class PixelObservation: Env {
 
   public var name: String { inner.name + "-pixels" }
   public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
+  public var task: TaskFacts { inner.task }
   public var actionSpace: Space { inner.actionSpace }
 
   public func reset(seed: UInt64?) -> Observation {
@@ -176,6 +180,7 @@ public final class ClipAction: Env {
   public init(_ inner: any Env) { self.inner = inner }
   public var name: String { inner.name }
   public var maxEpisodeSteps: Int? { inner.maxEpisodeSteps }
+  public var task: TaskFacts { inner.task }
   public var observationSpace: Space { inner.observationSpace }
   public var actionSpace: Space { inner.actionSpace }
   public func reset(seed: UInt64?) -> Observation { inner.reset(seed: seed) }
@@ -239,6 +244,8 @@ public final class BatchEnv {
   }
 
   public var count: Int { envs.count }
+  /// The task's facts (those of the first environment; all are copies of one task).
+  public var task: TaskFacts { envs[0].task }
   public var observationSpace: Space { envs[0].observationSpace }
   public var actionSpace: Space { envs[0].actionSpace }
 
@@ -282,6 +289,14 @@ public final class BatchEnv {
     public var needsReset: [Bool]
     public var episodeSeeds: [UInt64?]
     public var episodeActions: [[Action]]
+
+    /// The snapshot with every environment resetting on its next step (the running episodes
+    /// dropped; the random streams kept).
+    public func restartingEpisodes() -> Snapshot {
+      Snapshot(
+        rngStates: rngStates, needsReset: needsReset.map { _ in true }, episodeSeeds: episodeSeeds.map { _ in nil },
+        episodeActions: episodeActions.map { _ in [] })
+    }
   }
 
   /// The batch's state now (cheap: episodes are kept as their actions).

@@ -30,7 +30,7 @@ public struct ReplayLayout: Equatable, Sendable, Codable {
 }
 
 /// One environment step as stored: the observation o_t, the action a_t chosen after seeing it,
-/// the reward r_t received on arriving at o_t, and the episode flags (spec r2i.md section 2).
+/// the reward r_t received on arriving at o_t, and the episode flags (`docs/method.md`, section 1).
 public struct ReplayStep: Equatable, Sendable {
   public var vector: [Float]
   public var image: [UInt8]
@@ -143,6 +143,45 @@ public enum SamplingMode: Equatable, Sendable {
   /// Like `uniform`, but a window starting `a` steps before the newest valid start of its stream
   /// has weight 2^(-a / halfLife).
   case recency(halfLife: Double)
+}
+
+/// In JSON: `"uniform"`, `"episodes"` or `{"recency": {"halfLife": 1000}}`.
+extension SamplingMode: Codable {
+  enum CodingKeys: String, CodingKey { case recency }
+  enum RecencyKeys: String, CodingKey { case halfLife }
+
+  public init(from decoder: Decoder) throws {
+    if let name = try? decoder.singleValueContainer().decode(String.self) {
+      switch name {
+      case "uniform": self = .uniform
+      case "episodes": self = .episodes
+      default:
+        throw DecodingError.dataCorrupted(
+          .init(
+            codingPath: decoder.codingPath, debugDescription: "'\(name)' is not uniform, episodes or {\"recency\": ...}"
+          ))
+      }
+      return
+    }
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let r = try c.nestedContainer(keyedBy: RecencyKeys.self, forKey: .recency)
+    self = .recency(halfLife: try r.decode(Double.self, forKey: .halfLife))
+  }
+
+  public func encode(to encoder: Encoder) throws {
+    switch self {
+    case .uniform:
+      var c = encoder.singleValueContainer()
+      try c.encode("uniform")
+    case .episodes:
+      var c = encoder.singleValueContainer()
+      try c.encode("episodes")
+    case .recency(let halfLife):
+      var c = encoder.container(keyedBy: CodingKeys.self)
+      var r = c.nestedContainer(keyedBy: RecencyKeys.self, forKey: .recency)
+      try r.encode(halfLife, forKey: .halfLife)
+    }
+  }
 }
 
 /// Problems a user can cause with a replay (bad sizes, files).

@@ -13,9 +13,9 @@ import Synchronization
 /// Large elementwise loops, reductions, convolutions' im2col and the SSM scan split their work
 /// into at most ``threadCount`` chunks with Dispatch. Matrix products are split the same way by
 /// default (``GEMMThreading/split``): OpenBLAS runs single-threaded on each part, so only one
-/// thread pool exists. (Measured here: OpenBLAS's own pool busy-waits between calls and competes
-/// with the elementwise threads on two cores; splitting ourselves made a Dense MLP step 17%
-/// faster at equal GEMM throughput.) The default is the number of online cores. Chunk
+/// thread pool exists: OpenBLAS's own pool busy-waits between calls and would compete with the
+/// elementwise threads (`r2i-bench tensor` compares the two). The default is the number of
+/// online cores. Chunk
 /// boundaries depend only on the problem size and the thread count, so results are repeatable
 /// for a fixed thread count.
 ///

@@ -8,10 +8,10 @@ import Synchronization
 
 /// A small pool of persistent worker threads for the kernels' parallel loops.
 ///
-/// Dispatch's `concurrentPerform` wakes a parked worker for every call, which measured 30-80 us
-/// per parallel operation here (a 200 us job took 260-280 us). Kernels run hundreds of short
-/// parallel loops per training step, so the pool keeps its workers spinning briefly on a
-/// generation counter after each job and only then parks them on a condition variable.
+/// Dispatch's `concurrentPerform` wakes a parked worker for every call, a cost of the order of a
+/// short kernel itself. Kernels run hundreds of short parallel loops per training step, so the
+/// pool keeps its workers spinning briefly on a generation counter after each job and only then
+/// parks them on a condition variable (`r2i-bench tensor` times both).
 ///
 /// One job runs at a time. A job submitted while another runs (another thread, or a kernel
 /// called from inside a job) runs inline on the submitting thread; chunk boundaries are fixed

@@ -10,18 +10,15 @@ public struct EpisodeRecord: Codable, Equatable, Sendable {
   public var score: Double
   /// Steps taken (actions), not counting the reset.
   public var length: Int
-  /// Whether the episode counts as solved, for tasks that define it (``SuccessRule``); nil
-  /// otherwise.
+  /// Whether the episode counts as solved, for tasks that define it (``TaskFacts/success``);
+  /// nil otherwise.
   public var success: Bool?
-}
 
-/// When an episode counts as solved. BSuite `memory_len`: the last reward is positive (the
-/// answer matched the context bit). Other tasks have no success notion of their own.
-public enum SuccessRule {
-  /// The rule for the registry name `env`, if it has one.
-  public static func rule(for env: String) -> ((_ lastReward: Double, _ score: Double) -> Bool)? {
-    if env.hasPrefix("bsuite/memory_len/") { return { last, _ in last > 0 } }
-    return nil
+  public init(environment: Int, score: Double, length: Int, success: Bool?) {
+    self.environment = environment
+    self.score = score
+    self.length = length
+    self.success = success
   }
 }
 
@@ -30,8 +27,9 @@ public enum SuccessRule {
 ///
 /// ```swift
 /// let collector = try Collector(agent: agent, envs: BatchEnv(name: "classic/CartPole", count: 4, seed: 0), seed: 1)
-/// let finished = try collector.step(mode: .sample, into: replay)
+/// let finished = try collector.step(.agent(.sample), into: replay)  // the episodes that ended
 /// ```
+/// (Compiled and run by `CollectorExampleTests`.)
 public final class Collector {
   public let agent: Agent
   public let envs: BatchEnv
@@ -48,9 +46,8 @@ public final class Collector {
   public var rng: SeededGenerator
   var scores: [Double]
   var lengths: [Int]
-  let success: ((Double, Double) -> Bool)?
 
-  public init(agent: Agent, envs: BatchEnv, seed: UInt64, success: ((Double, Double) -> Bool)? = nil) throws {
+  public init(agent: Agent, envs: BatchEnv, seed: UInt64) throws {
     self.agent = agent
     self.envs = envs
     interface = try EnvInterface(envs)
@@ -67,7 +64,6 @@ public final class Collector {
     rng = SeededGenerator(seed: seed, stream: StreamTag.collector)
     scores = [Double](repeating: 0, count: envs.count)
     lengths = [Int](repeating: 0, count: envs.count)
-    self.success = success
   }
 
   /// How the next actions are chosen.
@@ -111,7 +107,8 @@ public final class Collector {
       if t.isLast {
         finished.append(
           EpisodeRecord(
-            environment: i, score: scores[i], length: lengths[i], success: success.map { $0(t.reward, scores[i]) }))
+            environment: i, score: scores[i], length: lengths[i],
+            success: envs.task.success.map { $0.isSolved(lastReward: t.reward, score: scores[i]) }))
       }
     }
     return finished
@@ -125,6 +122,14 @@ public final class Collector {
     public var steps: Int
     public var scores: [Double]
     public var lengths: [Int]
+
+    /// The snapshot with every environment starting a new episode on its next step (the
+    /// running ones dropped), for a replay that already holds later steps of them.
+    public func restartingEpisodes() -> Snapshot {
+      var s = self
+      s.environments = environments.restartingEpisodes()
+      return s
+    }
   }
 
   /// The collector's state: the snapshot and the tensors (agent state under `collector/`, and

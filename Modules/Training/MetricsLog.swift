@@ -1,7 +1,7 @@
 import Foundation
 
-/// `metrics.jsonl`: one JSON object per line, keys sorted, non-finite numbers as `null`. Every
-/// line has `kind` (`episode`, `train` or `eval`), `env_steps`, `updates` and `seconds`.
+/// `metrics.jsonl`: one JSON object per line (``MetricsLine``), keys sorted, non-finite numbers
+/// as `null`.
 ///
 /// Lines are appended as they happen; ``synchronize()`` flushes them to disk (a checkpoint
 /// does, and records ``bytes``, so a resumed run cuts the lines written after its checkpoint).
@@ -41,35 +41,40 @@ public final class MetricsLog {
   deinit { try? handle.close() }
 
   /// Appends one line.
-  public func write(_ fields: [String: MetricValue]) throws {
-    var object: [String: Any] = [:]
-    for (k, v) in fields {
-      switch v {
-      case .number(let x): object[k] = x.isFinite ? x : NSNull()
-      case .integer(let i): object[k] = i
-      case .text(let s): object[k] = s
-      }
-    }
-    var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+  public func write(_ line: MetricsLine) throws {
+    var data = try Self.encoder.encode(line)
     data.append(0x0A)
     try handle.write(contentsOf: data)
     bytes += UInt64(data.count)
   }
 
+  static let encoder: JSONEncoder = {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return e
+  }()
+
   /// Flushes the appended lines to disk.
   public func synchronize() throws { try handle.synchronize() }
 
-  /// Every line of a metrics file as a dictionary (numbers as Double; `null` as NaN), for
-  /// `r2i plot` and tests.
-  public static func read(_ url: URL) throws -> [[String: MetricValue]] {
-    let text: String
-    do {
-      text = try String(contentsOf: url, encoding: .utf8)
-    } catch {
-      throw TrainingError.runFolder("cannot read '\(url.path)' (\(error.localizedDescription))")
+  /// Every line of a metrics file, typed. Throws naming the first line that is not one.
+  public static func lines(_ url: URL) throws -> [MetricsLine] {
+    let decoder = JSONDecoder()
+    return try text(url).split(separator: "\n").enumerated().map { i, line in
+      do {
+        return try decoder.decode(MetricsLine.self, from: Data(line.utf8))
+      } catch {
+        throw TrainingError.runFolder(
+          "line \(i + 1) of '\(url.path)' is not a metrics line (\(TrainingConfig.describe(error)))")
+      }
     }
+  }
+
+  /// Every line of a metrics file as named values, whatever its fields (numbers as Double,
+  /// `null` as NaN): the generic view a script has of the file.
+  public static func read(_ url: URL) throws -> [[String: MetricValue]] {
     var out: [[String: MetricValue]] = []
-    for (i, line) in text.split(separator: "\n").enumerated() {
+    for (i, line) in try text(url).split(separator: "\n").enumerated() {
       guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
         throw TrainingError.runFolder("line \(i + 1) of '\(url.path)' is not a JSON object")
       }
@@ -86,20 +91,25 @@ public final class MetricsLog {
     }
     return out
   }
+
+  static func text(_ url: URL) throws -> String {
+    do {
+      return try String(contentsOf: url, encoding: .utf8)
+    } catch {
+      throw TrainingError.runFolder("cannot read '\(url.path)' (\(error.localizedDescription))")
+    }
+  }
 }
 
-/// One value of a metrics line (flags are written as the integers 0 and 1; lines read back
-/// hold numbers and text only).
+/// One value of a metrics line read generically (``MetricsLog/read(_:)``): a number or text.
 public enum MetricValue: Equatable, Sendable {
   case number(Double)
-  case integer(Int)
   case text(String)
 
   /// The value as a number, or nil for text.
   public var number: Double? {
     switch self {
     case .number(let x): return x
-    case .integer(let i): return Double(i)
     case .text: return nil
     }
   }

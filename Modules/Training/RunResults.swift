@@ -49,59 +49,61 @@ public struct RunResults: Sendable {
   /// number of latest episodes the recent figures and each curve point average over.
   public static func read(_ directory: URL, window: Int = 100) throws -> RunResults {
     precondition(window >= 1, "the window needs at least one episode")
-    let config = try TrainingRun.configuration(of: directory)
-    let rows = try MetricsLog.read(TrainingRun.paths(directory).metrics)
+    let folder = RunFolder(directory)
+    let config = try folder.readConfig()
+    let lines = try MetricsLog.lines(folder.metricsFile)
     var r = RunResults(
       config: config, envSteps: 0, updates: 0, seconds: 0, episodes: 0, recentScore: .nan, recentSuccess: nil,
       evaluationScore: nil, evaluationSuccess: nil, curve: [], window: window)
-    var scores: [Double] = []
-    var flags: [Bool] = []
-    for row in rows {
-      r.envSteps = max(r.envSteps, Int(row["env_steps"]?.number ?? 0))
-      r.updates = max(r.updates, Int(row["updates"]?.number ?? 0))
-      r.seconds = max(r.seconds, row["seconds"]?.number ?? 0)
-      guard case .text(let kind)? = row["kind"] else { continue }
-      if kind == "eval" {
-        r.evaluationScore = row["eval_score"]?.number
-        r.evaluationSuccess = row["eval_success"]?.number
+    var episodes: [EpisodeRecord] = []
+    for line in lines {
+      r.envSteps = max(r.envSteps, line.stamp.envSteps)
+      r.updates = max(r.updates, line.stamp.updates)
+      r.seconds = max(r.seconds, line.stamp.seconds)
+      switch line {
+      case .evaluation(let e):
+        r.evaluationScore = e.score
+        r.evaluationSuccess = e.success
+      case .episode(let e): episodes.append(e.episode)
+      case .train: break
       }
-      guard kind == "episode", let score = row["score"]?.number else { continue }
-      r.episodes += 1
-      scores.append(score)
-      if let s = row["success"]?.number { flags.append(s > 0) }
     }
-    r.curve = curve(rows, window: window)
-    let last = scores.suffix(window)
-    r.recentScore = last.isEmpty ? .nan : last.reduce(0, +) / Double(last.count)
-    let lastFlags = flags.suffix(window)
-    r.recentSuccess = lastFlags.isEmpty ? nil : Double(lastFlags.filter { $0 }.count) / Double(lastFlags.count)
+    r.episodes = episodes.count
+    r.curve = curve(lines, window: window)
+    let last = Array(episodes.suffix(window))
+    r.recentScore = EpisodeRecord.meanScore(last)
+    r.recentSuccess = EpisodeRecord.successRate(last)
     return r
   }
 
-  /// The learning curve of metrics lines `rows` (as ``MetricsLog/read(_:)`` gives them): a point
-  /// after every training episode, averaging over the last `window` episodes (fewer at first).
-  public static func curve(_ rows: [[String: MetricValue]], window: Int) -> [CurvePoint] {
+  /// The benchmark score of the run's last `window` episodes, for tasks with one
+  /// (``TaskFacts/score``, declared by the environment); nil otherwise.
+  public func benchmarkScore() throws -> Double? {
+    try EnvRegistry.make(config.env).task.score?.score(success: recentSuccess, meanReturn: recentScore)
+  }
+
+  /// The learning curve of metrics lines `lines`: a point after every training episode,
+  /// averaging over the last `window` episodes (fewer at first).
+  public static func curve(_ lines: [MetricsLine], window: Int) -> [CurvePoint] {
     precondition(window >= 1, "the window needs at least one episode")
     var out: [CurvePoint] = []
     var scores: [Double] = []
     var flags: [Bool] = []
     var scoreSum = 0.0
     var successCount = 0
-    for row in rows {
-      guard case .text("episode")? = row["kind"], let score = row["score"]?.number,
-        let steps = row["env_steps"]?.number
-      else { continue }
-      scores.append(score)
-      scoreSum += score
+    for case .episode(let line) in lines {
+      let e = line.episode
+      scores.append(e.score)
+      scoreSum += e.score
       if scores.count > window { scoreSum -= scores[scores.count - window - 1] }
-      if let s = row["success"]?.number {
-        flags.append(s > 0)
-        if s > 0 { successCount += 1 }
+      if let s = e.success {
+        flags.append(s)
+        if s { successCount += 1 }
         if flags.count > window, flags[flags.count - window - 1] { successCount -= 1 }
       }
       out.append(
         CurvePoint(
-          envSteps: Int(steps), updates: Int(row["updates"]?.number ?? 0), seconds: row["seconds"]?.number ?? 0,
+          envSteps: line.stamp.envSteps, updates: line.stamp.updates, seconds: line.stamp.seconds,
           score: scoreSum / Double(min(window, scores.count)),
           success: flags.isEmpty ? nil : Double(successCount) / Double(min(window, flags.count))))
     }
@@ -132,27 +134,5 @@ public struct RunResults: Sendable {
   private func firstIndex(reaching threshold: Double) -> Int? {
     guard curve.count >= window else { return nil }
     return curve[(window - 1)...].firstIndex { $0.value >= threshold }
-  }
-}
-
-/// The benchmark score of a memory or credit-assignment task from a run's last episodes
-/// (envs.md): `bsuite/memory_len/<L>` is solved (1) when 2 x (share of wrong episodes) < 0.75,
-/// else 0, so the BSuite score of a sweep is the mean over its settings; `bsuite/discounting_chain`
-/// scores clip(1 - 10 (1.1 - mean return), 0, 1); other tasks have no such score (nil).
-public enum TaskScore {
-  public static func score(env: String, success: Double?, meanReturn: Double) -> Double? {
-    if env.hasPrefix("bsuite/memory_len/") {
-      guard let success else { return nil }
-      return BSuite.memoryLengthSolved(wrongFraction: 1 - success) ? 1 : 0
-    }
-    if env.hasPrefix("bsuite/discounting_chain/") {
-      return meanReturn.isFinite ? BSuite.discountingChainScore(meanReturn: meanReturn) : nil
-    }
-    return nil
-  }
-
-  /// The memory length of a `bsuite/memory_len/<L>` name.
-  public static func memoryLength(of env: String) -> Int? {
-    env.hasPrefix("bsuite/memory_len/") ? Int(env.dropFirst("bsuite/memory_len/".count)) : nil
   }
 }

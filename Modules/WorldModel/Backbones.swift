@@ -9,8 +9,8 @@ public struct SSMSettings: Sendable, Codable, Equatable {
   public var channels: Int
   public var layers: Int
   /// HiPPO initialisation blocks.
-  public var hippoBlocks: Int = 8
-  public var discretization: Discretization = .bilinear
+  public var hippoBlocks: Int
+  public var discretization = Discretization.bilinear
   /// Keep Re(Lambda) <= -1e-4 (S5's clip; see ``SSMLayer/clipEigenvalues``).
   public var clipEigenvalues = true
   /// The range of the initial step sizes Delta (log-uniform per state; S5 and R2I: 0.001 to
@@ -23,37 +23,13 @@ public struct SSMSettings: Sendable, Codable, Equatable {
   /// grows with it.
   public var inputScale: Float = 1
 
-  public init(
-    states: Int, channels: Int, layers: Int, hippoBlocks: Int = 8, discretization: Discretization = .bilinear,
-    clipEigenvalues: Bool = true, minStep: Float = 0.001, maxStep: Float = 0.1, inputScale: Float = 1
-  ) {
+  /// A stack of `layers` layers of `states` complex states over `channels` channels; the other
+  /// settings start at their defaults above.
+  public init(states: Int, channels: Int, layers: Int, hippoBlocks: Int = 8) {
     self.states = states
     self.channels = channels
     self.layers = layers
     self.hippoBlocks = hippoBlocks
-    self.discretization = discretization
-    self.clipEigenvalues = clipEigenvalues
-    self.minStep = minStep
-    self.maxStep = maxStep
-    self.inputScale = inputScale
-  }
-
-  enum CodingKeys: String, CodingKey {
-    case states, channels, layers, hippoBlocks, discretization, clipEigenvalues, minStep, maxStep, inputScale
-  }
-
-  /// Reads settings written before the step range or the input scale existed with their defaults.
-  public init(from decoder: Decoder) throws {
-    let c = try decoder.container(keyedBy: CodingKeys.self)
-    states = try c.decode(Int.self, forKey: .states)
-    channels = try c.decode(Int.self, forKey: .channels)
-    layers = try c.decode(Int.self, forKey: .layers)
-    hippoBlocks = try c.decode(Int.self, forKey: .hippoBlocks)
-    discretization = try c.decode(Discretization.self, forKey: .discretization)
-    clipEigenvalues = try c.decode(Bool.self, forKey: .clipEigenvalues)
-    minStep = try c.decodeIfPresent(Float.self, forKey: .minStep) ?? 0.001
-    maxStep = try c.decodeIfPresent(Float.self, forKey: .maxStep) ?? 0.1
-    inputScale = try c.decodeIfPresent(Float.self, forKey: .inputScale) ?? 1
   }
 }
 

@@ -1,7 +1,7 @@
 import SSM
 
-/// Named world-model sizes: the R2I domains (r2i.md section 6), the DreamerV3 sizes
-/// (dreamerv3.md) and the benchmark presets (benchmarks.md).
+/// Named world-model sizes: the R2I domains, the DreamerV3 sizes and the
+/// benchmark presets (`docs/method.md`, section 5).
 public enum WorldModelPreset: String, Sendable, Codable, CaseIterable {
   case bsuite, popgym, memorymaze, dmc
   case dreamerS = "dreamerv3-S"

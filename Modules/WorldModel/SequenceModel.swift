@@ -141,7 +141,7 @@ public struct SequenceOutput {
 /// A sequence backbone of the world model. R2I's SSM core and DreamerV3's RSSM conform; a new
 /// backbone (an LRU, a Transformer, a selective SSM) is one more conformance.
 ///
-/// Conventions (spec r2i.md section 2): `prevActions[t]` is a_{t-1} and is zero where
+/// Conventions (`docs/method.md`, section 1): `prevActions[t]` is a_{t-1} and is zero where
 /// `isFirst[t]` is set; at every `isFirst` step the previous latent and memory are replaced by the
 /// initial state.
 public protocol SequenceModel: AnyObject {

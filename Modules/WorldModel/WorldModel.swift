@@ -31,17 +31,16 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   public var dynamicScale: Float = 0.5
   public var representationScale: Float = 0.1
   public var freeBits: Float = 1
-  /// Adam settings of the world-model update (r2i.md section 3).
+  /// Adam settings of the world-model update (`docs/method.md`, section 2).
   public var optimizer = AdamSettings(learningRate: 1e-4, epsilon: 1e-8, gradientClip: 1000)
-  /// What the reward and continue heads read (nil: ``FeatureView/output``, [h, z], as the
-  /// paper). `full` [h, z, x] lets them read R2I's memory x directly: a cue held in x reaches
-  /// the reward head without first having to pass through the SSM's output. The decoder always
-  /// reads [h, z].
-  public var headInput: FeatureView?
+  /// What the reward and continue heads read: ``FeatureView/output``, [h, z], as the paper.
+  /// `full` [h, z, x] lets them read R2I's memory x directly: a cue held in x reaches the reward
+  /// head without first having to pass through the SSM's output. The decoder always reads [h, z].
+  public var headInput = FeatureView.output
   /// Whether the reward head predicts one distribution per discrete action and reads the one of
-  /// the action taken before the step (see ``RewardHead``; nil: no, one distribution, as the
+  /// the action taken before the step (see ``RewardHead``; false: one distribution, as the
   /// paper). Discrete actions only.
-  public var rewardByAction: Bool?
+  public var rewardByAction = false
 
   public init(
     backbone: Backbone, observation: ObservationKind, actionSize: Int, discreteActions: Bool = true,
@@ -63,10 +62,10 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   public var headFeatureSize: Int { deter + stochSize }
   /// The actions the reward head has a distribution for: `actionSize` with ``rewardByAction``,
   /// else 0.
-  public var rewardHeadActions: Int { rewardByAction == true ? actionSize : 0 }
+  public var rewardHeadActions: Int { rewardByAction ? actionSize : 0 }
 
-  /// The view the reward and continue heads read (``headInput``, `output` when nil).
-  public var headView: FeatureView { headInput ?? .output }
+  /// The view the reward and continue heads read (``headInput``).
+  public var headView: FeatureView { headInput }
   /// Size of x as features: the real and imaginary parts of every SSM layer's P states, or h
   /// for the GRU.
   public var memorySize: Int { backbone == .r2i ? ssm.layers * 2 * ssm.states : deter }
@@ -80,7 +79,7 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   }
 }
 
-/// A batch of sequences for the world model, in the replay convention (r2i.md section 2).
+/// A batch of sequences for the world model, in the replay convention (`docs/method.md`, section 1).
 public struct WorldModelBatch {
   /// [B, T, obs] floats, or [B, T, H, W, C] pixel values 0...255 as floats.
   public var observations: Tensor
@@ -119,7 +118,8 @@ public struct WorldModelBatch {
 /// let batch = WorldModelBatch(                       // B = 2 sequences of T = 8 steps
 ///   observations: Tensor.normal([2, 8, 3], using: &rng), actions: Tensor.zeros([2, 8, 2]),
 ///   rewards: Tensor.zeros([2, 8]), isFirst: Tensor.zeros([2, 8]), isTerminal: Tensor.zeros([2, 8]))
-/// let metrics = trainer.update(batch, rng: &rng)    // ["loss": ..., "rec": ..., ...]
+/// let update = trainer.update(batch, rng: &rng)
+/// print(update.metrics.loss, update.metrics.reconstruction)  // typed: WorldModelMetrics
 /// ```
 /// (This example is compiled and run by `WorldModelTests.DocumentationExampleTests`.)
 public final class WorldModel: Module {
@@ -155,7 +155,7 @@ public final class WorldModel: Module {
         learnedInitialState: c.learnedInitialState, rng: &rng)
     }
     precondition(
-      c.rewardByAction != true || c.discreteActions, "WorldModel: rewardByAction needs discrete actions")
+      !c.rewardByAction || c.discreteActions, "WorldModel: rewardByAction needs discrete actions")
     let heads = c.featureSize(c.headView)
     reward = RewardHead(
       featureSize: heads, units: c.units, layers: c.mlpLayers, actions: c.rewardHeadActions, rng: &rng)
@@ -277,7 +277,7 @@ public final class WorldModel: Module {
   public func rewardDistribution(_ state: LatentState, previousAction: Tensor? = nil) -> TwoHotSymlog {
     reward(
       blocks: state.featureBlocks(config.headView),
-      previousAction: config.rewardByAction == true ? previousAction : nil)
+      previousAction: config.rewardByAction ? previousAction : nil)
   }
 
   /// Whether the model expects the episode to go on after `state` (the continue head's mode,
@@ -298,13 +298,14 @@ public final class WorldModel: Module {
   public struct Losses {
     /// Scalar training loss (masked mean over B x T).
     public var total: Variable
-    /// Per-term means (reconstruction, reward, continue, raw dynamic and representation KL),
-    /// entropies, and the observe output for imagination.
-    public var metrics: [String: Float]
+    /// Per-term means (reconstruction, reward, continue, raw dynamic and representation KL) and
+    /// entropies; the gradient norm is left 0 (the trainer fills it in).
+    public var metrics: WorldModelMetrics
+    /// The observe output, for imagination.
     public var output: SequenceOutput
   }
 
-  /// Observes the batch and computes the loss of r2i.md section 3:
+  /// Observes the batch and computes the loss of `docs/method.md`, section 2:
   /// `rec + rew + cont + 0.5 max(1, KL[sg(post) || prior]) + 0.1 max(1, KL[post || sg(prior)])`
   /// per step, KL summed over the latents, averaged over the real steps.
   public func loss(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> Losses {
@@ -316,7 +317,7 @@ public final class WorldModel: Module {
     let headFeat = out.states.featureBlocks(c.headView)
     let rec = decoder.loss(blocks: out.states.featureBlocks(.output), target: batch.observations)
     let previous =
-      c.rewardByAction == true ? previousActions(preprocess(actions: batch.actions), isFirst: batch.isFirst) : nil
+      c.rewardByAction ? previousActions(preprocess(actions: batch.actions), isFirst: batch.isFirst) : nil
     let rew = -reward(blocks: headFeat, previousAction: previous).logProb(
       batch.rewards.reshaped([b, t, 1]).squeezingShape(at: [2]))
     let contTarget = 1 - batch.isTerminal
@@ -333,11 +334,15 @@ public final class WorldModel: Module {
     let count = max(mask.sumAll(), 1)
     let total = (perStep * mask).sum() / count
     func mean(_ v: Variable) -> Float { ((v.value * mask).sumAll()) / count }
-    let metrics: [String: Float] = [
-      "loss": total.value.scalar, "rec": mean(rec), "rew": mean(rew), "cont": mean(con),
-      "dyn": mean(dyn), "rep": mean(rep), "post_entropy": mean(post.entropy()),
-      "prior_entropy": mean(prior.entropy()),
-    ]
+    var metrics = WorldModelMetrics()
+    metrics.loss = total.value.scalar
+    metrics.reconstruction = mean(rec)
+    metrics.reward = mean(rew)
+    metrics.continuation = mean(con)
+    metrics.dynamics = mean(dyn)
+    metrics.representation = mean(rep)
+    metrics.posteriorEntropy = mean(post.entropy())
+    metrics.priorEntropy = mean(prior.entropy())
     return Losses(total: total, metrics: metrics, output: out)
   }
 }
@@ -354,7 +359,7 @@ public struct Imagination {
 /// What one world-model update returns.
 public struct WorldModelUpdate {
   /// Loss terms, entropies and the gradient norm.
-  public var metrics: [String: Float]
+  public var metrics: WorldModelMetrics
   /// The posterior states of the batch with gradients stopped: imagination starts from all
   /// B x T of them (`posterior.states.flattened()`).
   public var posterior: SequenceOutput
@@ -374,7 +379,7 @@ public final class WorldModelTrainer {
   /// One update on `batch`.
   @discardableResult
   public func update(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> WorldModelUpdate {
-    var metrics: [String: Float] = [:]
+    var metrics = WorldModelMetrics()
     var posterior: SequenceOutput?
     let (_, grads) = valueAndGradient(of: model) {
       let l = model.loss(batch, rng: &rng)
@@ -383,7 +388,7 @@ public final class WorldModelTrainer {
       return l.total
     }
     let stats = optimizer.update(grads)
-    metrics["grad_norm"] = stats.gradientNorm
+    metrics.gradientNorm = stats.gradientNorm
     return WorldModelUpdate(metrics: metrics, posterior: posterior!)
   }
 }

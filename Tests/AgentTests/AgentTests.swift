@@ -89,7 +89,7 @@ func narrowConfig(
           isTerminal: Tensor(terminal, shape: [n, 2])), bits
       )
     }
-    var metrics: [String: Float] = [:]
+    var metrics = LearnerMetrics()
     for _ in 0..<3000 { metrics = learner.train(episodes(16).0, rng: &rng) }
     // Greedy actions on fresh contexts.
     let (test, bits) = episodes(200)
@@ -98,7 +98,7 @@ func narrowConfig(
       state: agent.initialState(batch: 200), mode: .greedy, rng: &rng)
     let correct = (0..<200).filter { actions[$0, bits[$0]] == 1 }.count
     print(
-      "bandit \(backbone): \(correct)/200 greedy actions right; last metrics \(metrics.filter { ["loss", "rew", "actor_loss", "return", "entropy"].contains($0.key) })"
+      "bandit \(backbone): \(correct)/200 greedy actions right; last metrics \(metrics.named.filter { ["wm/loss", "wm/rew", "actor/loss", "actor/return", "actor/entropy"].contains($0.name) })"
     )
     #expect(correct >= 190, "\(backbone): \(correct) of 200 right")
   }

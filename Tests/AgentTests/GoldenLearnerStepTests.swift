@@ -35,7 +35,7 @@ import Testing
       c.worldModel.ssm = SSMSettings(states: 4, channels: 16, layers: 2, hippoBlocks: 2)
       c.worldModel.groups = 4
       c.worldModel.classes = 4
-      c.worldModel.rewardByAction = rewardByAction ? true : nil
+      c.worldModel.rewardByAction = rewardByAction
       c.units = 16
       c.policyInput = view
       c.actorCritic.horizon = 6
@@ -98,6 +98,17 @@ import Testing
       mask: mask)
   }
 
+  /// The metric names of the fixture (written when metrics were flat dictionary keys) for the
+  /// log names of ``LearnerMetrics``.
+  static let fixtureNames: [String: String] = [
+    "wm/loss": "loss", "wm/rec": "rec", "wm/rew": "rew", "wm/cont": "cont", "wm/dyn": "dyn", "wm/rep": "rep",
+    "wm/post_entropy": "post_entropy", "wm/prior_entropy": "prior_entropy", "wm/grad_norm": "grad_norm",
+    "actor/loss": "actor_loss", "actor/return": "return", "actor/advantage": "advantage",
+    "actor/advantage_abs": "advantage_abs", "actor/entropy": "entropy", "actor/return_scale": "return_scale",
+    "actor/imagined_reward": "imagined_reward", "actor/grad_norm": "actor_grad_norm", "critic/loss": "critic_loss",
+    "critic/value_error": "value_error", "critic/grad_norm": "critic_grad_norm",
+  ]
+
   /// Everything two learner steps produce, as named tensors under the case's name.
   static func outputs(_ c: Case) -> [(String, Tensor)] {
     Parallelism.withThreadCount(1) {
@@ -121,7 +132,9 @@ import Testing
       var out: [(String, Tensor)] = []
       for step in 0..<2 {
         let metrics = learner.train(data, rng: &rng)
-        for key in metrics.keys.sorted() { out.append(("\(c)/metrics/\(step)/\(key)", Tensor([metrics[key]!]))) }
+        for (name, value) in metrics.named {
+          out.append(("\(c)/metrics/\(step)/\(fixtureNames[name]!)", Tensor([value])))
+        }
       }
       out += agent.namedParameters().map { ("\(c)/parameters/\($0.name)", $0.parameter.value) }
       out += learner.stateTensors().map { ("\(c)/learner/\($0.0)", $0.1) }

@@ -20,8 +20,8 @@ import Testing
       #expect(e.terminated && !e.truncated)
       // The first step repeats the reset observation (the bsuite quirk), context included.
       #expect(e.observations[0] == e.observations[1])
-      guard case .vector(let first) = e.observations[0], case .vector(let second) = e.observations[2]
-      else { return }
+      let first = try #require(e.observations[0].vector)
+      let second = try #require(e.observations[2].vector)
       #expect(first[0] == 1 && first[1] == 0 && abs(first[2]) == 1)
       #expect(second[2] == 0 && abs(second[0] - (1 - 1 / Float(length))) < 1e-6)
     }
@@ -76,7 +76,8 @@ import Testing
         #expect(paid[0].offset + 1 == DiscountingChain.rewardSteps[arm])
         #expect(paid[0].element == (arm == seed % 5 ? 1.1 : 1.0))
         // Observation: [context, t/100]; context is -1 at reset, then the first action.
-        guard case .vector(let r) = e.observations[0], case .vector(let o) = e.observations[1] else { return }
+        let r = try #require(e.observations[0].vector)
+        let o = try #require(e.observations[1].vector)
         #expect(r == [-1, 0])
         #expect(o == [Float(arm), 0.01])
       }

@@ -26,7 +26,7 @@ import Testing
   }
 
   @Test func lengthsByHand() throws {
-    // Spec (envs.md): N - 1 steps for a deck of N; Autoencode 2N - 1; memory_len L + 1.
+    // docs/environments.md: N - 1 steps for a deck of N; Autoencode 2N - 1; memory_len L + 1.
     let expected: [String: Int] = [
       "bsuite/memory_len/30": 31, "bsuite/discounting_chain/2": 100, "popgym/RepeatPreviousEasy": 51,
       "popgym/RepeatPreviousMedium": 103, "popgym/RepeatPreviousHard": 155, "popgym/RepeatFirstHard": 831,

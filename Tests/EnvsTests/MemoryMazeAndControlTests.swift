@@ -42,7 +42,7 @@ import Testing
     }
   }
 
-  /// Section 7 of memory-maze-physics.md: rooms per maze and room side lengths of 500 real
+  /// The layout table of docs/environments.md: rooms per maze and room side lengths of 500 real
   /// mazes per size. Ours must match within sampling error (3 standard errors of a difference
   /// of two proportions, each from 500 mazes).
   @Test(arguments: MemoryMaze.configurations)
@@ -161,7 +161,7 @@ import Testing
     var lastTarget = m.target
     var changes = 0
     for _ in 0..<600 {
-      guard case .image(let f) = obs else { return }
+      let f = try #require(obs.frame)
       let c = MemoryMaze.borderColours[m.objects[m.target].colour]
       let expected = [c.0, c.1, c.2]
       for (x, y) in [(0, 0), (1, 30), (63, 63), (40, 62), (62, 5)] { #expect(f[x, y] == expected) }
@@ -229,7 +229,7 @@ import Testing
   }
 }
 
-/// The walker against the real task's measurements (memory-maze-physics.md, section 6), each
+/// The walker against the real task's measurements (docs/environments.md, Memory Maze), each
 /// row within 5 %. Distances in cells (1 cell = 2 m), angles in degrees.
 @Suite struct MemoryMazePhysicsTests {
   /// A 15x15 maze turned into an open arena (outer walls only), the walker at rest in the
@@ -559,18 +559,18 @@ import Testing
     #expect(e.length == 10 && e.truncated)
     let flat = try FlattenObservation(Autoencode(.easy, seed: 2))
     #expect(flat.observationSpace.flatSize == 6)
-    guard case .vector(let v) = flat.reset() else { return }
+    let v = try #require(flat.reset().vector)
     #expect(v[0] == 0 && v[1] == 1 && v[2...].filter { $0 == 1 }.count == 1)
     let prev = try PreviousActionObservation(RepeatPrevious(.easy, seed: 3))
     #expect(prev.observationSpace.flatSize == 4 + 4 + 1)
-    guard case .vector(let r0) = prev.reset() else { return }
+    let r0 = try #require(prev.reset().vector)
     #expect(Array(r0[4...]) == [0, 0, 0, 0, 1])
     let s = try prev.step(.discrete(2))
-    guard case .vector(let r1) = s.observation else { return }
+    let r1 = try #require(s.observation.vector)
     #expect(Array(r1[4...]) == [0, 0, 1, 0, 0])
     let ms = try PreviousActionObservation(MineSweeper(.easy, seed: 4))
     _ = ms.reset()
-    guard case .vector(let m1) = try ms.step(.multiDiscrete([1, 3])).observation else { return }
+    let m1 = try #require(try ms.step(.multiDiscrete([1, 3])).observation.vector)
     #expect(Array(m1[3...]) == [0, 1, 0, 0, 0, 0, 0, 1, 0])
   }
 

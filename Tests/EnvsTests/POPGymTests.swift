@@ -116,11 +116,11 @@ import Testing
     let b = (1..<n).first { env.values[$0] != env.values[a] }!
     _ = try env.step(.discrete(a))
     let second = try env.step(.discrete(b))
-    guard case .multiDiscrete(let shown) = second.observation else { return }
+    let shown = try #require(second.observation.multiDiscrete)
     #expect(shown[a] == env.values[a] && shown[b] == env.values[b])
     #expect(isClose(second.reward, -2 / Double(env.episodeLength)))
     let third = try env.step(.discrete(b))
-    guard case .multiDiscrete(let later) = third.observation else { return }
+    let later = try #require(third.observation.multiDiscrete)
     #expect(later[a] == env.valueCount)  // a is face down again
     // Flipping a matched card costs 1/len per card in play.
     _ = env.reset(seed: 6)

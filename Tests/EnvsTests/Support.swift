@@ -48,3 +48,11 @@ func isClose(_ a: Double, _ b: Double, _ tol: Double = 1e-9) -> Bool { abs(a - b
 
 /// The distinct values of `xs`, rounded to 12 significant decimals so sums of floats compare.
 func valueSet(_ xs: [Double]) -> Set<Double> { Set(xs.map { ($0 * 1e12).rounded() / 1e12 }) }
+
+/// The parts of an observation, nil when it is of another kind: `try #require(o.vector)` fails
+/// the test, naming the observation, where a `guard case` would pass silently.
+extension Observation {
+  var vector: [Float]? { if case .vector(let v) = self { v } else { nil } }
+  var multiDiscrete: [Int]? { if case .multiDiscrete(let v) = self { v } else { nil } }
+  var frame: Frame? { if case .image(let f) = self { f } else { nil } }
+}

@@ -91,7 +91,7 @@ func reportText(_ r: (report: GradientCheckReport, names: [String])) -> String {
   /// y = sin(3 x0) + x1^2 on 256 points in [-1, 1]^2: an MLP(2 x 64) + linear head must reach a
   /// mean squared error below 0.01 in 800 Adam steps (the target's variance is about 0.6).
   ///
-  /// The Dense block has no bias before its LayerNorm (as the spec defines it), so the first
+  /// The Dense block has no bias before its LayerNorm (docs/method.md, section 2), so the first
   /// block is blind to the input's overall scale: LN(W c x) = LN(W x) for c > 0. A constant
   /// input feature restores it, as an observation with a constant entry would.
   @Test func mlpLearnsARegression() {
@@ -557,5 +557,28 @@ func reportText(_ r: (report: GradientCheckReport, names: [String])) -> String {
     let parts = dense.activate(matmul(Variable(x), w[0]) + matmul(Variable(y), w[1]))
     let whole = dense(Variable(Tensor.concat([x, y], axis: 1)))
     #expect(parts.value.maxAbsDifference(whole.value) < 1e-5)
+  }
+}
+
+@Suite struct MetricSetTests {
+  struct Probe: MetricSet {
+    var loss: Float = 0
+    var accuracy: Float = 0
+    static var fields: [MetricField<Probe>] { [.init("probe/loss", \.loss), .init("probe/accuracy", \.accuracy)] }
+  }
+
+  @Test func arithmeticFollowsTheFields() {
+    var a = Probe()
+    a.loss = 1
+    a.accuracy = 0.5
+    let b = Probe(values: [3, 0.25])
+    #expect(b.loss == 3 && b.accuracy == 0.25 && b.values == [3, 0.25])
+    #expect(a.adding(b) == Probe(values: [4, 0.75]))
+    #expect(a.scaled(by: 2) == Probe(values: [2, 1]))
+    #expect(Probe.mean([a, b]) == Probe(values: [2, 0.375]) && Probe.mean([]) == Probe())
+    #expect(a.named.map(\.name) == ["probe/loss", "probe/accuracy"])
+    var c = a
+    c.accuracy = .infinity
+    #expect(c.nonFinite == ["probe/accuracy"] && a.nonFinite.isEmpty)
   }
 }

@@ -58,7 +58,19 @@ import Testing
       let prior = rssm.priorLogits(h).value
       #expect(prior.maxAbsDifference(seq.priorLogits.value.slice(axis: 1, step..<(step + 1)).reshaped([b, 20])) < 1e-5)
     }
-    // A reset replaces the carried state: after (0, 4) row 0 continues from the initial state.
+    // A reset replaces the carried state: at every is_first, h and the prior are those of a
+    // fresh start (step 0 of the same row, which starts from the initial state too).
     #expect(seq.h.value.shape == [b, t, 12])
+    for (bb, tt) in [(0, 4), (1, 8), (2, 2), (2, 3)] {
+      let atReset = seq.h.value.slice(axis: 0, bb..<(bb + 1)).slice(axis: 1, tt..<(tt + 1))
+      let fresh = seq.h.value.slice(axis: 0, bb..<(bb + 1)).slice(axis: 1, 0..<1)
+      #expect(atReset == fresh, "row \(bb) step \(tt): h after is_first differs from a fresh start")
+      let priorAtReset = seq.priorLogits.value.slice(axis: 0, bb..<(bb + 1)).slice(axis: 1, tt..<(tt + 1))
+      #expect(
+        priorAtReset.maxAbsDifference(seq.priorLogits.value.slice(axis: 0, bb..<(bb + 1)).slice(axis: 1, 0..<1)) < 1e-6)
+    }
+    // And a step that is no reset does carry state: h differs from the fresh one.
+    let carried = seq.h.value.slice(axis: 0, 0..<1).slice(axis: 1, 5..<6)
+    #expect(carried.maxAbsDifference(seq.h.value.slice(axis: 0, 0..<1).slice(axis: 1, 0..<1)) > 1e-4)
   }
 }

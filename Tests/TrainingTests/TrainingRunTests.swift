@@ -2,42 +2,16 @@ import Agent
 import Envs
 import Foundation
 import Replay
+import TestSupport
 import Testing
 import Training
 import WorldModel
 
-/// A training configuration small enough for tests: a tiny agent, 2 environments, batch 4 x 8,
-/// a learner step every 16 environment steps after 48 prefill steps.
+/// The tiny training configuration of every test here.
 func tinyTrainingConfig(env: String = "bsuite/memory_len/3", backbone: Backbone = .r2i, steps: Int = 240) throws
   -> TrainingConfig
 {
-  var c = try TrainingConfig.defaults(env: env, backbone: backbone, steps: steps, envs: 2, seed: 7)
-  var wm = c.agent.worldModel
-  wm.deter = 16
-  wm.units = 16
-  wm.mlpLayers = 1
-  wm.ssm = SSMSettings(states: 4, channels: 16, layers: 1, hippoBlocks: 2)
-  wm.groups = 4
-  wm.classes = 4
-  var ac = c.agent.actorCritic
-  ac.horizon = 4
-  ac.imaginationChunk = 16  // several chunks per learner step
-  c.agent = AgentConfig(
-    worldModel: wm, actions: c.agent.actions, policyInput: .hidden, units: 16, layers: 1, actorCritic: ac)
-  c.batch = 4
-  c.length = 8
-  c.trainRatio = 2  // 32 replayed steps per learner step: one per 16 env steps
-  c.prefill = 48
-  c.replayCapacity = 10_000
-  c.logEvery = 40
-  c.evalEvery = 100
-  c.evalEpisodes = 2
-  c.checkpointEvery = 60
-  return c
-}
-
-func temporaryFolder(_ name: String) -> URL {
-  FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+  try TinyConfigs.training(env: env, backbone: backbone, steps: steps)
 }
 
 /// The metrics lines without their wall-clock fields.
@@ -270,6 +244,38 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(try JSONDecoder().decode(TrainingConfig.self, from: JSONEncoder().encode(c)) == c)
   }
 
+  /// A version-1 configuration (no version, the settings added since absent, unset options as
+  /// null) reads as version 2 with the values version 1 meant; a newer version is refused.
+  @Test func aVersionOneConfigurationIsMigrated() throws {
+    var c = try tinyTrainingConfig()
+    c.sampling = .episodes
+    c.agent.worldModel.rewardByAction = true
+    var object = try JSONSerialization.jsonObject(with: c.encoded()) as! [String: Any]
+    #expect(object["version"] as? Int == 2)
+    object["version"] = nil
+    object["sampling"] = nil
+    var agent = object["agent"] as! [String: Any]
+    var model = agent["worldModel"] as! [String: Any]
+    model["rewardByAction"] = NSNull()
+    model["headInput"] = nil
+    var ssm = model["ssm"] as! [String: Any]
+    for key in ["minStep", "maxStep", "inputScale"] { ssm[key] = nil }
+    model["ssm"] = ssm
+    agent["worldModel"] = model
+    object["agent"] = agent
+    let migrated = try TrainingConfig.decode(JSONSerialization.data(withJSONObject: object), source: "v1.json")
+    var expected = c
+    expected.sampling = .uniform
+    expected.agent.worldModel.rewardByAction = false
+    #expect(migrated == expected)
+    #expect(migrated.agent.worldModel.ssm.minStep == 0.001 && migrated.agent.worldModel.ssm.inputScale == 1)
+    object["version"] = 3
+    #expect {
+      try TrainingConfig.decode(JSONSerialization.data(withJSONObject: object), source: "v3.json")
+    } throws: { "\($0)".contains("version 3") && "\($0)".contains("v3.json") }
+    #expect(throws: TrainingError.self) { try TrainingConfig.decode(Data("[1]".utf8), source: "list.json") }
+  }
+
   @Test func aWallClockBudgetEndsTheRunAndCountsEarlierSessions() throws {
     var config = try tinyTrainingConfig(steps: 240)
     config.minutes = 0.004  // 0.24 s
@@ -341,11 +347,9 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
   /// `sampling=episodes` gives learner batches that hold whole episodes from their first step,
   /// padded with mask 0; uniform windows start anywhere.
   @Test func episodeSamplingStartsEveryRowAtAnEpisodeStart() throws {
-    var firstOfRow: [TrainingConfig.Sampling: [Bool]] = [:]
-    for sampling in TrainingConfig.Sampling.allCases {
-      var config = try tinyTrainingConfig(env: "bsuite/memory_len/3", steps: 48).applying([
-        "sampling=\(sampling.rawValue)"
-      ])
+    var firstOfRow: [String: [Bool]] = [:]
+    for (name, sampling) in [("uniform", SamplingMode.uniform), ("episodes", .episodes)] {
+      var config = try tinyTrainingConfig(env: "bsuite/memory_len/3", steps: 48).applying(["sampling=\(name)"])
       config.batch = 16
       #expect(config.sampling == sampling)
       let folder = temporaryFolder("sampling")
@@ -357,7 +361,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       // The first observation of an episode has the timer 1 - t/L at 1 (and the cue); later
       // steps count down. (isFirst cannot tell: the replay sets it on every window's first step.)
       let size = batch.layout.vectorSize
-      firstOfRow[sampling] = (0..<config.batch).map { batch.vectors[$0 * t * size] == 1 }
+      firstOfRow[name] = (0..<config.batch).map { batch.vectors[$0 * t * size] == 1 }
       if sampling == .episodes {
         // memory_len/3 episodes are 5 entries (the reset, then 4 steps), then padding.
         for row in 0..<config.batch {
@@ -366,8 +370,8 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
         }
       }
     }
-    #expect(firstOfRow[.episodes]!.allSatisfy { $0 })
-    #expect(firstOfRow[.uniform]!.contains(false))
+    #expect(firstOfRow["episodes"]!.allSatisfy { $0 })
+    #expect(firstOfRow["uniform"]!.contains(false))
     #expect(throws: TrainingError.self) { try tinyTrainingConfig().applying(["sampling=shuffled"]) }
   }
 
@@ -379,7 +383,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       #expect(c.sampling == .episodes && c.length == l + 2)
       #expect(c.agent.actorCritic.imaginationStarts == TrainingConfig.memoryTaskImaginationStarts)
       #expect(c.agent.actorCritic.actorOptimizer.learningRate == 3e-5)
-      #expect(c.agent.worldModel.rewardByAction == true)
+      #expect(c.agent.worldModel.rewardByAction)
       // An episode is exactly that long: the reset, L steps with reward 0 and the terminal step.
       let env = try EnvRegistry.make("bsuite/memory_len/\(l)", seed: 1)
       _ = env.reset(seed: 1)
@@ -389,14 +393,14 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     }
     for env in ["classic/CartPole", "bsuite/discounting_chain/0", "memorymaze/9x9"] {
       let c = try TrainingConfig.defaults(env: env, backbone: .dreamerv3)
-      #expect(c.sampling == nil && c.samplingMode == .uniform && c.length == 64)
-      #expect(c.agent.actorCritic.imaginationStarts == nil && c.agent.worldModel.rewardByAction == nil)
+      #expect(c.sampling == .uniform && c.length == 64)
+      #expect(c.agent.actorCritic.imaginationStarts == nil && !c.agent.worldModel.rewardByAction)
       #expect(c.agent.actorCritic.actorOptimizer.learningRate == 3e-4)  // the small preset's
     }
   }
 
   /// POPGym games learn from whole episodes too: the reset and every step (hand-counted from
-  /// envs.md: N - 1 steps for a deck of N, Autoencode 2N - 1), cut at 1,024; the reward head
+  /// docs/environments.md: N - 1 steps for a deck of N, Autoencode 2N - 1), cut at 1,024; the reward head
   /// goes by action only where an action is one discrete choice (not Battleship's row and column).
   @Test func popGymDefaultsHoldWholeEpisodes() throws {
     let lengths = [
@@ -409,12 +413,14 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
         #expect(c.sampling == .episodes && c.length == length, "\(env): \(c.length)")
         #expect(c.agent.actorCritic.imaginationStarts == TrainingConfig.memoryTaskImaginationStarts)
         #expect(c.agent.actorCritic.actorOptimizer.learningRate == 3e-5)
-        #expect(c.agent.worldModel.rewardByAction == (env == "popgym/BattleshipEasy" ? nil : true), "\(env)")
+        #expect(c.agent.worldModel.rewardByAction == (env != "popgym/BattleshipEasy"), "\(env)")
         try c.validate()
       }
     }
-    #expect(TrainingConfig.sequenceDefaults(env: "popgym/RepeatFirstHard", maxEpisodeSteps: 5000).length == 1024)
-    #expect(TrainingConfig.sequenceDefaults(env: "popgym/RepeatFirstHard", maxEpisodeSteps: nil).sampling == nil)
+    let memoryTask = TaskFacts(needsMemory: true)
+    #expect(TrainingConfig.sequenceDefaults(task: memoryTask, maxEpisodeSteps: 5000).length == 1024)
+    #expect(TrainingConfig.sequenceDefaults(task: memoryTask, maxEpisodeSteps: nil).sampling == .uniform)
+    #expect(TrainingConfig.sequenceDefaults(task: TaskFacts(), maxEpisodeSteps: 100).sampling == .uniform)
     // A by-action head on multi-discrete actions is refused, naming the key.
     let battleship = try TrainingConfig.defaults(env: "popgym/BattleshipEasy", backbone: .r2i)
     #expect {
@@ -436,7 +442,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
   static func runFolder(_ name: String) throws -> (URL, MetricsLog) {
     let folder = temporaryFolder(name)
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    try JSONEncoder().encode(try tinyTrainingConfig()).write(to: folder.appendingPathComponent("config.json"))
+    try tinyTrainingConfig().encoded().write(to: folder.appendingPathComponent("config.json"))
     return (folder, try MetricsLog(url: folder.appendingPathComponent("metrics.jsonl"), truncatingTo: 0))
   }
 
@@ -446,19 +452,16 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     defer { try? FileManager.default.removeItem(at: folder) }
     let episodes: [(Double, Bool)] = [(1, true), (-1, false), (-1, false), (1, true), (1, true)]
     for (i, e) in episodes.enumerated() {
-      try log.write([
-        "kind": .text("episode"), "env_steps": .integer(10 * (i + 1)), "updates": .integer(i),
-        "seconds": .number(Double(i)),
-        "score": .number(e.0), "success": .integer(e.1 ? 1 : 0), "length": .integer(4),
-      ])
+      let stamp = LineStamp(kind: "episode", envSteps: 10 * (i + 1), updates: i, seconds: Double(i))
+      let record = EpisodeRecord(environment: 0, score: e.0, length: 4, success: e.1)
+      try log.write(.episode(EpisodeLine(stamp: stamp, episode: record)))
       if i == 2 {
-        try log.write([
-          "kind": .text("eval"), "env_steps": .integer(30), "updates": .integer(2), "seconds": .number(2.5),
-          "eval_score": .number(0.5), "eval_success": .number(0.75),
-        ])
+        let stamp = LineStamp(kind: "eval", envSteps: 30, updates: 2, seconds: 2.5)
+        try log.write(.evaluation(EvaluationLine(stamp: stamp, score: 0.5, length: 4, episodes: 4, success: 0.75)))
       }
     }
-    try log.write(["kind": .text("train"), "env_steps": .integer(55), "updates": .integer(9), "seconds": .number(7)])
+    try log.write(
+      .train(TrainLine(stamp: LineStamp(kind: "train", envSteps: 55, updates: 9, seconds: 7), learnerSteps: 0)))
     try log.synchronize()
     let r = try RunResults.read(folder, window: 3)
     #expect(r.envSteps == 55 && r.updates == 9 && r.seconds == 7 && r.episodes == 5)
@@ -469,7 +472,8 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(r.curve.map(\.value) == expected)
     let scores: [Double] = [1, 0, -1.0 / 3, -1.0 / 3, 1.0 / 3]  // mean score over the same windows
     #expect(r.curve.map(\.score) == scores)
-    #expect(RunResults.curve(try MetricsLog.read(folder.appendingPathComponent("metrics.jsonl")), window: 3) == r.curve)
+    #expect(
+      RunResults.curve(try MetricsLog.lines(folder.appendingPathComponent("metrics.jsonl")), window: 3) == r.curve)
     #expect(r.curve.map(\.envSteps) == [10, 20, 30, 40, 50])
     #expect(r.curve.map(\.updates) == [0, 1, 2, 3, 4])
     // The first two points (1 and 0.5) average over fewer than 3 episodes and do not count.
@@ -485,11 +489,9 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     let (folder, log) = try Self.runFolder("held")
     defer { try? FileManager.default.removeItem(at: folder) }
     for (i, s) in [1, 1, 0, 0, 1, 1, 1, 0].enumerated() {
-      try log.write([
-        "kind": .text("episode"), "env_steps": .integer(10 * (i + 1)), "updates": .integer(3 * i),
-        "seconds": .number(60 * Double(i)), "score": .number(s == 1 ? 1 : -1), "success": .integer(s),
-        "length": .integer(4),
-      ])
+      let stamp = LineStamp(kind: "episode", envSteps: 10 * (i + 1), updates: 3 * i, seconds: 60 * Double(i))
+      let record = EpisodeRecord(environment: 0, score: s == 1 ? 1 : -1, length: 4, success: s == 1)
+      try log.write(.episode(EpisodeLine(stamp: stamp, episode: record)))
     }
     try log.synchronize()
     let r = try RunResults.read(folder, window: 2)
@@ -503,17 +505,25 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(r.first(reaching: 1.5) == nil && r.shareHeld(atOrAbove: 1.5) == nil)
   }
 
-  @Test func taskScoresFollowTheBSuiteRules() {
+  /// The scores the environments declare follow the BSuite rules, and the defaults ask the
+  /// environment, not its name.
+  @Test func taskScoresFollowTheBSuiteRules() throws {
+    func score(_ env: String, _ success: Double?, _ meanReturn: Double) throws -> Double? {
+      try EnvRegistry.make(env).task.score?.score(success: success, meanReturn: meanReturn)
+    }
     // memory_len: solved when 2 x wrong share < 0.75, i.e. success above 0.625.
-    #expect(TaskScore.score(env: "bsuite/memory_len/30", success: 0.63, meanReturn: 0) == 1)
-    #expect(TaskScore.score(env: "bsuite/memory_len/30", success: 0.62, meanReturn: 0) == 0)
-    #expect(TaskScore.score(env: "bsuite/memory_len/30", success: nil, meanReturn: 0) == nil)
+    #expect(try score("bsuite/memory_len/30", 0.63, 0) == 1)
+    #expect(try score("bsuite/memory_len/30", 0.62, 0) == 0)
+    #expect(try score("bsuite/memory_len/30", nil, 0) == nil)
     // discounting_chain: clip(1 - 10 (1.1 - mean return), 0, 1).
-    #expect(abs(TaskScore.score(env: "bsuite/discounting_chain/2", success: nil, meanReturn: 1.05)! - 0.5) < 1e-12)
-    #expect(TaskScore.score(env: "bsuite/discounting_chain/2", success: nil, meanReturn: 0.2) == 0)
-    #expect(TaskScore.score(env: "popgym/RepeatPreviousEasy", success: nil, meanReturn: 0.9) == nil)
-    #expect(TaskScore.memoryLength(of: "bsuite/memory_len/100") == 100)
-    #expect(TaskScore.memoryLength(of: "bsuite/discounting_chain/1") == nil)
+    #expect(abs(try score("bsuite/discounting_chain/2", nil, 1.05)! - 0.5) < 1e-12)
+    #expect(try score("bsuite/discounting_chain/2", nil, 0.2) == 0)
+    #expect(try score("popgym/RepeatPreviousEasy", nil, 0.9) == nil)
+    #expect(try EnvRegistry.make("bsuite/memory_len/100").task.score == .bsuiteMemoryLength(length: 100))
+    // Facts pass through wrappers: the pixel CartPole has none, memory_len keeps its rule.
+    #expect(try EnvRegistry.make("classic/CartPole-pixels").task == TaskFacts())
+    #expect(try BatchEnv(name: "bsuite/memory_len/4", count: 2, seed: 0).task.success == .lastRewardPositive)
+    #expect(try TimeLimit(try EnvRegistry.make("popgym/RepeatFirstEasy"), maxSteps: 5).task.needsMemory)
   }
 }
 
@@ -541,7 +551,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     var config = try tinyTrainingConfig(env: "popgym/BattleshipEasy", steps: 120)
     // Uniform windows: a random Battleship episode lasts about 60 steps, longer than this run
     // gives each environment, and whole-episode batches wait for a finished episode.
-    config.sampling = nil
+    config.sampling = .uniform
     guard case .multiDiscrete(let parts) = config.agent.actions else {
       Issue.record("Battleship should have a multi-discrete action space, got \(config.agent.actions)")
       return
@@ -550,12 +560,12 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     let folder = temporaryFolder("battleship")
     defer { try? FileManager.default.removeItem(at: folder) }
     let run = try TrainingRun.start(config: config, in: folder)
-    var metrics: [String: Float] = [:]
+    var metrics = LearnerMetrics()
     try run.run { event in
       if case .update(let u) = event { metrics = u.metrics }
       return .proceed
     }
-    #expect(run.updates > 0 && metrics["actor_loss"].map(\.isFinite) == true)
+    #expect(run.updates > 0 && metrics.nonFinite.isEmpty && metrics.behaviour.actorLoss != 0)
     // Every stored action is one one-hot per component.
     let batch = try #require(try run.replay.sample(batchSize: 4, length: 8))
     let width = parts.reduce(0, +)

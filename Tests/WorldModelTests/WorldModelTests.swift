@@ -1,20 +1,16 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Autodiff
 @testable import SSM
 @testable import WorldModel
 
-/// A tiny configuration for fast tests.
+/// The tiny world model of the tests (``TinyConfigs/worldModel(_:observation:actions:discreteActions:)``).
 func tinyConfig(_ backbone: Backbone, observation: ObservationKind = .vector(size: 5), actions: Int = 3)
   -> WorldModelConfig
 {
-  var c = WorldModelConfig(
-    backbone: backbone, observation: observation, actionSize: actions, deter: 10, units: 9,
-    mlpLayers: 1, cnnDepth: 2, ssm: SSMSettings(states: 4, channels: 6, layers: 2, hippoBlocks: 2))
-  c.groups = 4
-  c.classes = 3
-  return c
+  TinyConfigs.worldModel(backbone, observation: observation, actions: actions)
 }
 
 func randomBatch(_ c: WorldModelConfig, b: Int, t: Int, seed: UInt64, resets: [(Int, Int)] = []) -> WorldModelBatch {
@@ -100,6 +96,38 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     #expect(st.memory.value.maxAbsDifference(cont.final.memory.value) < 1e-5)
   }
 
+  /// After is_first the state is a fresh start's: at every reset inside a batch, the
+  /// deterministic state and the memory equal those of a first step from no state at all, and
+  /// of a first step from an unrelated carried state (the reset must discard it).
+  @Test(arguments: Backbone.allCases)
+  func afterIsFirstTheStateEqualsAFreshStart(_ backbone: Backbone) {
+    let c = tinyConfig(backbone)
+    let model = modelWithVisibleResets(c, seed: 21)
+    let resets = [(0, 3), (1, 6), (2, 1)]
+    let batch = randomBatch(c, b: 3, t: 8, seed: 22, resets: resets)
+    var rng = SeededGenerator(seed: 23)
+    let seq = model.observe(batch, rng: &rng)
+    let unrelated = model.observe(randomBatch(c, b: 1, t: 5, seed: 24), rng: &rng).final
+    for (row, step) in resets + [(0, 0)] {
+      let observed = seq.states.step(step).rows([row])
+      let observation = batch.observations.slice(at: step, axis: 1).slice(axis: 0, row..<(row + 1))
+      let noise = Tensor.normal([1, c.actionSize], using: &rng)  // ignored at is_first
+      for carried in [nil, unrelated] {
+        let fresh = model.observeStep(
+          observation: observation, previousAction: noise, isFirst: Tensor.ones([1]), state: carried, rng: &rng)
+        let what = "\(backbone) row \(row) step \(step) \(carried == nil ? "from nothing" : "from a carried state")"
+        #expect(fresh.deter.value.maxAbsDifference(observed.deter.value) < 1e-5, "\(what): h differs")
+        #expect(fresh.memory.value.maxAbsDifference(observed.memory.value) < 1e-5, "\(what): memory differs")
+      }
+    }
+    // A step that is no reset carries state: it differs from a fresh start.
+    let carriedStep = seq.states.step(5).rows([0])
+    let fresh = model.observeStep(
+      observation: batch.observations.slice(at: 5, axis: 1).slice(axis: 0, 0..<1),
+      previousAction: Tensor.zeros([1, c.actionSize]), isFirst: Tensor.ones([1]), state: nil, rng: &rng)
+    #expect(fresh.memory.value.maxAbsDifference(carriedStep.memory.value) > 1e-4, "\(backbone): no state carried")
+  }
+
   /// `imagine` with a fixed action sequence equals calling `imagineStep` repeatedly.
   @Test(arguments: Backbone.allCases)
   func imagineEqualsRepeatedImagineSteps(_ backbone: Backbone) {
@@ -157,7 +185,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     let update = trainer.update(batch, rng: &rngU)
     #expect(update.posterior.states.deter.value == seq.states.deter.value)
     #expect(update.posterior.states.deter.tape == nil && update.posterior.priorLogits.tape == nil)
-    #expect(update.metrics["loss"] != nil)
+    #expect(update.metrics.loss.isFinite && update.metrics.gradientNorm > 0)
   }
 
   @Test(arguments: Backbone.allCases)
@@ -182,15 +210,15 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
   /// the reward and continue losses also reach the SSM through its states x directly, and the
   /// reward head is by action.
   @Test(arguments: [
-    (Backbone.r2i, ObservationKind.vector(size: 5), FeatureView?.none), (.dreamerv3, .vector(size: 5), nil),
-    (.r2i, .image(height: 16, width: 16, channels: 2), nil),
-    (.dreamerv3, .image(height: 16, width: 16, channels: 2), nil),
+    (Backbone.r2i, ObservationKind.vector(size: 5), FeatureView.output), (.dreamerv3, .vector(size: 5), .output),
+    (.r2i, .image(height: 16, width: 16, channels: 2), .output),
+    (.dreamerv3, .image(height: 16, width: 16, channels: 2), .output),
     (.r2i, .vector(size: 5), .full), (.dreamerv3, .vector(size: 5), .full),
   ])
-  func fullLossGradientCheck(_ backbone: Backbone, _ obs: ObservationKind, _ headInput: FeatureView?) {
+  func fullLossGradientCheck(_ backbone: Backbone, _ obs: ObservationKind, _ headInput: FeatureView) {
     var c = tinyConfig(backbone, observation: obs)
     c.headInput = headInput
-    c.rewardByAction = headInput == nil ? nil : true
+    c.rewardByAction = headInput == .full
     // Two parts of the loss have gradients that are by design not derivatives, so the check
     // neutralises them and they are tested on their own:
     // - sampled one-hot latents are piecewise constant (the straight-through estimator is not
@@ -227,7 +255,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
       }
     }
     let worst = check.report.worst.map { check.names[$0.input] } ?? ""
-    #expect(check.report.passed, "\(backbone) \(obs) \(String(describing: headInput)): \(check.report) [\(worst)]")
+    #expect(check.report.passed, "\(backbone) \(obs) \(headInput): \(check.report) [\(worst)]")
     #expect(check.names.count == model.parameters.count)
   }
 
@@ -381,7 +409,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
   /// With heads on [h, z, x], the predicted reward moves when only the memory x changes; on
   /// [h, z] it does not.
   @Test func headsOnTheFullViewReadTheMemory() {
-    for view in [FeatureView?.none, .full] {
+    for view in [FeatureView.output, .full] {
       var c = tinyConfig(.r2i)
       c.headInput = view
       let model = WorldModel(config: c, seed: 3)
@@ -454,15 +482,6 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
       let median = steps.sorted()[steps.count / 2]
       #expect(abs(log(median) - (log(low) + log(high)) / 2) < 0.4, "median \(median)")
     }
-    var object =
-      try JSONSerialization.jsonObject(with: JSONEncoder().encode(SSMSettings(states: 8, channels: 4, layers: 1)))
-      as! [String: Any]
-    #expect(object["minStep"] != nil)
-    object["minStep"] = nil
-    object["maxStep"] = nil
-    object["inputScale"] = nil
-    let old = try JSONDecoder().decode(SSMSettings.self, from: JSONSerialization.data(withJSONObject: object))
-    #expect(old == SSMSettings(states: 8, channels: 4, layers: 1))
   }
 }
 
@@ -519,13 +538,13 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     let batch = WorldModelBatch(
       observations: Tensor(obs, shape: [b, t, 6]), actions: actions, rewards: Tensor(rewards, shape: [b, t]),
       isFirst: Tensor(first, shape: [b, t]), isTerminal: Tensor(terminal, shape: [b, t]))
-    var metrics: [String: Float] = [:]
+    var metrics = WorldModelMetrics()
     var first10: Float = 0
     for i in 0..<150 {
       metrics = trainer.update(batch, rng: &rng).metrics
-      if i == 9 { first10 = metrics["loss"]! }
+      if i == 9 { first10 = metrics.loss }
     }
-    #expect(metrics["loss"]! < 6, "\(backbone): final loss \(metrics["loss"]!) (after 10 updates \(first10))")
+    #expect(metrics.loss < 6, "\(backbone): final loss \(metrics.loss) (after 10 updates \(first10))")
     let out = model.loss(batch, rng: &rng).output
     let feat = out.states.features(.output)
     let recon = model.decoder.reconstruct(features: feat)
@@ -547,9 +566,10 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     let batch = WorldModelBatch(  // B = 2 sequences of T = 8 steps
       observations: Tensor.normal([2, 8, 3], using: &rng), actions: Tensor.zeros([2, 8, 2]),
       rewards: Tensor.zeros([2, 8]), isFirst: Tensor.zeros([2, 8]), isTerminal: Tensor.zeros([2, 8]))
-    let metrics = trainer.update(batch, rng: &rng).metrics  // ["loss": ..., "rec": ..., ...]
-    #expect(metrics["loss"].map { $0.isFinite } == true)
-    #expect(metrics["rec"] != nil)
+    let update = trainer.update(batch, rng: &rng)
+    print(update.metrics.loss, update.metrics.reconstruction)  // typed: WorldModelMetrics
+    #expect(update.metrics.loss.isFinite && update.metrics.reconstruction > 0)
+    #expect(update.metrics.gradientNorm > 0 && update.posterior.states.flattened().batchSize == 16)
   }
 
   /// The world-model example of docs/modules.md, with `batch` and `policy` defined.
@@ -570,7 +590,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
       model.imagine(from: starts, horizon: 15, rng: &rng) { state, rng in policy(state, &rng) }
     }
     let rewards = rollout.states.map { model.predictedReward($0) }
-    #expect(update.metrics["loss"]!.isFinite && starts.batchSize == 8)
+    #expect(update.metrics.loss.isFinite && starts.batchSize == 8)
     #expect(rewards.count == 16 && rewards.allSatisfy { $0.shape == [8] })
     #expect(model.predictedContinue(rollout.states[15]).shape == [8])
   }

@@ -51,7 +51,7 @@ struct Evaluate: ParsableCommand {
     print(
       "evaluating \(c.backbone.rawValue) on \(c.env) (checkpoint at env step \(loaded.envSteps)): \(episodes) greedy episodes"
     )
-    let done = try TrainingRun.greedyEpisodes(
+    let done = try Evaluation.greedyEpisodes(
       agent: loaded.agent, env: c.env, count: episodes, environments: c.envs, seed: seed
     ) { collector, finished in
       guard recording else { return }

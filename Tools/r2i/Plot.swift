@@ -11,7 +11,7 @@ struct Plot: ParsableCommand {
     discussion: """
       One line per run. The score is the greedy evaluation score where the run has evaluations, \
       otherwise the mean training episode score over a sliding window. With --metric any numeric \
-      field of the 'train' lines can be drawn instead (e.g. success_recent, loss, actor_loss).
+      field of the 'train' lines can be drawn instead (e.g. success_recent, wm/loss, actor/entropy).
       """)
 
   @Argument(help: "Run folders (or metrics.jsonl files).")
@@ -35,31 +35,23 @@ struct Plot: ParsableCommand {
     try OptionCheck.range(window, 1...10_000, "--window")
   }
 
-  /// (env steps, seconds, value) points of one run.
-  func points(_ rows: [[String: MetricValue]]) -> [(Double, Double, Double)] {
-    func field(_ row: [String: MetricValue], _ key: String) -> Double? { row[key]?.number }
-    func kind(_ row: [String: MetricValue]) -> String {
-      if case .text(let k)? = row["kind"] { return k }
-      return ""
-    }
+  /// (env steps, seconds, value) points of one run's metrics file.
+  func points(_ url: URL) throws -> [(Double, Double, Double)] {
     if metric != "score" {
-      return rows.filter { kind($0) == "train" }.compactMap { r in
-        guard let s = field(r, "env_steps"), let t = field(r, "seconds"), let v = field(r, metric), v.isFinite else {
-          return nil
-        }
+      // Any field, by its name in the file: the generic view of the lines.
+      return try MetricsLog.read(url).compactMap { r in
+        guard case .text("train")? = r["kind"], let s = r["env_steps"]?.number, let t = r["seconds"]?.number,
+          let v = r[metric]?.number, v.isFinite
+        else { return nil }
         return (s, t, v)
       }
     }
-    let evals = rows.filter { kind($0) == "eval" }
-    if !evals.isEmpty {
-      return evals.compactMap { r in
-        guard let s = field(r, "env_steps"), let t = field(r, "seconds"), let v = field(r, "eval_score") else {
-          return nil
-        }
-        return (s, t, v)
-      }
+    let lines = try MetricsLog.lines(url)
+    let evals = lines.compactMap { line -> EvaluationLine? in
+      if case .evaluation(let e) = line { return e } else { return nil }
     }
-    return RunResults.curve(rows, window: window).map { (Double($0.envSteps), $0.seconds, $0.score) }
+    if !evals.isEmpty { return evals.map { (Double($0.stamp.envSteps), $0.stamp.seconds, $0.score) } }
+    return RunResults.curve(lines, window: window).map { (Double($0.envSteps), $0.seconds, $0.score) }
   }
 
   func run() throws {
@@ -71,9 +63,9 @@ struct Plot: ParsableCommand {
         throw ValidationError("\(path): no such run folder or metrics file")
       }
       if isDirectory.boolValue { url = url.appendingPathComponent("metrics.jsonl") }
-      let rows: [[String: MetricValue]]
+      let p: [(Double, Double, Double)]
       do {
-        rows = try MetricsLog.read(url)
+        p = try points(url)
       } catch {
         throw ValidationError("\(path): \(error)")
       }
@@ -81,7 +73,6 @@ struct Plot: ParsableCommand {
       if let config = try? TrainingRun.configuration(of: url.deletingLastPathComponent()) {
         name = "\(config.backbone.rawValue) \(config.env) s\(config.seed)"
       }
-      let p = points(rows)
       if p.isEmpty { print("\(path): no '\(metric)' values yet") }
       series.append((name, p))
     }

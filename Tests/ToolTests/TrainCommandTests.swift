@@ -82,10 +82,10 @@ import Training
     let r2i = try BuiltProducts.executable("r2i")
     let folder = temporaryFolder("killed")
     defer { try? FileManager.default.removeItem(at: folder) }
-    var config = try tinyTrainingConfig(steps: 1_000_000)
+    var config = try TinyConfigs.training(steps: 1_000_000)
     config.checkpointEvery = 4
     config.evalEvery = 0
-    try TrainingRun.start(config: config, in: folder)
+    _ = try TrainingRun.start(config: config, in: folder)
     var rng = SeededGenerator(seed: 5)
     var lastSteps = 0
     var advanced = 0
@@ -105,10 +105,16 @@ import Training
       lastSteps = run.collector.steps
     }
     #expect(advanced >= 3, "the runs were killed before making progress; the test proves nothing")
-    // The next checkpoint leaves exactly its own files, whatever the kills left behind.
+    // The next checkpoint leaves exactly its own files (state.json and the parts it names),
+    // whatever the kills left behind.
     try TrainingRun.resume(from: folder).checkpoint()
     let files = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("checkpoint").path)
-    #expect(files.count == 3, "checkpoint files pile up: \(files)")
+    let state =
+      try JSONSerialization.jsonObject(
+        with: Data(contentsOf: folder.appendingPathComponent("checkpoint/state.json"))) as? [String: Any]
+    let named = try #require(state?["files"] as? [String: String])
+    #expect(named.count == 4, "\(named)")
+    #expect(Set(files) == Set(named.values).union(["state.json"]), "checkpoint files pile up: \(files)")
     print("kill loop: 12 kills, the run reached env step \(lastSteps), advanced in \(advanced) rounds")
   }
 }

@@ -1,0 +1,52 @@
+import ArgumentParser
+import CommandLineSupport
+import Foundation
+import Tensor
+import Training
+import TrainingCommandLine
+
+/// One run of the memory sweep, in a child process (`r2i-bench memory` starts these): starts or
+/// resumes the run folder with the options `r2i train` takes and trains to its budget, printing
+/// as `r2i train` prints into a log.
+struct MemoryRunCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "memory-run", abstract: "One run of the memory sweep (started by 'r2i-bench memory').",
+    shouldDisplay: false)
+
+  @OptionGroup var options: TrainingOptions
+  @Option(name: .customLong("run")) var runFolder: String
+  @OptionGroup var threadOption: ThreadOption
+
+  func run() throws {
+    Parallelism.setThreadCount(threadOption.count)
+    let folder = URL(fileURLWithPath: runFolder)
+    try FileManager.default.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
+    // One process per run folder: a second sweep on the same output waits for nobody.
+    let lockPath = folder.path + ".lock"
+    let fd = open(lockPath, O_CREAT | O_RDWR, 0o644)
+    guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+      throw BenchError("\(folder.path) is in use by another process (lock \(lockPath)); wait for it or stop it")
+    }
+    defer { close(fd) }
+    let (training, resumed) = try TrainingRun.open(config: try options.newRun(), in: folder)
+    if resumed {
+      print("resuming at env step \(training.collector.steps), learner step \(training.updates)")
+      for w in training.warnings { print("warning: \(w)") }
+    } else {
+      let c = training.config
+      print(
+        "training \(c.backbone.rawValue) (\(training.agent.parameterCount) parameters) on \(c.env): \(c.steps) env steps or \(c.minutes.map { "\($0)" } ?? "no") min, seed \(c.seed), \(threadOption.count) thread(s)"
+      )
+    }
+    // The sweep forwards Ctrl-C to its runs as well as the terminal does: every SIGINT only asks
+    // for a stop with a checkpoint.
+    let stop = StopRequest(message: nil, quitMessage: nil)
+    defer { stop.cancel() }
+    let printer = ProgressPrinter(run: training, terminal: false)
+    let summary = try training.run { event in
+      printer.show(event)
+      return stop.isRequested ? .stop : .proceed
+    }
+    printer.finish(summary)
+  }
+}

@@ -1,0 +1,39 @@
+import Agent
+import Envs
+
+/// Greedy evaluation: episodes of an agent's policy mode on fresh environments, apart from the
+/// training environments and their random streams.
+public enum Evaluation {
+  /// `count` greedy episodes of `agent` on at most `environments` fresh copies of `env`, seeded
+  /// from `seed` (stream `StreamTag.evaluation`); `onStep` sees the collector after every step
+  /// (for frames). Stops early, with the episodes it has, after 10,000 steps per episode asked
+  /// for.
+  public static func greedyEpisodes(
+    agent: Agent, env: String, count: Int, environments: Int, seed: UInt64,
+    onStep: (Collector, [EpisodeRecord]) throws -> Void = { _, _ in }
+  ) throws -> [EpisodeRecord] {
+    var seeds = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
+    let k = min(count, environments)
+    let envs = try BatchEnv(name: env, count: k, seed: seeds.next())
+    let c = try Collector(agent: agent, envs: envs, seed: seeds.next())
+    var done: [EpisodeRecord] = []
+    var steps = 0
+    while done.count < count && steps < 10_000 * count {
+      let finished = try c.step(.agent(.greedy))
+      try onStep(c, finished)
+      done += finished
+      steps += k
+    }
+    return Array(done.prefix(count))
+  }
+}
+
+extension TrainingRun {
+  /// `count` greedy episodes on fresh environments (seeded by the evaluation's index), with
+  /// a fresh agent state; training state is untouched.
+  public func evaluate(episodes count: Int, index: Int) throws -> EvaluationReport {
+    let episodes = try Evaluation.greedyEpisodes(
+      agent: agent, env: config.env, count: count, environments: config.envs, seed: config.seed &+ UInt64(index))
+    return EvaluationReport(envSteps: collector.steps, episodes: episodes)
+  }
+}

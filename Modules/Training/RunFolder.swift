@@ -1,0 +1,108 @@
+import FileSupport
+import Foundation
+
+/// Where the files of a run live, and the one reader of each file outside the checkpoint parts:
+///
+/// ```
+/// <run>/config.json          the TrainingConfig (versioned JSON)
+/// <run>/metrics.jsonl        one MetricsLine per line
+/// <run>/replay/              the replay (its own manifest and chunks)
+/// <run>/checkpoint/state.json     the manifest, written last: progress and each part's file
+/// <run>/checkpoint/<part>-<token>.<ext>   agent, learner, collector, loop
+/// ```
+public struct RunFolder: Sendable {
+  public let url: URL
+
+  public init(_ url: URL) { self.url = url }
+
+  public var configFile: URL { url.appendingPathComponent("config.json") }
+  public var metricsFile: URL { url.appendingPathComponent("metrics.jsonl") }
+  public var replayDirectory: URL { url.appendingPathComponent("replay") }
+  public var checkpointDirectory: URL { url.appendingPathComponent("checkpoint") }
+  /// `checkpoint/state.json`.
+  public var manifestFile: URL { checkpointDirectory.appendingPathComponent("state.json") }
+
+  /// Whether the folder holds a run (a `config.json` or a checkpoint).
+  public var holdsRun: Bool {
+    FileManager.default.fileExists(atPath: configFile.path)
+      || FileManager.default.fileExists(atPath: checkpointDirectory.path)
+  }
+
+  /// Creates the folder (and its parents) for a new run.
+  func create() throws {
+    do {
+      try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    } catch {
+      throw TrainingError.runFolder("cannot create '\(url.path)' (\(error.localizedDescription))")
+    }
+  }
+
+  /// The run's configuration (`config.json`, migrated if older).
+  public func readConfig() throws -> TrainingConfig {
+    guard let data = try? Data(contentsOf: configFile) else {
+      throw TrainingError.runFolder(
+        "'\(url.path)' holds no run (no config.json); start one with r2i train --run \(url.path)")
+    }
+    do {
+      return try TrainingConfig.decode(data, source: configFile.path)
+    } catch let e as TrainingError {
+      throw TrainingError.runFolder("\(e) (damaged, or from another version)")
+    }
+  }
+
+  func writeConfig(_ config: TrainingConfig) throws {
+    try AtomicFile.write(try config.encoded(), to: configFile)
+  }
+
+  /// The last checkpoint's manifest (`checkpoint/state.json`).
+  func readManifest() throws -> CheckpointManifest {
+    guard let data = try? Data(contentsOf: manifestFile) else {
+      throw TrainingError.runFolder("'\(url.path)' has no checkpoint (\(manifestFile.path) is missing)")
+    }
+    let manifest: CheckpointManifest
+    do {
+      manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data)
+    } catch {
+      if let old = try? JSONDecoder().decode(CheckpointManifest.Header.self, from: data), old.version == 1 {
+        throw TrainingError.runFolder(
+          "'\(manifestFile.path)' is a version-1 checkpoint (written before r2i 0.6); this build reads version \(CheckpointManifest.currentVersion): finish the run with the build that started it, or start a new run"
+        )
+      }
+      throw TrainingError.runFolder("'\(manifestFile.path)' is damaged (\(TrainingConfig.describe(error)))")
+    }
+    guard manifest.format == CheckpointManifest.formatName, manifest.version == CheckpointManifest.currentVersion
+    else {
+      throw TrainingError.runFolder(
+        "'\(manifestFile.path)' is format \(manifest.format) v\(manifest.version); this build reads \(CheckpointManifest.formatName) v\(CheckpointManifest.currentVersion)"
+      )
+    }
+    return manifest
+  }
+
+  /// Where the run stands at its last checkpoint, or nil when it has none (or an unreadable one).
+  public func progress() -> TrainingRun.Progress? { try? readManifest().progress }
+}
+
+/// `checkpoint/state.json`: where the run stood and which file holds each part. Written last, by
+/// an atomic rename, so the files it names are complete.
+struct CheckpointManifest: Codable {
+  static let formatName = "r2i-run"
+  static let currentVersion = 2
+
+  /// The fields every version has.
+  struct Header: Codable {
+    var format: String
+    var version: Int
+  }
+
+  var format = formatName
+  var version = currentVersion
+  var progress: TrainingRun.Progress
+  /// The file of each part in `checkpoint/`, by part name.
+  var files: [String: String]
+  /// Steps the replay had taken in when the checkpoint was written (a later replay save means a
+  /// kill between the replay's save and this file).
+  var replayInserted: Int
+  /// The length of `metrics.jsonl` at the checkpoint (a resume cuts lines written after it).
+  var metricsBytes: UInt64
+}

@@ -1,0 +1,118 @@
+import Agent
+import Envs
+import FileSupport
+import Foundation
+import Replay
+
+/// Starting a run, resuming it, and reading a run without loading it.
+extension TrainingRun {
+  /// Starts a new run in `directory` (created if needed; it must not hold a run) and writes its
+  /// configuration and a checkpoint at step 0, so the run can be resumed from the start.
+  public static func start(config: TrainingConfig, in directory: URL) throws -> TrainingRun {
+    try config.validate()
+    let folder = RunFolder(directory)
+    if folder.holdsRun {
+      throw TrainingError.runFolder(
+        "'\(directory.path)' already holds a run; pass --resume to continue it, or choose another --run folder")
+    }
+    try folder.create()
+    let probe = try EnvRegistry.make(config.env)
+    let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
+    let replay = try Replay(layout: interface.replayLayout, capacity: config.replayCapacity, seed: config.seed)
+    let metrics = try MetricsLog(url: folder.metricsFile, truncatingTo: 0)
+    let run = try TrainingRun(config: config, folder: folder, metrics: metrics, replay: replay)
+    try folder.writeConfig(config)
+    try run.checkpoint()
+    return run
+  }
+
+  /// Opens the run in `directory` at its last checkpoint. `steps` and `minutes` replace the
+  /// configured total and wall-clock budget (to train longer); nothing else of the
+  /// configuration can change.
+  public static func resume(from directory: URL, steps: Int? = nil, minutes: Double? = nil) throws -> TrainingRun {
+    let folder = RunFolder(directory)
+    var config = try folder.readConfig()
+    if let steps { config.steps = steps }
+    if let minutes { config.minutes = minutes }
+    let manifest = try folder.readManifest()
+    let replay: Replay
+    do {
+      replay = try Replay.load(from: folder.replayDirectory).replay
+    } catch {
+      throw TrainingError.runFolder("the run's replay cannot be loaded: \(error)")
+    }
+    let metrics = try MetricsLog(url: folder.metricsFile, truncatingTo: manifest.metricsBytes)
+    let run = try TrainingRun(config: config, folder: folder, metrics: metrics, replay: replay)
+    // A replay saved after this checkpoint (killed in between) already holds later steps of the
+    // running episodes, so they cannot continue in it: the environments start new ones.
+    let newer = replay.inserted - manifest.replayInserted
+    run.restartEpisodes = newer != 0
+    do {
+      try run.restoreParts(manifest)
+    } catch {
+      throw TrainingError.runFolder("the checkpoint in '\(folder.checkpointDirectory.path)' cannot be loaded: \(error)")
+    }
+    run.restartEpisodes = false
+    if newer != 0 {
+      run.warnings.append(
+        "the replay holds \(newer) steps more than its checkpoint (the run was killed while saving); the run keeps them and starts new episodes in every environment, so it is no longer bit-identical to an uninterrupted one"
+      )
+    }
+    return run
+  }
+
+  /// Starts the run `config` describes in `directory`, or resumes the one already there when it
+  /// has the same configuration apart from `steps` and `minutes` (which take `config`'s values,
+  /// so a longer or larger budget trains on). Throws ``TrainingError/runFolder(_:)`` naming
+  /// what differs when the folder holds another run. `resumed` says which happened.
+  public static func open(config: TrainingConfig, in directory: URL) throws -> (run: TrainingRun, resumed: Bool) {
+    let folder = RunFolder(directory)
+    guard FileManager.default.fileExists(atPath: folder.configFile.path) else {
+      return (try start(config: config, in: directory), false)
+    }
+    try checkCompatible(config, with: directory)
+    return (try resume(from: directory, steps: config.steps, minutes: config.minutes), true)
+  }
+
+  /// Throws ``TrainingError/runFolder(_:)`` naming the first difference when the run in
+  /// `directory` has another configuration than `config` (apart from `steps` and `minutes`).
+  public static func checkCompatible(_ config: TrainingConfig, with directory: URL) throws {
+    let stored = try RunFolder(directory).readConfig()
+    if let difference = stored.difference(from: config) {
+      throw TrainingError.runFolder(
+        "'\(directory.path)' holds a run with another configuration (\(difference)); choose another folder")
+    }
+  }
+
+  /// Reads a run's configuration without loading it.
+  public static func configuration(of directory: URL) throws -> TrainingConfig {
+    try RunFolder(directory).readConfig()
+  }
+
+  /// The progress of the run in `directory` at its last checkpoint, or nil when it has none.
+  public static func progress(of directory: URL) -> Progress? { RunFolder(directory).progress() }
+
+  /// Whether a run at `progress` under `config` has nothing left to do: its steps are taken or
+  /// its wall-clock budget is spent.
+  public static func isFinished(_ progress: Progress, config: TrainingConfig) -> Bool {
+    progress.envSteps >= config.steps || Schedule(config).budgetSpent(progress.seconds)
+  }
+
+  /// The agent of the run in `directory` at its last checkpoint (parameters only; no replay or
+  /// learner state), with the configuration and the env steps it was saved at.
+  public static func loadAgent(from directory: URL) throws -> (config: TrainingConfig, agent: Agent, envSteps: Int) {
+    let folder = RunFolder(directory)
+    let config = try folder.readConfig()
+    let manifest = try folder.readManifest()
+    let agent = Agent(config: config.agent, seed: config.seed)
+    guard let file = manifest.files["agent"] else {
+      throw TrainingError.runFolder("'\(folder.manifestFile.path)' names no agent file")
+    }
+    do {
+      try SafeTensors.load(into: agent, from: folder.checkpointDirectory.appendingPathComponent(file))
+    } catch {
+      throw TrainingError.runFolder("the agent in '\(folder.checkpointDirectory.path)' cannot be loaded: \(error)")
+    }
+    return (config, agent, manifest.progress.envSteps)
+  }
+}

@@ -56,7 +56,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// learn from whole episodes instead (see ``sequenceDefaults(task:maxEpisodeSteps:)``),
   /// imagine from ``memoryTaskImaginationStarts`` of their steps, train the actor at
   /// ``memoryTaskActorLearningRate`` and, with one discrete action per step, predict rewards by
-  /// action (``WorldModelConfig/rewardByAction``). Why each of these: `docs/memory-tasks.md`.
+  /// action (``WorldModelConfig/rewardByAction``). Why each of these: `docs/results/memory-tasks.md`.
   public static func defaults(
     env: String, backbone: Backbone, preset: AgentPreset = .small, steps: Int = 50_000, envs: Int = 4,
     seed: UInt64 = 0

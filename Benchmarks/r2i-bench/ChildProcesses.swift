@@ -11,8 +11,9 @@ struct ChildJob {
 
 /// Runs child processes of this executable, `limit` at a time, and reports as they start and
 /// finish: a sweep's runs in parallel, each in a process of its own (so one crash loses one run,
-/// and each run's threads are its own). Ctrl-C asks every running child to stop (SIGINT, which
-/// the runs answer with a checkpoint) and starts no more.
+/// and each run's threads are its own). Ctrl-C, SIGTERM or SIGHUP asks every running child to
+/// stop (SIGINT, which the runs answer with a checkpoint), starts no more and waits for them, so
+/// no child outlives the sweep.
 struct ChildProcessPool {
   let limit: Int
   /// A status line for a running or finished job (e.g. read from its run folder).
@@ -46,6 +47,8 @@ struct ChildProcessPool {
       for (job, p) in running where !p.isRunning {
         if p.terminationStatus == 0 {
           print("[\(Self.timestamp())] finished \(job.name): \(status(job))")
+        } else if stop.isRequested && p.terminationStatus == 130 {
+          print("[\(Self.timestamp())] stopped \(job.name) with a checkpoint: \(status(job))")
         } else {
           failed.append(job.name)
           print("[\(Self.timestamp())] FAILED \(job.name) (exit \(p.terminationStatus)); see \(job.log.path):")

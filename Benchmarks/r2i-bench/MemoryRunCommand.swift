@@ -21,13 +21,6 @@ struct MemoryRunCommand: ParsableCommand {
     Parallelism.setThreadCount(threadOption.count)
     let folder = URL(fileURLWithPath: runFolder)
     try FileManager.default.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
-    // One process per run folder: a second sweep on the same output waits for nobody.
-    let lockPath = folder.path + ".lock"
-    let fd = open(lockPath, O_CREAT | O_RDWR, 0o644)
-    guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-      throw BenchError("\(folder.path) is in use by another process (lock \(lockPath)); wait for it or stop it")
-    }
-    defer { close(fd) }
     let (training, resumed) = try TrainingRun.open(config: try options.newRun(), in: folder)
     if resumed {
       print("resuming at env step \(training.collector.steps), learner step \(training.updates)")
@@ -43,10 +36,18 @@ struct MemoryRunCommand: ParsableCommand {
     let stop = StopRequest(message: nil, quitMessage: nil)
     defer { stop.cancel() }
     let printer = ProgressPrinter(run: training, terminal: false)
+    var stopping = false
+    defer { if stopping { stop.protect(false) } }
     let summary = try training.run { event in
       printer.show(event)
-      return stop.isRequested ? .stop : .proceed
+      // From the stop on, a second signal waits for the checkpoint the stop writes.
+      if stop.isRequested && !stopping {
+        stopping = true
+        stop.protect(true)
+      }
+      return stopping ? .stop : .proceed
     }
     printer.finish(summary)
+    if stopping { throw ExitCode(130) }
   }
 }

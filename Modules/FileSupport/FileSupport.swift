@@ -265,13 +265,33 @@ public final class DirectoryLock {
     while flock(fd, operation) != 0 {
       let code = errno
       if code == EINTR { continue }
+      let holder = Self.recordedHolder(fd)
       close(fd)
       fd = -1
       throw FileError(
         path: directory.path,
         problem: code == EWOULDBLOCK
-          ? "another process is using this folder; wait for it to finish" : "cannot lock the folder (errno \(code))")
+          ? "another process\(holder.map { " (pid \($0))" } ?? "") is using this folder; wait for it to finish or stop it"
+          : "cannot lock the folder (errno \(code))")
     }
+  }
+
+  /// Writes this process's id into the lock file, for the message another process gets when it
+  /// cannot take the lock. (Not done on taking the lock: a command that then fails leaves the
+  /// folder as it found it.)
+  public func recordHolder() {
+    guard fd >= 0 else { return }
+    let text = Array("\(getpid())\n".utf8)
+    _ = ftruncate(fd, 0)
+    _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+  }
+
+  /// The process id the holder wrote into the lock file, if any.
+  static func recordedHolder(_ fd: Int32) -> Int32? {
+    var buffer = [UInt8](repeating: 0, count: 32)
+    let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 31, 0) }
+    guard n > 0 else { return nil }
+    return Int32(String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
   }
 
   /// Releases the lock (idempotent).

@@ -150,8 +150,11 @@ public struct LineChart: Sendable {
     let pw = width - left - right
     let ph = height - top - bottom
     let (ax, ay) = axes()
-    func px(_ v: Double) -> Double { Double(left) + ax.position(v) * Double(pw) }
-    func py(_ v: Double) -> Double { Double(top + ph) - ay.position(v) * Double(ph) }
+    // Positions stay finite and near the image whatever the values (a range of 1e308 or more
+    // overflows to infinity), so the pixel conversions below cannot trap.
+    func clamped(_ x: Double) -> Double { x.isNaN ? 0 : min(max(x, -100_000), 100_000) }
+    func px(_ v: Double) -> Double { clamped(Double(left) + ax.position(v) * Double(pw)) }
+    func py(_ v: Double) -> Double { clamped(Double(top + ph) - ay.position(v) * Double(ph)) }
     let black: [UInt8] = [0, 0, 0]
     let grid: [UInt8] = [225, 225, 225]
     let text: [UInt8] = [40, 40, 40]

@@ -38,11 +38,15 @@ struct CheckpointPart {
       save: { url in
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try AtomicFile.write(try encoder.encode(save()), to: url)
+        try AtomicFile.write(JSONSeal.sealed(try encoder.encode(save())), to: url)
       },
       restore: { url in
+        let data = try Data(contentsOf: url)
+        guard JSONSeal.check(data) == .intact else {
+          throw CheckpointError(problem: "'\(url.lastPathComponent)' is damaged (its checksum does not match)")
+        }
         do {
-          try restore(try JSONDecoder().decode(Value.self, from: Data(contentsOf: url)))
+          try restore(try JSONDecoder().decode(Value.self, from: data))
         } catch let e as DecodingError {
           throw CheckpointError(problem: "'\(url.lastPathComponent)' is damaged (\(TrainingConfig.describe(e)))")
         }
@@ -96,6 +100,7 @@ extension TrainingRun {
   /// file, then `state.json` naming them, then removes the files of the previous checkpoint.
   @discardableResult
   public func checkpoint() throws -> CheckpointReport {
+    try holdLock()
     let start = Date()
     try metrics.synchronize()
     try replay.save(to: folder.replayDirectory)
@@ -113,7 +118,7 @@ extension TrainingRun {
       progress: progress, files: files, replayInserted: replay.inserted, metricsBytes: metrics.bytes)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    try AtomicFile.write(try encoder.encode(manifest), to: folder.manifestFile)
+    try AtomicFile.write(JSONSeal.sealed(try encoder.encode(manifest)), to: folder.manifestFile)
     try FileSystem.synchronizeDirectory(directory)
     let keep = Set(files.values).union([folder.manifestFile.lastPathComponent])
     for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where !keep.contains(name)

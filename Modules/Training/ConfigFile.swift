@@ -1,4 +1,5 @@
 import Agent
+import FileSupport
 import Foundation
 
 /// The JSON form of a ``TrainingConfig``: reading with migration, writing, and `--set key=value`.
@@ -8,22 +9,45 @@ extension TrainingConfig {
   /// did not exist then take the values that version meant (`sampling` uniform, the heads on
   /// [h, z] and one reward distribution, the SSM's step range and input scale at their
   /// defaults). Throws ``TrainingError/badConfiguration(_:)`` naming `source` and the problem.
+  ///
+  /// A file this code wrote carries a checksum (``JSONSeal``); one that does not match is
+  /// refused. A file without one (older, hand-written, or with its `crc32` line deleted to
+  /// accept a hand edit) is read, but may hold no key a configuration does not have.
   public static func decode(_ data: Data, source: String) throws -> TrainingConfig {
+    let seal = JSONSeal.check(data)
+    if seal == .damaged {
+      throw TrainingError.badConfiguration(
+        "'\(source)' does not match its checksum (damaged, or edited by hand); if you edited it on purpose, delete its \"crc32\" line to accept the edit"
+      )
+    }
     guard var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
       throw TrainingError.badConfiguration("'\(source)' is not a JSON object")
     }
+    object[JSONSeal.key] = nil
+    let given = Set(object.keys)
     let version = (object["version"] as? Int) ?? 1
     guard version <= currentVersion else {
       throw TrainingError.badConfiguration(
         "'\(source)' is configuration version \(version); this build reads up to \(currentVersion) (update r2i)")
     }
     if version == 1 { object = migratedFromVersion1(object) }
+    let config: TrainingConfig
     do {
-      return try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: object))
+      config = try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: object))
     } catch {
       throw TrainingError.badConfiguration("'\(source)' is not a valid configuration (\(describe(error)))")
     }
+    let known = Set(
+      namingUnset(try JSONSerialization.jsonObject(with: config.encoded()) as! [String: Any], of: config).keys)
+    if let unknown = given.subtracting(known).sorted().first {
+      throw TrainingError.badConfiguration(
+        "'\(source)' has a key no configuration has: '\(unknown)' (a typo, or a damaged file)")
+    }
+    return config
   }
+
+  /// The JSON form as `config.json` holds it: ``encoded()`` with a checksum (``JSONSeal``).
+  public func sealed() throws -> Data { JSONSeal.sealed(try encoded()) }
 
   /// The JSON form: pretty-printed, keys sorted, unset optional settings absent.
   public func encoded() throws -> Data {

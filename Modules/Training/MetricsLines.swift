@@ -64,6 +64,16 @@ extension KeyedDecodingContainer where Key == LineKey {
     return try decodeNil(forKey: LineKey(key)) ? .nan : decode(Double.self, forKey: LineKey(key))
   }
 
+  /// A count: a whole number from 0 to 2^53 (a NaN, a fraction or a huge value is refused).
+  func count(_ key: String) throws -> Int? {
+    guard let x = try number(key) else { return nil }
+    guard x.isFinite, x >= 0, x <= 9_007_199_254_740_992, x.rounded() == x else {
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: codingPath + [LineKey(key)], debugDescription: "\(key) must be a count, got \(x)"))
+    }
+    return Int(x)
+  }
+
   func required(_ key: String) throws -> Double {
     guard let x = try number(key) else {
       throw DecodingError.keyNotFound(LineKey(key), .init(codingPath: codingPath, debugDescription: "missing \(key)"))
@@ -90,8 +100,12 @@ public struct LineStamp: Codable, Sendable, Equatable {
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: LineKey.self)
     kind = try c.decode(String.self, forKey: LineKey("kind"))
-    envSteps = Int(try c.required("env_steps"))
-    updates = Int(try c.number("updates") ?? 0)
+    guard let steps = try c.count("env_steps") else {
+      throw DecodingError.keyNotFound(
+        LineKey("env_steps"), .init(codingPath: [], debugDescription: "missing env_steps"))
+    }
+    envSteps = steps
+    updates = try c.count("updates") ?? 0
     seconds = try c.number("seconds") ?? 0
   }
 
@@ -118,8 +132,8 @@ public struct EpisodeLine: Codable, Sendable, Equatable {
     stamp = try LineStamp(from: decoder)
     let c = try decoder.container(keyedBy: LineKey.self)
     episode = EpisodeRecord(
-      environment: Int(try c.number("environment") ?? 0), score: try c.required("score"),
-      length: Int(try c.number("length") ?? 0), success: try c.number("success").map { $0 > 0 })
+      environment: try c.count("environment") ?? 0, score: try c.required("score"),
+      length: try c.count("length") ?? 0, success: try c.number("success").map { $0 > 0 })
   }
 
   public func encode(to encoder: Encoder) throws {
@@ -157,7 +171,7 @@ public struct TrainLine: Codable, Sendable, Equatable, CustomStringConvertible {
   public init(from decoder: Decoder) throws {
     stamp = try LineStamp(from: decoder)
     let c = try decoder.container(keyedBy: LineKey.self)
-    learnerSteps = Int(try c.number("learner_steps_in_line") ?? 0)
+    learnerSteps = try c.count("learner_steps_in_line") ?? 0
     var m = LearnerMetrics()
     var found = false
     for field in LearnerMetrics.fields {
@@ -227,7 +241,7 @@ public struct EvaluationLine: Codable, Sendable, Equatable {
     let c = try decoder.container(keyedBy: LineKey.self)
     score = try c.required("eval_score")
     length = try c.number("eval_length") ?? .nan
-    episodes = Int(try c.number("eval_episodes") ?? 0)
+    episodes = try c.count("eval_episodes") ?? 0
     success = try c.number("eval_success")
   }
 

@@ -11,30 +11,44 @@ public final class MetricsLog {
   /// The file's length in bytes.
   public private(set) var bytes: UInt64
 
-  /// Opens (creating) `url` for appending; `truncatingTo` first cuts it to that many bytes.
-  public init(url: URL, truncatingTo length: UInt64? = nil) throws {
+  /// Opens `url` for appending (`O_APPEND`: every line lands at the end, whatever another
+  /// handle did), creating it when `create` is set; throws naming the file when it cannot.
+  public init(url: URL, create: Bool) throws {
     self.url = url
-    let fm = FileManager.default
-    if !fm.fileExists(atPath: url.path) {
-      guard fm.createFile(atPath: url.path, contents: nil) else {
-        throw TrainingError.runFolder("cannot create '\(url.path)'; check that the run folder is writable")
-      }
+    let fd = open(url.path, O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
+    guard fd >= 0 else {
+      let code = errno
+      throw TrainingError.runFolder(
+        code == ENOENT
+          ? "'\(url.path)' is missing; the run folder was altered"
+          : "cannot open '\(url.path)' (errno \(code)); check that the run folder is writable")
+    }
+    handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    do {
+      bytes = try handle.seekToEnd()
+    } catch {
+      throw TrainingError.runFolder("cannot read the length of '\(url.path)' (\(error.localizedDescription))")
+    }
+  }
+
+  /// Opens (creating) `url` for appending; `truncatingTo` first cuts it to that many bytes.
+  public convenience init(url: URL, truncatingTo length: UInt64? = nil) throws {
+    try self.init(url: url, create: true)
+    if let length { try truncate(to: length) }
+  }
+
+  /// Cuts the file to `length` bytes (the lines written after a checkpoint); throws when it is
+  /// shorter than that.
+  public func truncate(to length: UInt64) throws {
+    guard length <= bytes else {
+      throw TrainingError.runFolder(
+        "'\(url.path)' is shorter (\(bytes) bytes) than its checkpoint says (\(length)); the run folder was altered")
     }
     do {
-      handle = try FileHandle(forUpdating: url)
-      if let length {
-        let size = try handle.seekToEnd()
-        guard length <= size else {
-          throw TrainingError.runFolder(
-            "'\(url.path)' is shorter (\(size) bytes) than its checkpoint says (\(length)); the run folder was altered")
-        }
-        try handle.truncate(atOffset: length)
-      }
-      bytes = try handle.seekToEnd()
-    } catch let e as TrainingError {
-      throw e
+      try handle.truncate(atOffset: length)
+      bytes = length
     } catch {
-      throw TrainingError.runFolder("cannot open '\(url.path)' (\(error.localizedDescription))")
+      throw TrainingError.runFolder("cannot cut '\(url.path)' (\(error.localizedDescription))")
     }
   }
 

@@ -22,10 +22,33 @@ public struct RunFolder: Sendable {
   /// `checkpoint/state.json`.
   public var manifestFile: URL { checkpointDirectory.appendingPathComponent("state.json") }
 
-  /// Whether the folder holds a run (a `config.json` or a checkpoint).
-  public var holdsRun: Bool {
-    FileManager.default.fileExists(atPath: configFile.path)
-      || FileManager.default.fileExists(atPath: checkpointDirectory.path)
+  /// Whether the folder holds a run: its `config.json`, which a new run writes last, after its
+  /// first checkpoint, so a folder either holds a run that resumes or none.
+  public var holdsRun: Bool { FileManager.default.fileExists(atPath: configFile.path) }
+
+  /// Takes the folder's exclusive lock (`.lock`, held for the life of the writer); throws at
+  /// once, naming the holder's process id, when another process holds it.
+  func lock() throws -> DirectoryLock {
+    do {
+      return try DirectoryLock(url, exclusive: true, wait: false)
+    } catch let e as FileError {
+      throw TrainingError.runFolder("'\(url.path)': \(e.problem)")
+    }
+  }
+
+  /// Removes what a start killed before its `config.json` left behind (its checkpoint, replay
+  /// and metrics), so the folder starts fresh. Only in a folder a run start had locked.
+  func removeUnfinishedStart() throws {
+    let fm = FileManager.default
+    guard !holdsRun, fm.fileExists(atPath: url.appendingPathComponent(".lock").path) else { return }
+    for leftover in [checkpointDirectory, replayDirectory, metricsFile] where fm.fileExists(atPath: leftover.path) {
+      do {
+        try fm.removeItem(at: leftover)
+      } catch {
+        throw TrainingError.runFolder(
+          "cannot remove '\(leftover.path)' of an unfinished start (\(error.localizedDescription))")
+      }
+    }
   }
 
   /// Creates the folder (and its parents) for a new run.
@@ -44,20 +67,30 @@ public struct RunFolder: Sendable {
         "'\(url.path)' holds no run (no config.json); start one with r2i train --run \(url.path)")
     }
     do {
-      return try TrainingConfig.decode(data, source: configFile.path)
+      let config = try TrainingConfig.decode(data, source: configFile.path)
+      try config.validate()
+      return config
     } catch let e as TrainingError {
-      throw TrainingError.runFolder("\(e) (damaged, or from another version)")
+      throw TrainingError.runFolder("'\(configFile.path)': \(e)")
     }
   }
 
   func writeConfig(_ config: TrainingConfig) throws {
-    try AtomicFile.write(try config.encoded(), to: configFile)
+    try AtomicFile.write(try config.sealed(), to: configFile)
   }
 
   /// The last checkpoint's manifest (`checkpoint/state.json`).
   func readManifest() throws -> CheckpointManifest {
     guard let data = try? Data(contentsOf: manifestFile) else {
       throw TrainingError.runFolder("'\(url.path)' has no checkpoint (\(manifestFile.path) is missing)")
+    }
+    switch JSONSeal.check(data) {
+    case .intact: break
+    case .unsealed where (try? JSONDecoder().decode(CheckpointManifest.Header.self, from: data))?.version == 1:
+      break  // version 1 had no checksum; refused below, by its version
+    case .unsealed, .damaged:
+      throw TrainingError.runFolder(
+        "'\(manifestFile.path)' is damaged (its checksum does not match); the run cannot resume from it")
     }
     let manifest: CheckpointManifest
     do {

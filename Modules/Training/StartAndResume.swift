@@ -11,18 +11,25 @@ extension TrainingRun {
   public static func start(config: TrainingConfig, in directory: URL) throws -> TrainingRun {
     try config.validate()
     let folder = RunFolder(directory)
-    if folder.holdsRun {
-      throw TrainingError.runFolder(
+    func refuse() -> TrainingError {
+      .runFolder(
         "'\(directory.path)' already holds a run; pass --resume to continue it, or choose another --run folder")
     }
+    if folder.holdsRun { throw refuse() }
     try folder.create()
+    let lock = try folder.lock()
+    if folder.holdsRun { throw refuse() }  // another process started it meanwhile
+    try folder.removeUnfinishedStart()
     let probe = try EnvRegistry.make(config.env)
     let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
     let replay = try Replay(layout: interface.replayLayout, capacity: config.replayCapacity, seed: config.seed)
     let metrics = try MetricsLog(url: folder.metricsFile, truncatingTo: 0)
-    let run = try TrainingRun(config: config, folder: folder, metrics: metrics, replay: replay)
-    try folder.writeConfig(config)
+    let run = try TrainingRun(config: config, folder: folder, lock: lock, metrics: metrics, replay: replay)
+    // The checkpoint at step 0 first, config.json last: killed before it, the folder holds no
+    // run and the next start begins afresh; after it, the run resumes.
     try run.checkpoint()
+    try folder.writeConfig(config)
+    lock.recordHolder()
     return run
   }
 
@@ -34,6 +41,10 @@ extension TrainingRun {
     var config = try folder.readConfig()
     if let steps { config.steps = steps }
     if let minutes { config.minutes = minutes }
+    try config.validate()
+    let lock = try folder.lock()
+    // Nothing is written before every part has been read back: a resume that fails leaves the
+    // folder as it was.
     let manifest = try folder.readManifest()
     let replay: Replay
     do {
@@ -41,11 +52,21 @@ extension TrainingRun {
     } catch {
       throw TrainingError.runFolder("the run's replay cannot be loaded: \(error)")
     }
-    let metrics = try MetricsLog(url: folder.metricsFile, truncatingTo: manifest.metricsBytes)
-    let run = try TrainingRun(config: config, folder: folder, metrics: metrics, replay: replay)
+    let metrics = try MetricsLog(url: folder.metricsFile, create: false)
+    guard manifest.metricsBytes <= metrics.bytes else {
+      throw TrainingError.runFolder(
+        "'\(folder.metricsFile.path)' is shorter (\(metrics.bytes) bytes) than its checkpoint says (\(manifest.metricsBytes)); the run folder was altered"
+      )
+    }
+    let run = try TrainingRun(config: config, folder: folder, lock: lock, metrics: metrics, replay: replay)
     // A replay saved after this checkpoint (killed in between) already holds later steps of the
     // running episodes, so they cannot continue in it: the environments start new ones.
     let newer = replay.inserted - manifest.replayInserted
+    guard newer >= 0 else {
+      throw TrainingError.runFolder(
+        "the replay in '\(folder.replayDirectory.path)' is older than its checkpoint (\(replay.inserted) steps, the checkpoint says \(manifest.replayInserted)); the run folder was altered"
+      )
+    }
     run.restartEpisodes = newer != 0
     do {
       try run.restoreParts(manifest)
@@ -53,6 +74,13 @@ extension TrainingRun {
       throw TrainingError.runFolder("the checkpoint in '\(folder.checkpointDirectory.path)' cannot be loaded: \(error)")
     }
     run.restartEpisodes = false
+    guard run.collector.steps == manifest.progress.envSteps, run.loop.updates == manifest.progress.updates else {
+      throw TrainingError.runFolder(
+        "the checkpoint in '\(folder.checkpointDirectory.path)' disagrees with its state.json (steps \(run.collector.steps) against \(manifest.progress.envSteps))"
+      )
+    }
+    try metrics.truncate(to: manifest.metricsBytes)
+    lock.recordHolder()
     if newer != 0 {
       run.warnings.append(
         "the replay holds \(newer) steps more than its checkpoint (the run was killed while saving); the run keeps them and starts new episodes in every environment, so it is no longer bit-identical to an uninterrupted one"
@@ -67,9 +95,7 @@ extension TrainingRun {
   /// what differs when the folder holds another run. `resumed` says which happened.
   public static func open(config: TrainingConfig, in directory: URL) throws -> (run: TrainingRun, resumed: Bool) {
     let folder = RunFolder(directory)
-    guard FileManager.default.fileExists(atPath: folder.configFile.path) else {
-      return (try start(config: config, in: directory), false)
-    }
+    guard folder.holdsRun else { return (try start(config: config, in: directory), false) }
     try checkCompatible(config, with: directory)
     return (try resume(from: directory, steps: config.steps, minutes: config.minutes), true)
   }

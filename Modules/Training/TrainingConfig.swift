@@ -120,10 +120,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     try check((1...1024).contains(batch), "batch must be in 1...1024, got \(batch)")
     try check((1...16_384).contains(length), "length must be in 1...16384, got \(length)")
     try check(trainRatio > 0 && trainRatio <= 1_000_000, "trainRatio must be in (0, 1000000], got \(trainRatio)")
-    try check(prefill >= 0, "prefill must be >= 0, got \(prefill)")
+    try check((0...1_000_000_000).contains(prefill), "prefill must be in 0...1000000000, got \(prefill)")
+    try check(steps <= 1_000_000_000_000, "steps must be at most 10^12, got \(steps)")
     try check(
       replayCapacity >= length && replayCapacity <= 100_000_000,
       "replayCapacity must be in length...100000000 (\(length)...), got \(replayCapacity)")
+    try check(version == Self.currentVersion, "version must be \(Self.currentVersion), got \(version)")
     try check(logEvery >= 1, "logEvery must be at least 1, got \(logEvery)")
     try check(evalEvery >= 0, "evalEvery must be >= 0 (0 turns evaluation off), got \(evalEvery)")
     try check((1...10_000).contains(evalEpisodes), "evalEpisodes must be in 1...10000, got \(evalEpisodes)")
@@ -135,10 +137,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     if case .recency(let h) = sampling {
       try check(h > 0 && h.isFinite, "sampling.recency.halfLife must be a positive number, got \(h)")
     }
+    try check(
+      batch * length <= 1 << 22,
+      "batch x length must be at most \(1 << 22) steps per learner step, got \(batch) x \(length)")
     try check(agent.worldModel.backbone == backbone, "agent.worldModel.backbone differs from backbone")
-    if let starts = agent.actorCritic.imaginationStarts {
-      try check(
-        starts >= 1, "agent.actorCritic.imaginationStarts must be at least 1 (or null for every start), got \(starts)")
+    do {
+      try agent.validate()
+    } catch let e as SettingError {
+      throw TrainingError.badConfiguration("\(e)")
     }
     // The head picks its row with the action's one-hot: several components would add rows.
     if agent.worldModel.rewardByAction, !agent.actions.isSingleDiscrete {
@@ -146,14 +152,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
       throw TrainingError.badConfiguration(
         "agent.worldModel.rewardByAction needs one discrete action per step; \(env) has \(kind) ones (set it to false)")
     }
-    let ssm = agent.worldModel.ssm
-    try check(
-      ssm.minStep > 0 && ssm.minStep <= ssm.maxStep && ssm.maxStep <= 100,
-      "agent.worldModel.ssm.minStep and maxStep must satisfy 0 < minStep <= maxStep <= 100, got \(ssm.minStep) and \(ssm.maxStep)"
-    )
-    try check(
-      ssm.inputScale > 0 && ssm.inputScale <= 1000,
-      "agent.worldModel.ssm.inputScale must be in (0, 1000], got \(ssm.inputScale)")
     _ = try EnvRegistry.make(env, seed: 0)
   }
 

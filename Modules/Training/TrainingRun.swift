@@ -1,5 +1,6 @@
 import Agent
 import Envs
+import FileSupport
 import Foundation
 import Replay
 
@@ -37,6 +38,9 @@ public final class TrainingRun {
   var metrics: MetricsLog
   var clock = WallClock()
   let schedule: Schedule
+  /// The run folder's exclusive lock (one writer per folder): taken by start and resume, held
+  /// until ``run(_:)`` returns, taken again by a later ``run(_:)`` or ``checkpoint()``.
+  var lock: DirectoryLock?
   /// Set while resuming from a replay newer than the checkpoint: the collector starts new episodes.
   var restartEpisodes = false
 
@@ -59,8 +63,9 @@ public final class TrainingRun {
     Progress(envSteps: collector.steps, updates: loop.updates, episodes: loop.episodes, seconds: clock.total)
   }
 
-  init(config: TrainingConfig, folder: RunFolder, metrics: MetricsLog, replay: Replay) throws {
+  init(config: TrainingConfig, folder: RunFolder, lock: DirectoryLock, metrics: MetricsLog, replay: Replay) throws {
     try config.validate()
+    self.lock = lock
     self.config = config
     self.folder = folder
     self.metrics = metrics
@@ -81,6 +86,8 @@ public final class TrainingRun {
   /// when a loss or gradient norm is not finite, without writing a checkpoint after it.
   @discardableResult
   public func run(_ handler: (TrainingEvent) -> TrainingDisposition = { _ in .proceed }) throws -> TrainingSummary {
+    try holdLock()
+    defer { releaseLock() }
     var stop = false
     func report(_ event: TrainingEvent) { if handler(event) == .stop { stop = true } }
     // The checkpoint on disk is at the current step (start and resume leave it so): a run that
@@ -115,6 +122,20 @@ public final class TrainingRun {
       stoppedEarly: collector.steps < config.steps, budgetReached: budget && collector.steps < config.steps,
       recentScore: EpisodeRecord.meanScore(loop.recent), recentSuccess: EpisodeRecord.successRate(loop.recent),
       lastEvaluation: lastEvaluation)
+  }
+
+  /// Takes the folder's lock unless this run holds it.
+  func holdLock() throws {
+    guard lock == nil else { return }
+    let taken = try folder.lock()
+    taken.recordHolder()
+    lock = taken
+  }
+
+  /// Lets another writer (or another run object of this process) open the folder.
+  func releaseLock() {
+    lock?.unlock()
+    lock = nil
   }
 
   /// A batch drawn from the replay as a learner step draws it (`config.batch` x `config.length`,
@@ -194,6 +215,23 @@ public final class TrainingRun {
         problem: "the loop's pending means have \(saved.pending.sums.count) metrics, not \(LearnerMetrics.fields.count)"
       )
     }
+    // Every number is checked before use: a crafted file must not crash or skew the run.
+    let expected = TrainRatio(ratio: config.trainRatio, stepsPerUpdate: config.batch * config.length)
+    let carry = saved.ratio.carry
+    func check(_ ok: Bool, _ what: String) throws {
+      if !ok { throw CheckpointError(problem: "the loop's state holds \(what)") }
+    }
+    try check(
+      saved.ratio.ratio == expected.ratio && saved.ratio.stepsPerUpdate == expected.stepsPerUpdate,
+      "a train ratio other than the configuration's")
+    try check(carry.isFinite && carry >= 0 && carry < 1, "a train-ratio carry outside [0, 1)")
+    try check(saved.updates >= 0 && saved.episodes >= 0 && saved.evaluations >= 0, "a negative counter")
+    try check(saved.seconds.isFinite && saved.seconds >= 0, "a wall-clock time that is not a time")
+    try check(saved.recent.count <= 100, "more than 100 recent episodes")
+    let p = saved.pending
+    try check(
+      p.count >= 0 && p.updateSeconds.isFinite && p.lastLogSeconds.isFinite && p.lastLogSteps >= 0,
+      "pending log means out of range")
     loop = saved
     learnerRNG = rng
     clock.earlier = saved.seconds

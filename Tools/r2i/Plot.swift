@@ -88,7 +88,10 @@ struct Plot: ParsableCommand {
       bySteps.add(series: name, points: p.map { ($0.0, $0.2) })
       byTime.add(series: name, points: p.map { ($0.1 / 60, $0.2) })
     }
-    let prefix = output ?? URL(fileURLWithPath: runs[0]).appendingPathComponent("curves").path
+    // A run folder, or a metrics file (whose folder then gets the curves).
+    var first = URL(fileURLWithPath: runs[0])
+    if first.pathExtension == "jsonl" { first = first.deletingLastPathComponent() }
+    let prefix = output ?? first.appendingPathComponent("curves").path
     let base = URL(fileURLWithPath: prefix)
     do {
       try FileManager.default.createDirectory(

@@ -85,14 +85,22 @@ struct Train: ParsableCommand {
       print("run folder: \(dir.path)")
     }
     let stop = StopRequest(
-      message: "stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)",
-      quitMessage: "second Ctrl-C: quitting now (the last checkpoint is kept)")
+      message: "stopping after this step and writing a checkpoint (a second signal quits once it is written)",
+      quitMessage: "second signal: quitting")
     defer { stop.cancel() }
     let printer = ProgressPrinter(run: training, terminal: isatty(STDOUT_FILENO) != 0)
+    var stopping = false
+    defer { if stopping { stop.protect(false) } }
     let summary = try training.run { event in
       printer.show(event)
-      return stop.isRequested ? .stop : .proceed
+      // From the stop on, a second signal waits for the checkpoint the stop writes.
+      if stop.isRequested && !stopping {
+        stopping = true
+        stop.protect(true)
+      }
+      return stopping ? .stop : .proceed
     }
     printer.finish(summary)
+    if stopping { throw ExitCode(130) }
   }
 }

@@ -135,7 +135,11 @@ extension TrainingRun {
       guard let file = manifest.files[part.name] else {
         throw CheckpointError(problem: "state.json names no file for the \(part.name)")
       }
-      try part.restore(folder.checkpointDirectory.appendingPathComponent(file))
+      do {
+        try part.restore(folder.checkpointDirectory.appendingPathComponent(file))
+      } catch {
+        throw CheckpointError(problem: "the \(part.name)'s file '\(file)': \(error)")
+      }
     }
   }
 }

@@ -60,6 +60,26 @@ import Training
       #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("curves_\(suffix)").path))
     }
 
+    // plot takes the metrics file itself (its folder gets the curves), and a line with a
+    // non-finite score or an impossible step count is named, not a crash.
+    let byFile = try runProcess(r2i, ["plot", run.appendingPathComponent("metrics.jsonl").path])
+    #expect(byFile.status == 0, "\(byFile.standardError)")
+    #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("curves_steps.png").path))
+    let odd = root.appendingPathComponent("odd.jsonl")
+    try Data(
+      """
+      {"kind":"episode","env_steps":4,"updates":0,"seconds":1,"score":null,"length":3,"environment":0}
+      {"kind":"episode","env_steps":8,"updates":0,"seconds":2,"score":1e300,"length":3,"environment":0}
+      {"kind":"episode","env_steps":12,"updates":0,"seconds":3,"score":-1e300,"length":3,"environment":0}
+
+      """.utf8
+    ).write(to: odd)
+    let plottedOdd = try runProcess(r2i, ["plot", odd.path, "--window", "1"])
+    #expect(plottedOdd.status == 0 && !plottedOdd.signalled, "\(plottedOdd.standardError)")
+    try Data("{\"kind\":\"episode\",\"env_steps\":1e300,\"score\":1}\n".utf8).write(to: odd)
+    let huge = try runProcess(r2i, ["plot", odd.path])
+    #expect(huge.status == 64 && !huge.signalled && huge.standardError.contains("env_steps"), "\(huge.standardError)")
+
     // A damaged checkpoint is named, and left as it is.
     let damaged = root.appendingPathComponent("damaged")
     try FileManager.default.copyItem(at: run, to: damaged)
@@ -74,6 +94,86 @@ import Training
     let resumed = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "80", "--threads", "1"])
     #expect(resumed.status == 0 && resumed.standardOutput.contains("resuming"), "\(resumed.standardError)")
     #expect(resumed.standardOutput.contains("done at env step 80"))
+  }
+
+  /// One writer per run folder: a second `r2i train --resume` beside a running one exits at once
+  /// naming its pid and changes nothing; SIGTERM then stops the first like Ctrl-C, with a
+  /// checkpoint at the stop step and status 130, and the run resumes from there.
+  @Test func aSecondWriterIsRefusedAndSIGTERMStopsWithACheckpoint() throws {
+    let r2i = try BuiltProducts.executable("r2i")
+    let root = temporaryFolder("writers")
+    try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: root) }
+    let run = root.appendingPathComponent("run")
+    let log = root.appendingPathComponent("first.log")
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    let first = Process()
+    first.executableURL = r2i
+    first.arguments = ["train", "--steps", "1000000", "--run", run.path] + Self.tiny
+    let handle = try FileHandle(forWritingTo: log)
+    first.standardOutput = handle
+    first.standardError = handle
+    try first.run()
+    defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+    let config = run.appendingPathComponent("config.json")
+    let deadline = Date().addingTimeInterval(60)
+    while !FileManager.default.fileExists(atPath: config.path) && Date() < deadline { usleep(50_000) }
+    usleep(500_000)
+    let second = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--threads", "1"])
+    #expect(second.status != 0 && !second.signalled)
+    #expect(second.standardError.contains("pid \(first.processIdentifier)"), "\(second.standardError)")
+    kill(first.processIdentifier, SIGTERM)
+    first.waitUntilExit()
+    try handle.close()
+    let output = try String(contentsOf: log, encoding: .utf8)
+    #expect(first.terminationStatus == 130, "\(output.suffix(400))")
+    let stopped = try #require(output.range(of: "stopped at env step "), "\(output.suffix(400))")
+    let steps = Int(output[stopped.upperBound...].prefix { $0.isNumber })
+    let progress = try #require(TrainingRun.progress(of: run))
+    #expect(steps == progress.envSteps && progress.envSteps > 0)
+    let resumed = try TrainingRun.resume(from: run, steps: progress.envSteps + 10)
+    #expect(resumed.warnings.isEmpty && resumed.collector.steps == progress.envSteps)
+  }
+
+  /// SIGKILL at random moments from a new run's first instant on (starting when the folder
+  /// holds no run, resuming when it does): after every kill the folder either holds no run and
+  /// starts afresh, or resumes.
+  @Test func aKillAtAnyMomentLeavesAFolderThatStartsOrResumes() throws {
+    let r2i = try BuiltProducts.executable("r2i")
+    let root = temporaryFolder("kills")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let folder = root.appendingPathComponent("run")
+    var rng = SeededGenerator(seed: 9)
+    var outcomes = (fresh: 0, resumed: 0)
+    for round in 0..<16 {
+      // Even rounds: a new run in an emptied folder, killed in its first 0.2 s; odd rounds: a
+      // resume of whatever the folder holds, killed later.
+      if round % 2 == 0 { try? FileManager.default.removeItem(at: folder) }
+      let holds = FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path)
+      let p = Process()
+      p.executableURL = r2i
+      p.arguments =
+        holds
+        ? ["train", "--run", folder.path, "--resume", "--steps", "1000000", "--threads", "1"]
+        : ["train", "--run", folder.path, "--steps", "1000000"] + Self.tiny + ["--set", "checkpointEvery=4"]
+      p.standardOutput = FileHandle.nullDevice
+      p.standardError = FileHandle.nullDevice
+      try p.run()
+      usleep(UInt32(round % 2 == 0 ? rng.nextInt(below: 200_000) : 200_000 + rng.nextInt(below: 800_000)))
+      kill(p.processIdentifier, SIGKILL)
+      p.waitUntilExit()
+      if FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path) {
+        _ = try TrainingRun.resume(from: folder)
+        outcomes.resumed += 1
+      } else {
+        var config = try TinyConfigs.training(steps: 1_000_000)
+        config.checkpointEvery = 4
+        #expect(try TrainingRun.start(config: config, in: folder).collector.steps == 0, "round \(round)")
+        outcomes.fresh += 1
+      }
+    }
+    print("kills from the first instant: \(outcomes.fresh) left no run, \(outcomes.resumed) resumed")
+    #expect(outcomes.resumed > 0)
   }
 
   /// SIGKILL at random moments of a run that checkpoints every few steps: the folder always

@@ -19,6 +19,7 @@ struct R2IBench: ParsableCommand {
   /// Line-buffered output, so progress shows up when stdout is a file or a pipe.
   static func main() {
     lineBufferStandardOutput()
+    ignoreFileSizeSignal()
     main(nil)
   }
 }

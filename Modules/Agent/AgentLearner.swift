@@ -30,6 +30,12 @@ public final class AgentLearner {
     guard let scale = tensors["returnScale"], scale.shape == [3] else {
       throw CheckpointError(problem: "learner state lacks 'returnScale' [3]; was it saved by this version?")
     }
+    guard scale[0].isFinite, scale[1].isFinite, scale[0] <= scale[1], scale[2] >= 0, scale[2] <= 1e9,
+      scale[2].rounded() == scale[2]
+    else {
+      throw CheckpointError(
+        problem: "learner state 'returnScale' holds \(scale.scalars), not a low <= high and a count")
+    }
     let before = optimizers.map { $0.1.stateTensors() }
     do {
       for (prefix, optimizer) in optimizers {

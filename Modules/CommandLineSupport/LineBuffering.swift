@@ -8,3 +8,7 @@
 
 /// Makes standard output line-buffered, so progress lines appear at once in logs and pipes.
 public func lineBufferStandardOutput() { setvbuf(stdout, nil, _IOLBF, 0) }
+
+/// Lets a write past the file-size limit (`ulimit -f`) fail with an error the command reports,
+/// instead of SIGXFSZ ending the process without a word.
+public func ignoreFileSizeSignal() { signal(SIGXFSZ, SIG_IGN) }

@@ -115,9 +115,28 @@ public enum AtomicFile {
     } catch {
       try? fm.removeItem(at: tmp)
       if let e = error as? FileError { throw e }
-      throw FileError(
-        path: url.path,
-        problem: "write failed (\(error.localizedDescription)); the previous file, if any, is unchanged")
+      throw FileError(path: url.path, problem: "\(Self.reason(error)); the previous file, if any, is unchanged")
+    }
+  }
+}
+
+extension AtomicFile {
+  /// A failed write in words a user can act on: a full disk, a file-size limit, permissions.
+  static func reason(_ error: Error) -> String {
+    let ns = error as NSError
+    let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap {
+      $0.domain == NSPOSIXErrorDomain ? $0.code : nil
+    }
+    let code = ns.domain == NSPOSIXErrorDomain ? ns.code : posix
+    switch code.map(Int32.init) {
+    case ENOSPC?, EDQUOT?: return "the disk is full (or the quota is spent); free some space and retry"
+    case EFBIG?: return "the file would exceed the file-size limit (ulimit -f); raise it and retry"
+    case EACCES?, EPERM?, EROFS?: return "no permission to write here; check the folder's permissions"
+    default:
+      if ns.domain == NSCocoaErrorDomain && ns.code == NSFileWriteOutOfSpaceError {
+        return "the disk is full (or the quota is spent); free some space and retry"
+      }
+      return "write failed (\(error.localizedDescription))"
     }
   }
 }

@@ -183,9 +183,20 @@ public final class Adam: @unchecked Sendable {
         if target == 0 { newM[i] = t } else { newV[i] = t }
       }
     }
+    let count = s.scalar
+    guard count.isFinite, count >= 0, count <= 1e9, count.rounded() == count else {
+      throw CheckpointError(problem: "optimiser state 'step' is \(count), not a step count")
+    }
+    // Second moments are squares: a negative or non-finite one would poison every update.
+    for (i, t) in newV.enumerated() where !t.scalars.allSatisfy({ $0.isFinite && $0 >= 0 }) {
+      throw CheckpointError(problem: "optimiser state 'v/\(names[i])' holds a negative or non-finite value")
+    }
+    for (i, t) in newM.enumerated() where !t.scalars.allSatisfy(\.isFinite) {
+      throw CheckpointError(problem: "optimiser state 'm/\(names[i])' holds a non-finite value")
+    }
     m = newM
     v = newV
-    step = Int(s.scalar)
+    step = Int(count)
   }
 }
 

@@ -150,7 +150,8 @@ extension TrainingConfig {
     case .typeMismatch(let type, let c)?:
       return "\(c.codingPath.map(\.stringValue).joined(separator: ".")) must be \(type)"
     case .dataCorrupted(let c)?:
-      return "\(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
+      let path = c.codingPath.map(\.stringValue).joined(separator: ".")
+      return path.isEmpty ? c.debugDescription : "\(path): \(c.debugDescription)"
     case .keyNotFound(let k, let c)?:
       return "missing \((c.codingPath.map(\.stringValue) + [k.stringValue]).joined(separator: "."))"
     case .valueNotFound(_, let c)?: return "\(c.codingPath.map(\.stringValue).joined(separator: ".")) is missing"

@@ -190,7 +190,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case .runFolder(let m): return m
     case .nonFinite(let term, let update, let steps):
       return
-        "'\(term)' became non-finite at learner step \(update) (env step \(steps)); the run stopped and the last checkpoint before it is kept (lower the learning rates with --set, or resume from it)"
+        "'\(term)' became non-finite at learner step \(update) (env step \(steps)); the run stopped and its last checkpoint before it is kept. Resuming would repeat the same steps; start a new run from its configuration with lower learning rates instead: r2i train --config RUN/config.json --run NEW --set agent.worldModel.optimizer.learningRate=..."
     }
   }
 }

@@ -123,6 +123,31 @@ func narrowConfig(
 
   /// Parameters + learner state saved after 4 steps and loaded into a fresh agent continue
   /// bit for bit like the agent that was never stopped.
+  /// Crafted numbers in a learner's state (a file whose checksums were recomputed) are refused,
+  /// naming the entry, before they reach an update.
+  @Test func craftedLearnerStateIsRefused() throws {
+    let a = smallAgent(seed: 1)
+    let learner = AgentLearner(agent: a)
+    var data = SeededGenerator(seed: 2)
+    var rng = SeededGenerator(seed: 3)
+    learner.train(batch(&data), rng: &rng)
+    let good = Dictionary(uniqueKeysWithValues: learner.stateTensors())
+    try learner.loadState(good)
+    let firstV = try #require(good.keys.sorted().first { $0.hasPrefix("actor/v/") })
+    let cases: [(String, Tensor, String)] = [
+      ("returnScale", Tensor([0, .nan, 3]), "returnScale"),
+      ("returnScale", Tensor([2, 1, 3]), "returnScale"),
+      ("worldModel/step", Tensor([1e30]), "step"),
+      ("critic/step", Tensor([-1]), "step"),
+      (firstV, good[firstV]! * 0 - 1, firstV.dropFirst("actor/".count).description),
+    ]
+    for (name, value, mentions) in cases {
+      var crafted = good
+      crafted[name] = value
+      #expect("\(name)") { try learner.loadState(crafted) } throws: { "\($0)".contains(mentions) }
+    }
+  }
+
   @Test func savedAndLoadedLearnersContinueBitForBit() throws {
     let a = smallAgent(seed: 1)
     let learnerA = AgentLearner(agent: a)

@@ -78,7 +78,7 @@ import Training
     #expect(plottedOdd.status == 0 && !plottedOdd.signalled, "\(plottedOdd.standardError)")
     try Data("{\"kind\":\"episode\",\"env_steps\":1e300,\"score\":1}\n".utf8).write(to: odd)
     let huge = try runProcess(r2i, ["plot", odd.path])
-    #expect(huge.status == 64 && !huge.signalled && huge.standardError.contains("env_steps"), "\(huge.standardError)")
+    #expect(huge.status == 1 && !huge.signalled && huge.standardError.contains("env_steps"), "\(huge.standardError)")
 
     // A damaged checkpoint is named, and left as it is.
     let damaged = root.appendingPathComponent("damaged")

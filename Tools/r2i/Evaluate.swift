@@ -37,11 +37,14 @@ struct Evaluate: ParsableCommand {
   func run() throws {
     Parallelism.setThreadCount(threadOption.count)
     let loaded: (config: TrainingConfig, agent: Agent, envSteps: Int)
+    // A folder that holds no run, or a configuration out of range, is a mistake on the command
+    // line (status 64); a damaged checkpoint is a failure (status 1), as for 'r2i train --resume'.
     do {
-      loaded = try TrainingRun.loadAgent(from: URL(fileURLWithPath: runFolder))
+      _ = try TrainingRun.configuration(of: URL(fileURLWithPath: runFolder))
     } catch {
       throw ValidationError("--run: \(error)")
     }
+    loaded = try TrainingRun.loadAgent(from: URL(fileURLWithPath: runFolder))
     let c = loaded.config
     var pictures: [Image] = []
     var recording = frames != nil

@@ -63,12 +63,8 @@ struct Plot: ParsableCommand {
         throw ValidationError("\(path): no such run folder or metrics file")
       }
       if isDirectory.boolValue { url = url.appendingPathComponent("metrics.jsonl") }
-      let p: [(Double, Double, Double)]
-      do {
-        p = try points(url)
-      } catch {
-        throw ValidationError("\(path): \(error)")
-      }
+      // A metrics file that cannot be read is a failure (status 1), not a usage mistake.
+      let p = try points(url)
       var name = URL(fileURLWithPath: path).lastPathComponent
       if let config = try? TrainingRun.configuration(of: url.deletingLastPathComponent()) {
         name = "\(config.backbone.rawValue) \(config.env) s\(config.seed)"

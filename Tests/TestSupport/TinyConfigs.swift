@@ -54,3 +54,16 @@ public enum TinyConfigs {
 public func temporaryFolder(_ name: String) -> URL {
   FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
 }
+
+/// Every file under `folder` with its bytes, for "the command left the folder as it was" checks.
+public func folderContents(_ folder: URL) throws -> [String: Data] {
+  var out: [String: Data] = [:]
+  for case let path as String in FileManager.default.enumerator(atPath: folder.path)! {
+    var isDirectory: ObjCBool = false
+    let url = folder.appendingPathComponent(path)
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+      out[path] = try Data(contentsOf: url)
+    }
+  }
+  return out
+}

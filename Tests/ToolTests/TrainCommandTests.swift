@@ -12,20 +12,6 @@ import Training
     "--threads", "1",
   ]
 
-  /// Every file under `folder` with its bytes.
-  func contents(_ folder: URL) throws -> [String: Data] {
-    var out: [String: Data] = [:]
-    let fm = FileManager.default
-    for case let path as String in fm.enumerator(atPath: folder.path)! {
-      let url = folder.appendingPathComponent(path)
-      var isDirectory: ObjCBool = false
-      if fm.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-        out[path] = try Data(contentsOf: url)
-      }
-    }
-    return out
-  }
-
   @Test func trainEvalPlotAndEveryMisuseOfARunFolder() throws {
     let r2i = try BuiltProducts.executable("r2i")
     let root = temporaryFolder("cli-run")
@@ -37,7 +23,7 @@ import Training
     for name in ["config.json", "metrics.jsonl", "checkpoint/state.json", "replay/manifest.json"] {
       #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent(name).path), "\(name) missing")
     }
-    let before = try contents(run)
+    let before = try folderContents(run)
 
     let misuses: [([String], String)] = [
       (["train", "--run", run.path] + Self.tiny, "already holds a run"),
@@ -49,7 +35,7 @@ import Training
       let r = try runProcess(r2i, arguments)
       #expect(r.status == 64 && r.standardError.contains(message), "\(arguments): \(r.status) \(r.standardError)")
     }
-    #expect(try contents(run) == before, "a rejected command changed the run folder")
+    #expect(try folderContents(run) == before, "a rejected command changed the run folder")
 
     let evaluated = try runProcess(r2i, ["eval", "--run", run.path, "--episodes", "3", "--threads", "1"])
     #expect(evaluated.status == 0 && evaluated.standardOutput.contains("mean score"), "\(evaluated.standardError)")
@@ -85,10 +71,10 @@ import Training
     try FileManager.default.copyItem(at: run, to: damaged)
     let state = damaged.appendingPathComponent("checkpoint/state.json")
     try Data("{ \"format\": 1".utf8).write(to: state)
-    let copy = try contents(damaged)
+    let copy = try folderContents(damaged)
     let r = try runProcess(r2i, ["train", "--run", damaged.path, "--resume", "--steps", "80"])
     #expect(r.status != 0 && !r.signalled && r.standardError.contains("state.json"), "\(r.standardError)")
-    #expect(try contents(damaged) == copy)
+    #expect(try folderContents(damaged) == copy)
 
     // And the intact one resumes and trains on.
     let resumed = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "80", "--threads", "1"])

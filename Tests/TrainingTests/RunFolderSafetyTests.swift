@@ -59,10 +59,10 @@ import Training
     agent["worldModel"] = model
     object["agent"] = agent
     try JSONSerialization.data(withJSONObject: object).write(to: url)
-    let before = try contents(folder)
+    let before = try folderContents(folder)
     #expect { try TrainingRun.resume(from: folder) } throws: { "\($0)".contains("agent.worldModel.deter") }
     #expect { try TrainingRun.loadAgent(from: folder) } throws: { "\($0)".contains("agent.worldModel.deter") }
-    #expect(try contents(folder) == before)
+    #expect(try folderContents(folder) == before)
   }
 
   /// Every single-bit flip of config.json and checkpoint/state.json is caught.
@@ -126,21 +126,9 @@ import Training
     var bytes = try Data(contentsOf: checkpoint.appendingPathComponent(agentFile))
     bytes[bytes.count - 3] ^= 0x10
     try bytes.write(to: checkpoint.appendingPathComponent(agentFile))
-    let before = try contents(folder)
+    let before = try folderContents(folder)
     #expect { try TrainingRun.resume(from: folder) } throws: { "\($0)".contains("agent") }
-    #expect(try contents(folder) == before, "the failed resume changed the folder")
+    #expect(try folderContents(folder) == before, "the failed resume changed the folder")
   }
 
-  /// Every file under `folder` with its bytes.
-  func contents(_ folder: URL) throws -> [String: Data] {
-    var out: [String: Data] = [:]
-    for case let path as String in FileManager.default.enumerator(atPath: folder.path)! {
-      var isDirectory: ObjCBool = false
-      let url = folder.appendingPathComponent(path)
-      if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-        out[path] = try Data(contentsOf: url)
-      }
-    }
-    return out
-  }
 }

@@ -267,6 +267,41 @@ import Training
     #expect(!(try String(contentsOf: out.appendingPathComponent("memory.md"), encoding: .utf8)).contains("provisional"))
   }
 
+  /// SIGTERM to a sweep stops its runs with checkpoints and waits for them: no run outlives it,
+  /// and the same command resumes them.
+  @Test func aTerminatedSweepLeavesNoRunBehind() throws {
+    let bench = try BuiltProducts.executable("r2i-bench")
+    let out = temporaryFolder("memory-bench-term")
+    defer { try? FileManager.default.removeItem(at: out) }
+    let arguments = [
+      "memory", "--tasks", "bsuite/memory_len/3", "--backbones", "r2i,dreamerv3", "--jobs", "2", "--envs", "2",
+      "--minutes", "30", "--output", out.path, "--set", "batch=4", "--set", "length=8", "--set", "prefill=20",
+      "--set", "logEvery=20",
+    ]
+    let sweep = Process()
+    sweep.executableURL = bench
+    sweep.arguments = arguments
+    sweep.standardOutput = FileHandle.nullDevice
+    sweep.standardError = FileHandle.nullDevice
+    try sweep.run()
+    defer { if sweep.isRunning { kill(sweep.processIdentifier, SIGKILL) } }
+    // Wait until both runs have written their first checkpoint.
+    let runs = out.appendingPathComponent("runs")
+    let folders = ["r2i", "dreamerv3"].map { runs.appendingPathComponent("bsuite-memory_len-3-\($0)-s0") }
+    let deadline = Date().addingTimeInterval(60)
+    while !folders.allSatisfy({ TrainingRun.progress(of: $0) != nil }) && Date() < deadline { usleep(100_000) }
+    usleep(1_000_000)
+    kill(sweep.processIdentifier, SIGTERM)
+    sweep.waitUntilExit()
+    // No run of this sweep is left: each folder's lock is free (a resume can take it).
+    for folder in folders {
+      let run = try TrainingRun.resume(from: folder)
+      #expect(run.collector.steps > 0 && run.warnings.isEmpty, "\(folder.lastPathComponent)")
+    }
+    let log = try String(contentsOf: runs.appendingPathComponent("bsuite-memory_len-3-r2i-s0.log"), encoding: .utf8)
+    #expect(log.contains("stopped at env step"), "\(log.suffix(300))")
+  }
+
   /// A task without success (discounting_chain: returns of 1.0 or 1.1) gets its BSuite score and
   /// no "first >= 90 %" or "held": those columns are about success rates, and a mean return that
   /// starts above 0.9 once compared with them as if the task were solved from its first window.

@@ -42,10 +42,11 @@ public struct ReplayLoadReport: Sendable {
 /// therefore leaves the previous manifest and every file it names intact. Temporary files and
 /// chunks of killed saves are removed by the next save or load. A `.lock` file (`flock`) keeps a
 /// save from running while another process saves to or loads from the same folder.
-enum ReplayFormat {
+public enum ReplayFormat {
   static let magic = Array("R2IRPLY1".utf8)
   static let version: UInt32 = 1
-  static let manifestName = "manifest.json"
+  /// The manifest's default file name.
+  public static let manifestName = "manifest.json"
 
   /// One chunk file in a manifest: the steps `firstIndex ..< firstIndex + count` of its stream.
   /// The file may hold `skip` more steps before them, stored before the oldest of them were
@@ -142,18 +143,26 @@ enum ReplayFormat {
   static func directoryKey(_ url: URL) -> String { url.standardizedFileURL.resolvingSymlinksInPath().path }
 
   /// The committed manifest of `directory`, or nil when there is none or it is damaged.
-  static func readManifest(in directory: URL) -> Manifest? {
-    guard let data = try? Data(contentsOf: directory.appendingPathComponent(manifestName)),
+  static func readManifest(in directory: URL, name: String = manifestName) -> Manifest? {
+    guard let data = try? Data(contentsOf: directory.appendingPathComponent(name)),
       let m = try? JSONDecoder().decode(Manifest.self, from: data), (try? m.checksum()) == m.crc32
     else { return nil }
     return m
   }
 
-  /// Removes temporary files and chunk files that `manifest` does not name. Best effort: a file
-  /// that cannot be removed is left for the next save.
+  /// Removes temporary files and chunk files that neither `manifest` nor any other intact
+  /// manifest in the folder (`manifest*.json`: a save named for a checkpoint that has not yet
+  /// replaced the previous one) names. Best effort: a file that cannot be removed is left for
+  /// the next save.
   static func removeStrayFiles(in directory: URL, keeping manifest: Manifest) {
     let fm = FileManager.default
-    let keep = Set(manifest.segments.flatMap { $0.chunks.map(\.file) })
+    var keep = Set(manifest.segments.flatMap { $0.chunks.map(\.file) })
+    for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
+    where name.hasPrefix("manifest") && name.hasSuffix(".json") {
+      if let other = readManifest(in: directory, name: name) {
+        keep.formUnion(other.segments.flatMap { $0.chunks.map(\.file) })
+      }
+    }
     for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
     where (name.hasPrefix("chunk-") && name.hasSuffix(".bin") && !keep.contains(name))
       || FileSystem.isTemporaryFile(name)
@@ -176,7 +185,11 @@ extension Replay {
   /// - Parameter chunkSize: steps per chunk file (default: about 2 MiB of steps); chunk
   ///   boundaries sit at multiples of it in each stream, so later saves reuse the files of full
   ///   chunks, and files whose oldest steps were evicted since are kept as they are.
-  public func save(to directory: URL, chunkSize: Int? = nil) throws {
+  /// - Parameter manifestName: the manifest's file name (default `manifest.json`). A save under
+  ///   another name leaves the folder's other manifests, and every chunk they name, in place: a
+  ///   training checkpoint saves under a name of its own and points at it, so a kill before the
+  ///   checkpoint completes leaves the previous one's replay whole.
+  public func save(to directory: URL, chunkSize: Int? = nil, manifestName: String = ReplayFormat.manifestName) throws {
     let chunkSize = chunkSize ?? ReplayFormat.defaultChunkSize(layout)
     guard chunkSize >= 1 else { throw ReplayError("chunk size must be positive, got \(chunkSize)") }
     let fm = FileManager.default
@@ -247,8 +260,7 @@ extension Replay {
       manifest.crc32 = try manifest.checksum()
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-      try AtomicFile.write(
-        try encoder.encode(manifest), to: directory.appendingPathComponent(ReplayFormat.manifestName))
+      try AtomicFile.write(try encoder.encode(manifest), to: directory.appendingPathComponent(manifestName))
       try FileSystem.synchronizeDirectory(directory)
     } catch let e as FileError {
       // The previous manifest is untouched; files written so far are removed by the next save.
@@ -295,16 +307,18 @@ extension Replay {
   /// manifest always throws (without it nothing can be trusted). Files left by a killed save
   /// (temporary files, chunks the manifest does not name) are removed when the folder is
   /// writable and no other process is using it.
-  public static func load(from directory: URL, onCorruptChunk: CorruptChunkPolicy = .reject) throws -> (
+  public static func load(
+    from directory: URL, manifestName: String = ReplayFormat.manifestName, onCorruptChunk: CorruptChunkPolicy = .reject
+  ) throws -> (
     replay: Replay, report: ReplayLoadReport
   ) {
-    let manifestURL = directory.appendingPathComponent(ReplayFormat.manifestName)
+    let manifestURL = directory.appendingPathComponent(manifestName)
     // A shared lock keeps a concurrent save from removing files while they are read; a
     // read-only folder is read without one.
     let folderLock = try? DirectoryLock(directory, exclusive: false)
     defer { folderLock?.unlock() }
     guard let data = try? Data(contentsOf: manifestURL) else {
-      throw ReplayError("no replay at '\(directory.path)': cannot read \(ReplayFormat.manifestName)")
+      throw ReplayError("no replay at '\(directory.path)': cannot read \(manifestName)")
     }
     let manifest: ReplayFormat.Manifest
     do {

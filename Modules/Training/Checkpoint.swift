@@ -1,6 +1,7 @@
 import Agent
 import FileSupport
 import Foundation
+import Replay
 
 /// A piece of a training run that a checkpoint holds in a file of its own, named after it
 /// (`<name>-<token>.<fileExtension>` in `checkpoint/`). Each part saves and restores itself; a
@@ -103,10 +104,14 @@ extension TrainingRun {
     try holdLock()
     let start = Date()
     try metrics.synchronize()
-    try replay.save(to: folder.replayDirectory)
+    let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    // The replay under a manifest of this checkpoint's own: until state.json names it, the
+    // previous checkpoint's manifest and chunks stay whole, so a kill in between resumes that
+    // checkpoint exactly.
+    let replayManifest = "manifest-\(token).json"
+    try replay.save(to: folder.replayDirectory, manifestName: replayManifest)
     let directory = folder.checkpointDirectory
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
     var files: [String: String] = [:]
     for part in checkpointParts {
       let name = "\(part.name)-\(token).\(part.fileExtension)"
@@ -115,7 +120,8 @@ extension TrainingRun {
     }
     try FileSystem.synchronizeDirectory(directory)
     let manifest = CheckpointManifest(
-      progress: progress, files: files, replayInserted: replay.inserted, metricsBytes: metrics.bytes)
+      progress: progress, files: files, replayManifest: replayManifest, replayInserted: replay.inserted,
+      metricsBytes: metrics.bytes)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     try AtomicFile.write(JSONSeal.sealed(try encoder.encode(manifest)), to: folder.manifestFile)
@@ -125,8 +131,23 @@ extension TrainingRun {
     {
       try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
     }
+    try retireOlderReplayManifests(keeping: replayManifest)
     return CheckpointReport(
       envSteps: collector.steps, updates: loop.updates, directory: directory, seconds: Date().timeIntervalSince(start))
+  }
+
+  /// Once state.json names `current`: `replay/manifest.json` becomes a copy of it (what
+  /// `Replay.load(from:)` reads by default), and the manifests of earlier checkpoints go (their
+  /// chunks leave with the next save).
+  func retireOlderReplayManifests(keeping current: String) throws {
+    let dir = folder.replayDirectory
+    let fm = FileManager.default
+    let copy = try Data(contentsOf: dir.appendingPathComponent(current))
+    try AtomicFile.write(copy, to: dir.appendingPathComponent(ReplayFormat.manifestName))
+    for name in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
+    where name.hasPrefix("manifest-") && name.hasSuffix(".json") && name != current {
+      try? fm.removeItem(at: dir.appendingPathComponent(name))
+    }
   }
 
   /// Restores every part from the files `manifest` names.

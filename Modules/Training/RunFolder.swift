@@ -133,6 +133,8 @@ struct CheckpointManifest: Codable {
   var progress: TrainingRun.Progress
   /// The file of each part in `checkpoint/`, by part name.
   var files: [String: String]
+  /// The replay's manifest in `replay/` that this checkpoint saved.
+  var replayManifest: String
   /// Steps the replay had taken in when the checkpoint was written (a later replay save means a
   /// kill between the replay's save and this file).
   var replayInserted: Int

@@ -48,7 +48,7 @@ extension TrainingRun {
     let manifest = try folder.readManifest()
     let replay: Replay
     do {
-      replay = try Replay.load(from: folder.replayDirectory).replay
+      replay = try Replay.load(from: folder.replayDirectory, manifestName: manifest.replayManifest).replay
     } catch {
       throw TrainingError.runFolder("the run's replay cannot be loaded: \(error)")
     }

@@ -192,10 +192,10 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     }
   }
 
-  /// A kill between the replay's save and `state.json` leaves a replay newer than the
-  /// checkpoint: the run resumes with a warning, keeps the steps, and starts new episodes, so no
-  /// stream gets a jump inside an episode.
-  @Test func aReplaySavedAfterItsCheckpointIsKeptAndNewEpisodesStart() throws {
+  /// A kill between the replay's save and `state.json` leaves a newer replay beside the
+  /// checkpoint's: the checkpoint names its own replay manifest, so the resume reads exactly
+  /// the replay it saved, without a warning, and the running episodes go on.
+  @Test func aReplaySavedAfterItsCheckpointIsIgnoredAndTheResumeIsExact() throws {
     let config = try tinyTrainingConfig(steps: 100)
     let folder = temporaryFolder("newer")
     defer { try? FileManager.default.removeItem(at: folder) }
@@ -204,18 +204,27 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       if case .collected(let steps) = event, steps >= 66 { return .stop }
       return .proceed
     }
+    let inserted = run.replay.inserted
     // Mid-episode in both environments (memory_len/3: a reset and 4 steps per episode).
-    #expect(run.collector.envs.snapshot().episodeSeeds.allSatisfy { $0 != nil })
+    let seeds = run.collector.envs.snapshot().episodeSeeds
+    #expect(seeds.allSatisfy { $0 != nil })
     for _ in 0..<5 { try run.collector.step(.agent(.sample), into: run.replay) }
-    try run.replay.save(to: folder.appendingPathComponent("replay"))
+    // What a checkpoint killed after its replay save leaves: a newer manifest of its own, and
+    // (a direct save) a newer manifest.json.
+    let replayFolder = folder.appendingPathComponent("replay")
+    try run.replay.save(to: replayFolder, manifestName: "manifest-killed.json")
+    try run.replay.save(to: replayFolder)
     let resumed = try TrainingRun.resume(from: folder)
-    #expect(resumed.collector.steps == 66)
-    #expect(resumed.warnings.count == 1 && resumed.warnings.first?.contains("10 steps more") == true)
-    #expect(resumed.replay.inserted == run.replay.inserted)
-    try resumed.collector.step(.agent(.sample), into: resumed.replay)
-    let streams = resumed.replay.stepsByStream()
-    #expect(streams.count == 2)
-    for (stream, steps) in streams { #expect(steps.last?.isFirst == true, "stream \(stream) continued an old episode") }
+    #expect(resumed.warnings.isEmpty, "\(resumed.warnings)")
+    #expect(resumed.collector.steps == 66 && resumed.replay.inserted == inserted)
+    #expect(resumed.collector.envs.snapshot().episodeSeeds == seeds, "the running episodes did not go on")
+    // The next checkpoint retires the stray manifests, and its replay loads on its own.
+    try resumed.run()
+    let manifests = try FileManager.default.contentsOfDirectory(atPath: replayFolder.path).filter {
+      $0.hasPrefix("manifest")
+    }
+    #expect(manifests.count == 2 && manifests.contains("manifest.json"), "\(manifests)")
+    #expect(try Replay.load(from: replayFolder).replay.inserted == resumed.replay.inserted)
   }
 
   @Test func settingsChangeNamedKeysAndRejectUnknownOnes() throws {

@@ -129,7 +129,8 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tests/ToolTests"),
-    .testTarget(name: "ReplayTests", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayTests"),
+    .testTarget(
+      name: "ReplayTests", dependencies: ["Replay", "FileSupport", "TestSupport"], path: "Tests/ReplayTests"),
 
     // Test helpers: shared fixtures, and a replay writer that the kill test runs as a child process.
     .target(name: "TestSupport", dependencies: ["Replay", "Agent", "Training"], path: "Tests/TestSupport"),

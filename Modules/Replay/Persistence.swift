@@ -507,8 +507,15 @@ extension Replay {
       guard version == ReplayFormat.version else {
         throw ReplayError("chunk '\(name)' has version \(version); this build reads \(ReplayFormat.version)")
       }
-      let s = Int(try r.read(UInt64.self))
-      let first = Int(try r.read(UInt64.self))
+      // 64-bit fields become Ints only when they fit (a crafted file must not trap the process).
+      func index(_ v: UInt64, _ what: String) throws -> Int {
+        guard v <= UInt64(Int.max >> 1) else {
+          throw ReplayError("chunk '\(name)' holds \(what) \(v), out of range (the file was altered)")
+        }
+        return Int(v)
+      }
+      let s = try index(try r.read(UInt64.self), "stream")
+      let first = try index(try r.read(UInt64.self), "position")
       let count = Int(try r.read(UInt32.self))
       var dims: [Int] = []
       for _ in 0..<5 { dims.append(Int(try r.read(UInt32.self))) }
@@ -518,7 +525,7 @@ extension Replay {
         throw ReplayError("chunk '\(name)' does not match its manifest entry (stream, position, count or layout)")
       }
       var seqs: [Int] = []
-      for _ in 0..<count { seqs.append(Int(try r.read(UInt64.self))) }
+      for _ in 0..<count { seqs.append(try index(try r.read(UInt64.self), "sequence number")) }
       let vec = try r.readFloats(count * l.vectorSize)
       let img = Array(try r.readBytes(count * l.imageSize))
       let act = try r.readFloats(count * l.actionSize)

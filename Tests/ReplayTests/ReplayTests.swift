@@ -1,4 +1,5 @@
 import Dispatch
+import FileSupport
 import Foundation
 import TestSupport
 import Testing
@@ -435,6 +436,29 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     _ = try Replay.load(from: dir)
     let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
     #expect(left == files.union(["manifest.json", ".lock"]))
+  }
+
+  /// A chunk whose 64-bit fields were set out of range and every checksum recomputed (file and
+  /// manifest) is refused with a message, not a trap.
+  @Test func craftedChunkFieldsAreRefused() throws {
+    for offset in [12, 20] {  // the stream, then the position (after the magic and the version)
+      let dir = tempDir()
+      defer { try? FileManager.default.removeItem(at: dir) }
+      try filled([20]).save(to: dir, chunkSize: 32)
+      let url = dir.appendingPathComponent("manifest.json")
+      var manifest = try JSONDecoder().decode(ReplayFormat.Manifest.self, from: Data(contentsOf: url))
+      let file = manifest.segments[0].chunks[0].file
+      var bytes = [UInt8](try Data(contentsOf: dir.appendingPathComponent(file)))
+      for i in 0..<8 { bytes[offset + i] = i == 7 ? 0x80 : 0 }  // 2^63, little-endian
+      let body = bytes.dropLast(4)
+      let crc = CRC32.checksum(body)
+      bytes = Array(body) + withUnsafeBytes(of: crc.littleEndian) { Array($0) }
+      try Data(bytes).write(to: dir.appendingPathComponent(file))
+      manifest.segments[0].chunks[0].crc32 = crc
+      manifest.crc32 = try manifest.checksum()
+      try JSONEncoder().encode(manifest).write(to: url)
+      #expect { try Replay.load(from: dir) } throws: { "\($0)".contains("out of range") }
+    }
   }
 
   @Test func manifestsWithAValidChecksumButImpossibleValuesAreRejected() throws {

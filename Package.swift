@@ -117,6 +117,13 @@ let package = Package(
       path: "Tests/TrainingTests"),
     .testTarget(
       name: "CommandLineSupportTests", dependencies: ["CommandLineSupport"], path: "Tests/CommandLineSupportTests"),
+    .testTarget(
+      name: "TrainingCommandLineTests",
+      dependencies: [
+        "TrainingCommandLine", "Training", "TestSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Tests/TrainingCommandLineTests"),
     // The README's library example, compiled and run as a user's package would.
     .testTarget(
       name: "ExampleTests", dependencies: ["Agent", "Envs", "Replay", "Training", "WorldModel"],
@@ -125,7 +132,7 @@ let package = Package(
     .testTarget(
       name: "ToolTests",
       dependencies: [
-        "Training", "TrainingCommandLine", "CommandLineSupport", "TestSupport",
+        "Training", "CommandLineSupport", "TestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tests/ToolTests"),

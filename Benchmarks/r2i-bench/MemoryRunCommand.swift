@@ -35,19 +35,6 @@ struct MemoryRunCommand: ParsableCommand {
     // for a stop with a checkpoint.
     let stop = StopRequest(message: nil, quitMessage: nil)
     defer { stop.cancel() }
-    let printer = ProgressPrinter(run: training, terminal: false)
-    var stopping = false
-    defer { if stopping { stop.protect(false) } }
-    let summary = try training.run { event in
-      printer.show(event)
-      // From the stop on, a second signal waits for the checkpoint the stop writes.
-      if stop.isRequested && !stopping {
-        stopping = true
-        stop.protect(true)
-      }
-      return stopping ? .stop : .proceed
-    }
-    printer.finish(summary)
-    if stopping { throw ExitCode(130) }
+    try training.runPrinting(terminal: false, stop: stop)
   }
 }

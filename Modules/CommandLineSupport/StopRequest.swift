@@ -7,7 +7,8 @@ import Synchronization
 /// sweep: while one is installed, these signals no longer kill the process; the first prints
 /// `message` (if any) and sets ``isRequested``, which the command polls between steps (to stop
 /// with a checkpoint). With `quitMessage`, a second signal prints it and quits once the stop's
-/// checkpoint is written (``finishing(_:)``), and a third quits at once; all with status 130.
+/// checkpoint is written (the stretch ``protect(_:)`` marks), and a third quits at once; all
+/// with status 130.
 /// Without `quitMessage`, further signals change nothing (a process whose parent forwards
 /// Ctrl-C to it as well as the terminal does must not quit on the double delivery).
 ///
@@ -15,7 +16,7 @@ import Synchronization
 /// let stop = StopRequest(message: "stopping after this step", quitMessage: "quitting after the checkpoint")
 /// defer { stop.cancel() }
 /// while !stop.isRequested { /* one step */ }
-/// try stop.finishing { /* write the checkpoint */ }
+/// stop.protect(true); /* write the checkpoint */; stop.protect(false)
 /// ```
 public final class StopRequest: @unchecked Sendable {
   /// The signals handled.
@@ -57,17 +58,6 @@ public final class StopRequest: @unchecked Sendable {
 
   /// Whether a stop signal arrived since the handlers were installed.
   public var isRequested: Bool { count.load(ordering: .relaxed) > 0 }
-
-  /// Runs `body` (a checkpoint) with a second signal deferred until it ends; if one came, quits
-  /// with status 130 after it.
-  public func finishing<T>(_ body: () throws -> T) rethrows -> T {
-    critical.add(1, ordering: .relaxed)
-    defer {
-      critical.subtract(1, ordering: .relaxed)
-      if quitPending.load(ordering: .relaxed) { _exit(130) }
-    }
-    return try body()
-  }
 
   /// Marks the start (`true`) or end (`false`) of a stretch a second signal must not cut (the
   /// checkpoint a stop writes); a deferred quit happens at the end.

@@ -3,8 +3,8 @@
 /// renamed metric fails to build instead of printing nothing.
 ///
 /// ``fields`` lists every metric once with the name it has in logs, namespaced by the part it
-/// measures (`wm/loss`, `actor/entropy`); the arithmetic a log needs (sums, weighted sums, means)
-/// and the conversion to and from an array of values come from that list.
+/// measures (`wm/loss`, `actor/entropy`); sums and the conversion to and from an array of
+/// values come from that list.
 ///
 /// ```swift
 /// struct Probe: MetricSet {
@@ -12,7 +12,7 @@
 ///   var accuracy: Float = 0
 ///   static var fields: [MetricField<Probe>] { [.init("probe/loss", \.loss), .init("probe/accuracy", \.accuracy)] }
 /// }
-/// let mean = Probe.mean([a, b])
+/// let total = a.adding(b)                       // metric by metric
 /// ```
 public protocol MetricSet: Sendable, Equatable {
   /// Every metric (log name and property), in a fixed order.
@@ -50,17 +50,6 @@ extension MetricSet {
   /// The names of the metrics that are NaN or infinite.
   public var nonFinite: [String] { named.filter { !$0.value.isFinite }.map(\.name) }
 
-  /// Every metric times `weight`.
-  public func scaled(by weight: Float) -> Self { Self(values: values.map { $0 * weight }) }
-
   /// Metric by metric, `self + other`.
   public func adding(_ other: Self) -> Self { Self(values: zip(values, other.values).map { $0 + $1 }) }
-
-  /// The metric-by-metric mean of `sets` (all zero for none), accumulated in Double.
-  public static func mean(_ sets: [Self]) -> Self {
-    guard !sets.isEmpty else { return Self() }
-    var sums = [Double](repeating: 0, count: fields.count)
-    for s in sets { for (i, v) in s.values.enumerated() { sums[i] += Double(v) } }
-    return Self(values: sums.map { Float($0 / Double(sets.count)) })
-  }
 }

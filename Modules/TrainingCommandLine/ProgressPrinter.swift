@@ -1,3 +1,5 @@
+import ArgumentParser
+import CommandLineSupport
 import Foundation
 import Training
 
@@ -65,5 +67,27 @@ public final class ProgressPrinter {
     } else if summary.stoppedEarly {
       print("resume with: r2i train --run \(path) --resume")
     }
+  }
+}
+
+extension TrainingRun {
+  /// Trains to the end, the budget or a stop signal, printing every event as ``ProgressPrinter``
+  /// does (`terminal`: redrawn in place; else log lines) and the summary after. From the first
+  /// signal on, the run stops after its step and a second signal waits for the checkpoint that
+  /// stop writes; a run stopped by a signal exits with status 130.
+  public func runPrinting(terminal: Bool, stop: StopRequest) throws {
+    let printer = ProgressPrinter(run: self, terminal: terminal)
+    var stopping = false
+    defer { if stopping { stop.protect(false) } }
+    let summary = try run { event in
+      printer.show(event)
+      if stop.isRequested && !stopping {
+        stopping = true
+        stop.protect(true)
+      }
+      return stopping ? .stop : .proceed
+    }
+    printer.finish(summary)
+    if stopping { throw ExitCode(130) }
   }
 }

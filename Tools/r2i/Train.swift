@@ -88,19 +88,6 @@ struct Train: ParsableCommand {
       message: "stopping after this step and writing a checkpoint (a second signal quits once it is written)",
       quitMessage: "second signal: quitting")
     defer { stop.cancel() }
-    let printer = ProgressPrinter(run: training, terminal: isatty(STDOUT_FILENO) != 0)
-    var stopping = false
-    defer { if stopping { stop.protect(false) } }
-    let summary = try training.run { event in
-      printer.show(event)
-      // From the stop on, a second signal waits for the checkpoint the stop writes.
-      if stop.isRequested && !stopping {
-        stopping = true
-        stop.protect(true)
-      }
-      return stopping ? .stop : .proceed
-    }
-    printer.finish(summary)
-    if stopping { throw ExitCode(130) }
+    try training.runPrinting(terminal: isatty(STDOUT_FILENO) != 0, stop: stop)
   }
 }

@@ -150,6 +150,13 @@ public enum ReplayFormat {
     return m
   }
 
+  /// Removes temporary files and chunk files that no intact manifest in `directory` names (what
+  /// a save killed midway, or a manifest retired since, leaves behind). Best effort.
+  public static func removeUnreferencedFiles(in directory: URL) {
+    guard let manifest = readManifest(in: directory) else { return }
+    removeStrayFiles(in: directory, keeping: manifest)
+  }
+
   /// Removes temporary files and chunk files that neither `manifest` nor any other intact
   /// manifest in the folder (`manifest*.json`: a save named for a checkpoint that has not yet
   /// replaced the previous one) names. Best effort: a file that cannot be removed is left for

@@ -15,13 +15,13 @@ struct CheckpointPart {
 
   /// A part kept as safetensors: named tensors and string metadata.
   static func tensors(
-    _ name: String, save: @escaping () -> (tensors: [(String, Tensor)], metadata: [String: String]),
+    _ name: String, save: @escaping () throws -> (tensors: [(String, Tensor)], metadata: [String: String]),
     restore: @escaping (_ tensors: [String: Tensor], _ metadata: [String: String]) throws -> Void
   ) -> CheckpointPart {
     CheckpointPart(
       name: name, fileExtension: "safetensors",
       save: { url in
-        let (tensors, metadata) = save()
+        let (tensors, metadata) = try save()
         try SafeTensors.write(tensors, metadata: metadata, to: url)
       },
       restore: { url in
@@ -81,7 +81,10 @@ extension TrainingRun {
         "collector",
         save: { [self] in
           let (snapshot, tensors) = collector.snapshot()
-          let json = String(decoding: (try? JSONEncoder().encode(snapshot)) ?? Data(), as: UTF8.self)
+          // Sorted keys: the same state gives the same bytes in every process.
+          let encoder = JSONEncoder()
+          encoder.outputFormatting = [.sortedKeys]
+          let json = String(decoding: try encoder.encode(snapshot), as: UTF8.self)
           return (tensors, ["snapshot": json])
         },
         restore: { [self] tensors, metadata in
@@ -99,8 +102,23 @@ extension TrainingRun {
 
   /// Writes a checkpoint: flushes the metrics, saves the replay, writes every part to a new
   /// file, then `state.json` naming them, then removes the files of the previous checkpoint.
+  /// A write that fails (a full disk, a file-size limit) throws ``TrainingError/writeFailed(_:)``
+  /// naming the cause and the checkpoint the folder still holds.
   @discardableResult
   public func checkpoint() throws -> CheckpointReport {
+    do {
+      return try writeCheckpoint()
+    } catch {
+      let kept =
+        folder.progress().map {
+          "the folder still holds the checkpoint at env step \($0.envSteps), which --resume continues from"
+        } ?? "the folder holds no checkpoint yet, so the next start begins afresh"
+      throw TrainingError.writeFailed(
+        "the checkpoint at env step \(collector.steps) could not be written (\(error)); \(kept)")
+    }
+  }
+
+  private func writeCheckpoint() throws -> CheckpointReport {
     try holdLock()
     let start = Date()
     try metrics.synchronize()
@@ -126,19 +144,27 @@ extension TrainingRun {
     encoder.outputFormatting = [.sortedKeys]
     try AtomicFile.write(JSONSeal.sealed(try encoder.encode(manifest)), to: folder.manifestFile)
     try FileSystem.synchronizeDirectory(directory)
-    let keep = Set(files.values).union([folder.manifestFile.lastPathComponent])
-    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where !keep.contains(name)
-    {
-      try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
-    }
-    try retireOlderReplayManifests(keeping: replayManifest)
+    try removeFilesOfOtherCheckpoints(than: manifest)
     return CheckpointReport(
       envSteps: collector.steps, updates: loop.updates, directory: directory, seconds: Date().timeIntervalSince(start))
   }
 
+  /// Once state.json names `manifest`'s files: removes every other file of `checkpoint/`
+  /// (an earlier checkpoint's, or one a kill left unfinished) and retires the replay's other
+  /// manifests and the chunks only they named.
+  func removeFilesOfOtherCheckpoints(than manifest: CheckpointManifest) throws {
+    let directory = folder.checkpointDirectory
+    let keep = Set(manifest.files.values).union([folder.manifestFile.lastPathComponent])
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where !keep.contains(name)
+    {
+      try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+    }
+    try retireOlderReplayManifests(keeping: manifest.replayManifest)
+  }
+
   /// Once state.json names `current`: `replay/manifest.json` becomes a copy of it (what
   /// `Replay.load(from:)` reads by default), and the manifests of earlier checkpoints go (their
-  /// chunks leave with the next save).
+  /// chunks with them).
   func retireOlderReplayManifests(keeping current: String) throws {
     let dir = folder.replayDirectory
     let fm = FileManager.default
@@ -148,6 +174,7 @@ extension TrainingRun {
     where name.hasPrefix("manifest-") && name.hasSuffix(".json") && name != current {
       try? fm.removeItem(at: dir.appendingPathComponent(name))
     }
+    ReplayFormat.removeUnreferencedFiles(in: dir)
   }
 
   /// Restores every part from the files `manifest` names.

@@ -31,6 +31,7 @@ extension TrainingConfig {
         "'\(source)' is configuration version \(version); this build reads up to \(currentVersion) (update r2i)")
     }
     if version == 1 { object = migratedFromVersion1(object) }
+    if object["adjustments"] == nil { object["adjustments"] = [Any]() }  // none recorded
     let config: TrainingConfig
     do {
       config = try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: object))
@@ -126,6 +127,11 @@ extension TrainingConfig {
   static func set(_ object: [String: Any], path: [String], value: Any, full: String) throws -> [String: Any] {
     var object = object
     let key = path[0]
+    if full == "adjustments" {
+      throw TrainingError.badConfiguration(
+        "--set: 'adjustments' is the record of settings changed on resumes, not a setting; change a learning rate on --resume instead"
+      )
+    }
     guard let current = object[key] else {
       throw TrainingError.badConfiguration(
         "--set: unknown key '\(full)': '\(key)' is not one of \(object.keys.sorted().joined(separator: ", "))")

@@ -34,18 +34,31 @@ extension TrainingRun {
   }
 
   /// Opens the run in `directory` at its last checkpoint. `steps` and `minutes` replace the
-  /// configured total and wall-clock budget (to train longer); nothing else of the
-  /// configuration can change.
-  public static func resume(from directory: URL, steps: Int? = nil, minutes: Double? = nil) throws -> TrainingRun {
+  /// configured total and wall-clock budget (to train longer). `adjusting`, when given, is the
+  /// configuration to continue with: it may differ from the stored one only in the
+  /// ``TrainingConfig/adjustableOnResume`` settings (the learning rates), whose new values
+  /// take effect from the checkpoint on and are recorded in `config.json`
+  /// (``TrainingConfig/adjustments``); any other difference throws
+  /// ``TrainingError/runFolder(_:)`` naming it.
+  public static func resume(
+    from directory: URL, steps: Int? = nil, minutes: Double? = nil, adjusting: TrainingConfig? = nil
+  ) throws -> TrainingRun {
     let folder = RunFolder(directory)
-    var config = try folder.readConfig()
+    let stored = try folder.readConfig()
+    var config = stored
+    if let adjusting, let difference = stored.difference(from: adjusting, allowingAdjustments: true) {
+      throw TrainingError.runFolder(
+        "'\(directory.path)' holds a run with another configuration (\(difference)); only the learning rates can change on a resume"
+      )
+    }
     if let steps { config.steps = steps }
     if let minutes { config.minutes = minutes }
-    try config.validate()
     let lock = try folder.lock()
     // Nothing is written before every part has been read back: a resume that fails leaves the
     // folder as it was.
     let manifest = try folder.readManifest()
+    if let adjusting { config = config.adjusted(to: adjusting, atEnvStep: manifest.progress.envSteps) }
+    try config.validate()
     let replay: Replay
     do {
       replay = try Replay.load(from: folder.replayDirectory, manifestName: manifest.replayManifest).replay
@@ -80,6 +93,13 @@ extension TrainingRun {
       )
     }
     try metrics.truncate(to: manifest.metricsBytes)
+    try run.removeFilesOfOtherCheckpoints(than: manifest)
+    if config.adjustments != stored.adjustments {
+      var record = stored.adjusted(to: config, atEnvStep: manifest.progress.envSteps)
+      record.steps = stored.steps  // config.json keeps the run's own budget
+      record.minutes = stored.minutes
+      try folder.writeConfig(record)
+    }
     lock.recordHolder()
     if newer != 0 {
       run.warnings.append(
@@ -101,10 +121,13 @@ extension TrainingRun {
   }
 
   /// Throws ``TrainingError/runFolder(_:)`` naming the first difference when the run in
-  /// `directory` has another configuration than `config` (apart from `steps` and `minutes`).
-  public static func checkCompatible(_ config: TrainingConfig, with directory: URL) throws {
+  /// `directory` has another configuration than `config` (apart from `steps` and `minutes`, and
+  /// with `allowingAdjustments` the learning rates a resume may change).
+  public static func checkCompatible(
+    _ config: TrainingConfig, with directory: URL, allowingAdjustments: Bool = false
+  ) throws {
     let stored = try RunFolder(directory).readConfig()
-    if let difference = stored.difference(from: config) {
+    if let difference = stored.difference(from: config, allowingAdjustments: allowingAdjustments) {
       throw TrainingError.runFolder(
         "'\(directory.path)' holds a run with another configuration (\(difference)); choose another folder")
     }

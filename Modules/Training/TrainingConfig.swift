@@ -48,6 +48,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   public var minutes: Double?
   /// How learner batches are drawn from the replay.
   public var sampling: SamplingMode
+  /// The settings changed on resumes, oldest first (a record, not a setting; see
+  /// ``adjustableOnResume``).
+  public var adjustments: [SettingAdjustment] = []
 
   /// The defaults for `env`: the `small` agent preset, 4 environments, batch 16 x 64 (uniform
   /// windows), train ratio 64, prefill 1,000 steps, the replay of ``defaultReplayCapacity(_:)``,
@@ -156,11 +159,15 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   }
 
   /// What differs between this (a stored run's) configuration and `other`, ignoring `steps`
-  /// and `minutes` (a resume may change them), first difference only; nil when nothing does.
-  public func difference(from other: TrainingConfig) -> String? {
+  /// and `minutes` (a resume may change them) and the ``adjustments`` record, first difference
+  /// only; nil when nothing does. With `allowingAdjustments`, the ``adjustableOnResume``
+  /// settings may differ too.
+  public func difference(from other: TrainingConfig, allowingAdjustments: Bool = false) -> String? {
     var a = self
     a.steps = other.steps
     a.minutes = other.minutes
+    a.adjustments = other.adjustments
+    if allowingAdjustments { for (_, path) in Self.adjustableOnResume { a[keyPath: path] = other[keyPath: path] } }
     guard a != other else { return nil }
     if env != other.env { return "env \(env), not \(other.env)" }
     if backbone != other.backbone { return "backbone \(backbone.rawValue), not \(other.backbone.rawValue)" }
@@ -170,7 +177,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     if batch != other.batch || length != other.length {
       return "batch \(batch) x \(length), not \(other.batch) x \(other.length)"
     }
-    if agent != other.agent { return "another agent configuration" }
+    for (key, path) in Self.adjustableOnResume where a[keyPath: path] != other[keyPath: path] {
+      return "\(key) \(a[keyPath: path]), not \(other[keyPath: path])"
+    }
+    if a.agent != other.agent { return "another agent configuration" }
     return "other training settings"
   }
 }
@@ -181,6 +191,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
   case badConfiguration(String)
   /// The run folder cannot be used as asked (exists, belongs to another configuration, damaged).
   case runFolder(String)
+  /// A file of the run could not be written (a full disk, a file-size limit, a read-only
+  /// folder); the message names the cause and the checkpoint the folder still holds.
+  case writeFailed(String)
   /// A loss or gradient norm became NaN or infinite.
   case nonFinite(term: String, update: Int, envSteps: Int)
 
@@ -188,9 +201,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     switch self {
     case .badConfiguration(let m): return m
     case .runFolder(let m): return m
+    case .writeFailed(let m): return m
     case .nonFinite(let term, let update, let steps):
       return
-        "'\(term)' became non-finite at learner step \(update) (env step \(steps)); the run stopped and its last checkpoint before it is kept. Resuming would repeat the same steps; start a new run from its configuration with lower learning rates instead: r2i train --config RUN/config.json --run NEW --set agent.worldModel.optimizer.learningRate=..."
+        "'\(term)' became non-finite at learner step \(update) (env step \(steps)); the run stopped and its last checkpoint, from before it, is kept. Resuming as it is would repeat the same steps; resume with lower learning rates instead (the change is recorded in config.json): r2i train --run RUN --resume --set agent.worldModel.optimizer.learningRate=... (or agent.actorCritic.actorOptimizer.learningRate, agent.actorCritic.criticOptimizer.learningRate)"
     }
   }
 }

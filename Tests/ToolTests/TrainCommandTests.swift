@@ -80,6 +80,21 @@ import Training
     let resumed = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "80", "--threads", "1"])
     #expect(resumed.status == 0 && resumed.standardOutput.contains("resuming"), "\(resumed.standardError)")
     #expect(resumed.standardOutput.contains("done at env step 80"))
+
+    // The learning rates, and only they, may change on a resume; the change is printed and kept.
+    let slower = try runProcess(
+      r2i,
+      [
+        "train", "--run", run.path, "--resume", "--steps", "90", "--threads", "1", "--set",
+        "agent.worldModel.optimizer.learningRate=0.0005",
+      ])
+    #expect(slower.status == 0, "\(slower.standardError)")
+    #expect(
+      slower.standardOutput.contains(
+        "agent.worldModel.optimizer.learningRate changed from 0.001 to 0.0005 from env step 80 on"
+      ), "\(slower.standardOutput)")
+    let config = try String(contentsOf: run.appendingPathComponent("config.json"), encoding: .utf8)
+    #expect(config.contains("\"adjustments\"") && config.contains("\"envSteps\" : 80"), "\(config)")
   }
 
   /// One writer per run folder: a second `r2i train --resume` beside a running one exits at once
@@ -121,90 +136,194 @@ import Training
     #expect(resumed.warnings.isEmpty && resumed.collector.steps == progress.envSteps)
   }
 
-  /// SIGKILL at random moments from a new run's first instant on (starting when the folder
-  /// holds no run, resuming when it does): after every kill the folder either holds no run and
-  /// starts afresh, or resumes.
-  @Test func aKillAtAnyMomentLeavesAFolderThatStartsOrResumes() throws {
+  /// A checkpoint that cannot be written (here a file-size limit, `ulimit -f`, below the
+  /// learner file's size; a full disk takes the same path) stops the run with status 1 and a
+  /// message naming the file, the cause and what the folder still holds; the folder then starts
+  /// afresh or resumes exactly as before.
+  @Test func aCheckpointThatCannotBeWrittenIsNamedAndLosesNothing() throws {
     let r2i = try BuiltProducts.executable("r2i")
-    let root = temporaryFolder("kills")
+    let root = temporaryFolder("limit")
+    try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: root) }
-    let folder = root.appendingPathComponent("run")
-    var rng = SeededGenerator(seed: 9)
-    var outcomes = (fresh: 0, resumed: 0)
-    for round in 0..<16 {
-      // Even rounds: a new run in an emptied folder, killed in its first 0.2 s; odd rounds: a
-      // resume of whatever the folder holds, killed later.
-      if round % 2 == 0 { try? FileManager.default.removeItem(at: folder) }
-      let holds = FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path)
-      let p = Process()
-      p.executableURL = r2i
-      p.arguments =
-        holds
-        ? ["train", "--run", folder.path, "--resume", "--steps", "1000000", "--threads", "1"]
-        : ["train", "--run", folder.path, "--steps", "1000000"] + Self.tiny + ["--set", "checkpointEvery=4"]
-      p.standardOutput = FileHandle.nullDevice
-      p.standardError = FileHandle.nullDevice
-      try p.run()
-      usleep(UInt32(round % 2 == 0 ? rng.nextInt(below: 200_000) : 200_000 + rng.nextInt(below: 800_000)))
-      kill(p.processIdentifier, SIGKILL)
-      p.waitUntilExit()
-      if FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path) {
-        let run = try TrainingRun.resume(from: folder)
-        #expect(run.warnings.isEmpty, "round \(round): \(run.warnings)")
-        outcomes.resumed += 1
-      } else {
-        var config = try TinyConfigs.training(steps: 1_000_000)
-        config.checkpointEvery = 4
-        #expect(try TrainingRun.start(config: config, in: folder).collector.steps == 0, "round \(round)")
-        outcomes.fresh += 1
-      }
+    var config = try TinyConfigs.training(steps: 100)
+    config.checkpointEvery = 40
+    let configFile = root.appendingPathComponent("tiny.json")
+    try config.encoded().write(to: configFile)
+    let run = root.appendingPathComponent("run")
+    // 100 KiB (bash counts in KiB): the tiny agent's file (about 90 KB) fits, its learner file (about 140 KB) does not.
+    func limited(_ arguments: [String]) throws -> ProcessResult {
+      try runProcess(
+        URL(fileURLWithPath: "/bin/bash"),
+        ["-c", "ulimit -f 100; exec \"$0\" \"$@\"", r2i.path] + arguments + ["--threads", "1"])
     }
-    print("kills from the first instant: \(outcomes.fresh) left no run, \(outcomes.resumed) resumed")
-    #expect(outcomes.resumed > 0)
+    let first = try limited(["train", "--config", configFile.path, "--run", run.path])
+    #expect(first.status == 1 && !first.signalled, "\(first.status) \(first.standardError)")
+    #expect(first.standardError.contains("file-size limit") && first.standardError.contains("learner-"))
+    #expect(first.standardError.contains("next start begins afresh"), "\(first.standardError)")
+    #expect(TrainingRun.progress(of: run) == nil)
+
+    let started = try runProcess(r2i, ["train", "--config", configFile.path, "--run", run.path, "--steps", "40"])
+    #expect(started.status == 0, "\(started.standardError)")
+    let before = try folderContents(run).filter { !$0.key.hasSuffix(".lock") }
+    let resumed = try limited(["train", "--run", run.path, "--resume", "--steps", "100"])
+    #expect(resumed.status == 1 && !resumed.signalled, "\(resumed.status) \(resumed.standardError)")
+    #expect(
+      resumed.standardError.contains("still holds the checkpoint at env step 40"), "\(resumed.standardError)")
+    let again = try TrainingRun.resume(from: run)
+    #expect(again.warnings.isEmpty && again.collector.steps == 40)
+    let after = try folderContents(run).filter { !$0.key.hasSuffix(".lock") && !$0.key.hasPrefix("metrics") }
+    #expect(
+      after == before.filter { !$0.key.hasPrefix("metrics") }, "the resume did not clear the failed checkpoint's files")
   }
 
-  /// SIGKILL at random moments of a run that checkpoints every few steps: the folder always
-  /// resumes from a complete checkpoint.
-  @Test func aKilledRunAlwaysResumesFromACompleteCheckpoint() throws {
+  /// SIGKILL at 100 random moments of short runs (chains of up to 20 kills) that checkpoint every 4 env steps (so many
+  /// kills land inside a checkpoint), each chain of kills beginning in an empty folder (so some
+  /// land in a new run's first instant): after every kill the folder either holds no run and
+  /// starts afresh, or resumes without a warning, and each chain, run to its end, leaves exactly
+  /// the files of an uninterrupted run: the same agent, optimiser, collector and replay bytes,
+  /// the same loop state and the same metrics lines, wall-clock fields aside.
+  @Test func killedRunsResumeBitExactlyLikeAnUninterruptedRun() throws {
     let r2i = try BuiltProducts.executable("r2i")
-    let folder = temporaryFolder("killed")
-    defer { try? FileManager.default.removeItem(at: folder) }
-    var config = try TinyConfigs.training(steps: 1_000_000)
+    let root = temporaryFolder("kills")
+    try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: root) }
+    var config = try TinyConfigs.training(steps: 400)
     config.checkpointEvery = 4
-    config.evalEvery = 0
-    _ = try TrainingRun.start(config: config, in: folder)
-    var rng = SeededGenerator(seed: 5)
-    var lastSteps = 0
-    var advanced = 0
-    for round in 0..<12 {
-      let p = Process()
-      p.executableURL = r2i
-      p.arguments = ["train", "--run", folder.path, "--resume", "--threads", "1"]
-      p.standardOutput = FileHandle.nullDevice
-      p.standardError = FileHandle.nullDevice
-      try p.run()
-      usleep(UInt32(300_000 + rng.nextInt(below: 1_200_000)))
-      kill(p.processIdentifier, SIGKILL)
-      p.waitUntilExit()
-      let run = try TrainingRun.resume(from: folder)
-      // The checkpoint's own replay manifest: never the newer-replay path that is not bit-exact.
-      #expect(run.warnings.isEmpty, "round \(round): \(run.warnings)")
-      #expect(run.collector.steps >= lastSteps, "round \(round): the checkpoint went back")
-      if run.collector.steps > lastSteps { advanced += 1 }
-      lastSteps = run.collector.steps
+    let configFile = root.appendingPathComponent("tiny.json")
+    try config.encoded().write(to: configFile)
+    let start = ["train", "--config", configFile.path, "--threads", "1", "--run"]
+
+    let reference = root.appendingPathComponent("reference")
+    let whole = try runProcess(r2i, start + [reference.path])
+    #expect(whole.status == 0, "\(whole.standardError)")
+    let expected = try RunFingerprint(reference)
+
+    var rng = SeededGenerator(seed: 9)
+    var tally = (kills: 0, noRun: 0, insideCheckpoint: 0)
+    var chain = 0
+    while tally.kills < 100 {
+      defer { chain += 1 }
+      #expect(chain < 10, "the runs end before they can be killed; the test proves too little")
+      if chain >= 10 { break }
+      let folder = root.appendingPathComponent("chain-\(chain)")
+      for kill in 0..<min(20, 100 - tally.kills) {
+        let holds = FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path)
+        let p = Process()
+        p.executableURL = r2i
+        p.arguments = holds ? ["train", "--run", folder.path, "--resume", "--threads", "1"] : start + [folder.path]
+        let log = root.appendingPathComponent("chain-\(chain)-\(kill).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        // A new run dies in its first 0.2 s; a resume anywhere in its first 0.6 s.
+        usleep(UInt32(rng.nextInt(below: holds ? 600_000 : 200_000)))
+        Foundation.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        try handle.close()
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(!output.contains("warning"), "chain \(chain), kill \(kill): \(output)")
+        guard p.terminationReason == .uncaughtSignal else { break }  // the run ended first
+        tally.kills += 1
+        if !FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path) {
+          tally.noRun += 1
+        } else if try RunFingerprint.hasFilesOfAnUnfinishedCheckpoint(folder) {
+          tally.insideCheckpoint += 1
+        }
+      }
+      let finish =
+        FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path)
+        ? ["train", "--run", folder.path, "--resume", "--threads", "1"] : start + [folder.path]
+      let finished = try runProcess(r2i, finish)
+      #expect(finished.status == 0 && !finished.standardError.contains("warning"), "\(finished.standardError)")
+      #expect(try !RunFingerprint.hasFilesOfAnUnfinishedCheckpoint(folder), "chain \(chain): stray files remain")
+      let got = try RunFingerprint(folder)
+      #expect(got.differences(from: expected).isEmpty, "chain \(chain): \(got.differences(from: expected))")
     }
-    #expect(advanced >= 3, "the runs were killed before making progress; the test proves nothing")
-    // The next checkpoint leaves exactly its own files (state.json and the parts it names),
-    // whatever the kills left behind.
-    try TrainingRun.resume(from: folder).checkpoint()
-    let files = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("checkpoint").path)
-    let state =
-      try JSONSerialization.jsonObject(
-        with: Data(contentsOf: folder.appendingPathComponent("checkpoint/state.json"))) as? [String: Any]
-    let named = try #require(state?["files"] as? [String: String])
-    #expect(named.count == 4, "\(named)")
-    #expect(Set(files) == Set(named.values).union(["state.json"]), "checkpoint files pile up: \(files)")
-    print("kill loop: 12 kills, the run reached env step \(lastSteps), advanced in \(advanced) rounds")
+    print(
+      "kill loop: \(tally.kills) kills, \(tally.noRun) left no run, \(tally.insideCheckpoint) inside a checkpoint")
+    #expect(tally.noRun > 0 && tally.insideCheckpoint > 0, "no kill landed in a first instant or inside a checkpoint")
+  }
+}
+
+/// What a finished run folder holds, wall-clock fields aside: the checkpoint's binary parts
+/// byte for byte, its loop state and metrics lines as JSON without their timings, and the
+/// replay chunks byte for byte.
+private struct RunFingerprint {
+  static let timings: Set<String> = ["seconds", "lastLogSeconds", "updateSeconds", "update_ms", "steps_per_second"]
+  var parts: [String: Data] = [:]
+  var loop: NSDictionary = [:]
+  var metrics: [NSDictionary] = []
+  var chunks: [Data] = []
+  var replayState: NSDictionary = [:]
+
+  init(_ run: URL) throws {
+    let checkpoint = run.appendingPathComponent("checkpoint")
+    let state = try Self.json(Data(contentsOf: checkpoint.appendingPathComponent("state.json")))
+    let files = try #require(state["files"] as? [String: String])
+    for (part, name) in files {
+      let data = try Data(contentsOf: checkpoint.appendingPathComponent(name))
+      if part == "loop" { loop = try Self.json(data) } else { parts[part] = data }
+    }
+    let text = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+    metrics = try text.split(separator: "\n").map { try Self.json(Data($0.utf8)) }
+    // The chunks the checkpoint's replay manifest names, in order, by content (their names
+    // carry a random token, and which older chunks stay beside them depends on the history).
+    let replay = run.appendingPathComponent("replay")
+    let manifestName = try #require(state["replayManifest"] as? String)
+    let manifest = try Self.json(Data(contentsOf: replay.appendingPathComponent(manifestName)))
+    replayState = try Self.json(Data(contentsOf: replay.appendingPathComponent(manifestName)), without: ["file"])
+    for case let segment as [String: Any] in try #require(manifest["segments"] as? [Any]) {
+      for case let chunk as [String: Any] in try #require(segment["chunks"] as? [Any]) {
+        let file = try #require(chunk["file"] as? String, "\(chunk)")
+        chunks.append(try Data(contentsOf: replay.appendingPathComponent(file)))
+      }
+    }
+  }
+
+  /// True when `checkpoint/` or `replay/` holds files that `state.json` does not name: a kill
+  /// landed while a checkpoint was being written.
+  static func hasFilesOfAnUnfinishedCheckpoint(_ run: URL) throws -> Bool {
+    let checkpoint = run.appendingPathComponent("checkpoint")
+    let stateURL = checkpoint.appendingPathComponent("state.json")
+    guard FileManager.default.fileExists(atPath: stateURL.path) else { return true }
+    let state = try json(Data(contentsOf: stateURL))
+    let named = Set((state["files"] as? [String: String] ?? [:]).values).union(["state.json"])
+    let present = Set(try FileManager.default.contentsOfDirectory(atPath: checkpoint.path))
+    let manifests = try FileManager.default.contentsOfDirectory(
+      atPath: run.appendingPathComponent("replay").path
+    ).filter { $0.hasPrefix("manifest-") }
+    return !present.isSubset(of: named) || manifests.contains { $0 != state["replayManifest"] as? String }
+  }
+
+  func differences(from other: RunFingerprint) -> [String] {
+    var out: [String] = []
+    for (name, data) in parts where other.parts[name] != data { out.append("checkpoint part \(name)") }
+    if parts.count != other.parts.count { out.append("checkpoint parts \(parts.keys) vs \(other.parts.keys)") }
+    if loop != other.loop { out.append("loop state") }
+    if metrics.count != other.metrics.count { out.append("\(metrics.count) metrics lines, not \(other.metrics.count)") }
+    for (i, (a, b)) in zip(metrics, other.metrics).enumerated() where a != b {
+      out.append("metrics line \(i + 1): \(a) vs \(b)")
+      break
+    }
+    if replayState != other.replayState { out.append("replay manifest") }
+    if chunks != other.chunks { out.append("replay chunks (\(chunks.count) vs \(other.chunks.count) files)") }
+    return out
+  }
+
+  /// A JSON object with the wall-clock fields, checksums and the keys `without` removed at every depth.
+  private static func json(_ data: Data, without: Set<String> = []) throws -> NSDictionary {
+    let dropped = timings.union(without).union(["crc32"])
+    func strip(_ value: Any) -> Any {
+      if let d = value as? [String: Any] {
+        return d.filter { !dropped.contains($0.key) }.mapValues(strip)
+      }
+      if let a = value as? [Any] { return a.map(strip) }
+      return value
+    }
+    let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    return strip(object) as! [String: Any] as NSDictionary
   }
 }
 

@@ -177,6 +177,53 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(resumed.agent.parameters.allSatisfy { $0.value.scalars.allSatisfy(\.isFinite) })
   }
 
+  /// The NaN guard's advice: a resume may lower the learning rates. The new rates drive the
+  /// optimisers from the checkpoint on, `config.json` records each change with the step it
+  /// took effect at (and keeps it for later resumes), and any other change is refused with the
+  /// folder left as it was.
+  @Test func aResumeMayChangeTheLearningRatesAndRecordsIt() throws {
+    let config = try tinyTrainingConfig(steps: 120)
+    let folder = temporaryFolder("adjust")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    _ = try TrainingRun.start(config: config, in: folder).run()
+    let before = try folderContents(folder)
+
+    var other = config
+    other.agent.worldModel.optimizer.learningRate = 2.5e-4
+    other.batch += 1
+    #expect(throws: TrainingError.self) { try TrainingRun.resume(from: folder, adjusting: other) }
+    other.batch = config.batch
+    other.agent.actorCritic.actorOptimizer.learningRate = -1
+    #expect(throws: TrainingError.self) { try TrainingRun.resume(from: folder, adjusting: other) }
+    #expect(try folderContents(folder) == before, "a refused resume changed the folder")
+
+    other.agent.actorCritic.actorOptimizer.learningRate = 1e-5
+    let adjusted = try TrainingRun.resume(from: folder, steps: 160, adjusting: other)
+    #expect(adjusted.learner.worldModelTrainer.optimizer.learningRate == 2.5e-4)
+    #expect(adjusted.learner.actorCritic.actorOptimizer.learningRate == 1e-5)
+    #expect(
+      adjusted.learner.actorCritic.criticOptimizer.learningRate
+        == config.agent.actorCritic.criticOptimizer.learningRate)
+    let expected = [
+      SettingAdjustment(
+        setting: "agent.worldModel.optimizer.learningRate",
+        from: config.agent.worldModel.optimizer.learningRate, to: 2.5e-4, envSteps: 120),
+      SettingAdjustment(
+        setting: "agent.actorCritic.actorOptimizer.learningRate",
+        from: config.agent.actorCritic.actorOptimizer.learningRate, to: 1e-5, envSteps: 120),
+    ]
+    #expect(adjusted.config.adjustments == expected)
+    #expect(try adjusted.run().envSteps == 160)
+    let stored = try TrainingRun.configuration(of: folder)
+    #expect(stored.adjustments == expected && stored.steps == 120, "\(stored.adjustments)")
+    #expect(stored.agent.worldModel.optimizer.learningRate == 2.5e-4)
+
+    // A later resume keeps the new rates and the record; --set cannot forge the record.
+    let again = try TrainingRun.resume(from: folder, steps: 170)
+    #expect(again.learner.worldModelTrainer.optimizer.learningRate == 2.5e-4 && again.config.adjustments == expected)
+    #expect(throws: TrainingError.self) { try config.applying(["adjustments=[]"]) }
+  }
+
   @Test func aRunFolderIsNeverTakenOverAndDamageIsNamed() throws {
     let config = try tinyTrainingConfig(steps: 60)
     let folder = temporaryFolder("taken")

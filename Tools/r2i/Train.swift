@@ -64,19 +64,25 @@ struct Train: ParsableCommand {
       } catch {
         throw ValidationError("--run: \(error)")
       }
+      let wanted = try options.resumed(stored)
       do {
-        try TrainingRun.checkCompatible(try options.resumed(stored), with: dir)
+        try TrainingRun.checkCompatible(wanted, with: dir, allowingAdjustments: true)
       } catch let e as TrainingError {
-        throw ValidationError("--run: \(e); drop the flags that change it to resume it")
+        throw ValidationError(
+          "--run: \(e); drop the flags that change it to resume it (only learning rates can change on a resume)")
       }
-      training = try TrainingRun.resume(from: dir, steps: options.steps, minutes: options.minutes)
+      training = try TrainingRun.resume(from: dir, steps: options.steps, minutes: options.minutes, adjusting: wanted)
       print("resuming \(dir.path) at env step \(training.collector.steps), learner step \(training.updates)")
+      for a in training.config.adjustments.dropFirst(stored.adjustments.count) {
+        print("\(a.setting) changed from \(a.from) to \(a.to) from env step \(a.envSteps) on (recorded in config.json)")
+      }
       for w in training.warnings { print("warning: \(w)") }
     } else {
       let c = try options.newRun(from: try configFile())
       do {
         training = try TrainingRun.start(config: c, in: dir)
       } catch let e as TrainingError {
+        if case .writeFailed = e { throw e }  // not the command line's mistake: status 1
         throw ValidationError("--run: \(e)")
       }
       print(

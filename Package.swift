@@ -20,6 +20,7 @@ let package = Package(
     .library(name: "Replay", targets: ["Replay"]),
     .library(name: "CommandLineSupport", targets: ["CommandLineSupport"]),
     .library(name: "Agent", targets: ["Agent"]),
+    .library(name: "Distributed", targets: ["Distributed"]),
     .library(name: "Training", targets: ["Training"]),
     .library(name: "TrainingCommandLine", targets: ["TrainingCommandLine"]),
     .executable(name: "r2i", targets: ["r2i"]),
@@ -33,6 +34,9 @@ let package = Package(
     .systemLibrary(
       name: "COpenBLAS", path: "Modules/COpenBLAS", pkgConfig: "openblas",
       providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(
+      name: "COpenMPI", path: "Modules/COpenMPI", pkgConfig: "mpi",
+      providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
     .systemLibrary(
       name: "CPNG", path: "Modules/CPNG", pkgConfig: "libpng",
       providers: [.apt(["libpng-dev", "zlib1g-dev"])]),
@@ -54,6 +58,9 @@ let package = Package(
     .target(
       name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],
       path: "Modules/WorldModel"),
+
+    // The ranks of a data-parallel job (MPI under mpirun, else one process) and their collectives.
+    .target(name: "Distributed", dependencies: ["COpenMPI", "Tensor"], path: "Modules/Distributed"),
 
     // Actor-critic learning in imagination, and the agent that acts.
     .target(name: "Agent", dependencies: ["WorldModel", "NN"], path: "Modules/Agent"),
@@ -137,10 +144,14 @@ let package = Package(
       ],
       path: "Tests/ToolTests"),
     .testTarget(
+      name: "DistributedTests", dependencies: ["Distributed", "Tensor", "TestSupport"], path: "Tests/DistributedTests"),
+    .testTarget(
       name: "ReplayTests", dependencies: ["Replay", "FileSupport", "TestSupport"], path: "Tests/ReplayTests"),
 
     // Test helpers: shared fixtures, and a replay writer that the kill test runs as a child process.
     .target(name: "TestSupport", dependencies: ["Replay", "Agent", "Training"], path: "Tests/TestSupport"),
+    .executableTarget(
+      name: "distributed-probe", dependencies: ["Distributed", "Tensor"], path: "Tests/DistributedProbe"),
     .executableTarget(
       name: "replay-crash-writer", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayCrashWriter"),
   ]

@@ -7,13 +7,14 @@
 #   ./Tools/dev.sh bench ARGS    install, build, run the benchmark harness (r2i-bench ARGS)
 #   ./Tools/dev.sh deps          only install the Debian packages that are missing
 #
-# Debian packages needed: libopenblas-dev, libpng-dev, zlib1g-dev (and pkg-config).
+# Debian packages needed: libopenblas-dev, libpng-dev, zlib1g-dev, pkg-config, and Open MPI
+# (openmpi-bin, libopenmpi-dev) for data-parallel training with mpirun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ensure_deps() {
   local missing=()
-  for pkg in libopenblas-dev libpng-dev zlib1g-dev pkg-config; do
+  for pkg in libopenblas-dev libpng-dev zlib1g-dev pkg-config openmpi-bin libopenmpi-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then

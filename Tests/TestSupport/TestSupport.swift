@@ -110,3 +110,14 @@ public func runProcess(_ executable: URL, _ arguments: [String], in directory: U
     status: p.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
     standardError: String(decoding: errData, as: UTF8.self), signalled: p.terminationReason == .uncaughtSignal)
 }
+
+/// Runs `executable` as `ranks` MPI ranks (`mpirun --oversubscribe`, allowed as root, as CI
+/// runs), or throws naming the package to install when Open MPI is missing.
+public func runMPI(ranks: Int, _ executable: URL, _ arguments: [String]) throws -> ProcessResult {
+  let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
+  guard FileManager.default.isExecutableFile(atPath: mpirun.path) else {
+    throw TestSupportError("mpirun is missing: install Open MPI (./Tools/dev.sh deps installs openmpi-bin)")
+  }
+  return try runProcess(
+    mpirun, ["--oversubscribe", "--allow-run-as-root", "-np", "\(ranks)", executable.path] + arguments)
+}

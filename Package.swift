@@ -63,7 +63,7 @@ let package = Package(
     .target(name: "Distributed", dependencies: ["COpenMPI", "Tensor"], path: "Modules/Distributed"),
 
     // Actor-critic learning in imagination, and the agent that acts.
-    .target(name: "Agent", dependencies: ["WorldModel", "NN"], path: "Modules/Agent"),
+    .target(name: "Agent", dependencies: ["WorldModel", "NN", "Distributed"], path: "Modules/Agent"),
 
     // The room that joins Envs, Replay and the agent: conversions, the collector, the training
     // loop and its run folder.
@@ -149,9 +149,11 @@ let package = Package(
       name: "ReplayTests", dependencies: ["Replay", "FileSupport", "TestSupport"], path: "Tests/ReplayTests"),
 
     // Test helpers: shared fixtures, and a replay writer that the kill test runs as a child process.
-    .target(name: "TestSupport", dependencies: ["Replay", "Agent", "Training"], path: "Tests/TestSupport"),
+    .target(
+      name: "TestSupport", dependencies: ["Replay", "Agent", "Training", "Distributed"], path: "Tests/TestSupport"),
     .executableTarget(
-      name: "distributed-probe", dependencies: ["Distributed", "Tensor"], path: "Tests/DistributedProbe"),
+      name: "distributed-probe", dependencies: ["Distributed", "Tensor", "TestSupport"],
+      path: "Tests/DistributedProbe"),
     .executableTarget(
       name: "replay-crash-writer", dependencies: ["Replay", "TestSupport"], path: "Tests/ReplayCrashWriter"),
   ]

@@ -1,3 +1,5 @@
+import Distributed
+
 /// What one imagined rollout gives the losses.
 public struct ImaginedReturns {
   /// The imagined states s_0 ... s_H, stacked: [H + 1, N, ...] (s_0 the detached starts).
@@ -50,6 +52,9 @@ public final class ActorCriticLearner {
   let slowCriticEMA: ParameterEMA
   /// The return normalisation's state.
   public var returnScale = ReturnScale()
+  /// The data-parallel job the updates are shared with (set by ``AgentLearner/share(with:)``):
+  /// each rank imagines from its own starts, which follow those of the ranks before it.
+  var communicator: any Communicator = SingleProcess()
 
   /// `slowCritic` must have the critic's structure; it starts as a copy of the critic.
   public init(
@@ -72,7 +77,9 @@ public final class ActorCriticLearner {
   public func update(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> BehaviourMetrics {
     var start = start
     var startContinue = startContinue
-    if let chosen = Self.chooseStarts(settings.imaginationStarts, continues: startContinue, rng: &rng) {
+    // Data-parallel: each rank its share of the starts, among its own rows.
+    let limit = settings.imaginationStarts.map { ($0 + communicator.size - 1) / communicator.size }
+    if let chosen = Self.chooseStarts(limit, continues: startContinue, rng: &rng) {
       start = start.rows(chosen)
       startContinue = startContinue.gather(indices: chosen, axis: 0)
     }
@@ -89,18 +96,27 @@ public final class ActorCriticLearner {
   /// critic's loss does not read the actor's parameters, so computing both gradients before
   /// either optimiser step is the same as DreamerV3's actor-then-critic order. Discrete actions
   /// with every start in one chunk take ``gradientsInOnePass(start:startContinue:rng:)``; other
-  /// cases ``chunkedGradients(start:startContinue:rng:)``.
+  /// cases ``chunkedGradients(_:)``.
   public func gradients(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> (
     actor: Gradients, critic: Gradients, metrics: BehaviourMetrics
   ) {
     precondition(
       startContinue.count == start.batchSize,
       "gradients: \(start.batchSize) starts but \(startContinue.count) continues")
-    if actor.spec.isDiscrete && chunks(starts: start.batchSize).count == 1 {
-      var r = rng.split()  // as the chunked path draws the first chunk's generator
+    let parts = localChunks(starts: start.batchSize, rng: &rng)
+    if actor.spec.isDiscrete && parts.ranges.count == 1 {
+      var r = parts.generators[0]
       return gradientsInOnePass(start: start, startContinue: startContinue, rng: &r)
     }
-    return chunkedGradients(start: start, startContinue: startContinue, rng: &rng)
+    return chunkedGradients(
+      StartChunks(start: start, continues: startContinue, ranges: parts.ranges, generators: parts.generators))
+  }
+
+  /// Moves the return scale with `returns`, and in a data-parallel job with every rank's.
+  func updateReturnScale(_ returns: Tensor) {
+    guard communicator.size > 1 else { return returnScale.update(returns) }
+    let all = communicator.allGather(returns.scalars).flatMap { $0 }
+    returnScale.update(Tensor(all, shape: [all.count]))
   }
 
   /// ``gradients(start:startContinue:rng:)`` for discrete actions and one chunk, with every
@@ -116,7 +132,7 @@ public final class ActorCriticLearner {
     var metrics = BehaviourMetrics()
     let (_, g) = valueAndGradient(of: [actor, critic]) {
       let rollout = discreteRollout(start: start, startContinue: startContinue, actorOnTape: true, rng: &rng)
-      returnScale.update(rollout.imagined.returns.value)
+      updateReturnScale(rollout.imagined.returns.value)
       let (actorLoss, actorMetrics) = actorLoss(rollout.imagined, policy: rollout.policy)
       let (criticLoss, criticMetrics) = criticLoss(rollout.imagined, distribution: rollout.values)
       metrics = actorMetrics.adding(criticMetrics)

@@ -1,3 +1,5 @@
+import Distributed
+
 /// Learning for an ``Agent``: one world-model update, then the actor and the critic on
 /// imagination from all B x T posterior states (the order of `docs/method.md`, section 4).
 public final class AgentLearner {
@@ -67,17 +69,46 @@ public final class AgentLearner {
     ]
   }
 
+  /// The job this learner's steps are shared with (``share(with:)``); one process by default.
+  public private(set) var communicator: any Communicator = SingleProcess()
+
+  /// Makes every learner step a step of the data-parallel job `communicator`: each rank passes
+  /// its own batch of the same shape (its rows of the job's batch, in rank order) and the same
+  /// generator state, draws what one process holding the whole batch would draw for its rows
+  /// (``SeededGenerator/shard``), averages every gradient over the ranks before the optimiser
+  /// steps, combines the returns of every rank for the return scale, and reports metrics
+  /// averaged over the ranks. With equal ranks (no padded steps, every imagination start used),
+  /// N ranks at batch B are one learner at batch N x B; with
+  /// ``ActorCriticSettings/imaginationStarts`` each rank imagines from its share of the starts,
+  /// drawn among its own rows. The parameters must be equal on every rank already.
+  public func share(with communicator: any Communicator) {
+    self.communicator = communicator
+    for (_, optimizer) in optimizers {
+      optimizer.reduceGradients = communicator.size > 1 ? { communicator.average(&$0) } : nil
+    }
+    actorCritic.communicator = communicator
+  }
+
   /// One learner step on `batch`: the world-model update, then the actor and the critic on
   /// imagination from its posterior states; the metrics of both.
   @discardableResult
   public func train(_ batch: WorldModelBatch, rng: inout SeededGenerator) -> LearnerMetrics {
+    let ranks = communicator.size
+    if ranks > 1 {
+      rng.shard = RowShard(
+        offset: communicator.rank * batch.batchSize, count: batch.batchSize, total: ranks * batch.batchSize)
+    }
     let update = worldModelTrainer.update(batch, rng: &rng)
+    rng.shard = nil
     let n = batch.batchSize * batch.length
     // Padded steps (mask 0) and terminal ones start nothing.
     var startContinue = (1 - batch.isTerminal).reshaped([n])
     if let mask = batch.mask { startContinue = startContinue * mask.reshaped([n]) }
     let behaviour = actorCritic.update(
       start: update.posterior.states.flattened(), startContinue: startContinue, rng: &rng)
-    return LearnerMetrics(worldModel: update.metrics, behaviour: behaviour)
+    let metrics = LearnerMetrics(worldModel: update.metrics, behaviour: behaviour)
+    guard ranks > 1 else { return metrics }
+    let sums = communicator.sum(metrics.values.map(Double.init))
+    return LearnerMetrics(values: sums.map { Float($0 / Double(ranks)) })
   }
 }

@@ -25,8 +25,33 @@ extension ActorCriticLearner {
     return stride(from: 0, to: n, by: size).map { $0..<min(n, $0 + size) }
   }
 
-  /// ``gradients(start:startContinue:rng:)`` over chunks of the starts (``chunks(starts:)``),
-  /// each imagined from its own generator split off `rng` in order, so memory is bounded by one
+  /// The chunks of this rank's N starts and the generators they imagine from: the job's starts
+  /// (N per rank, in rank order) split by ``chunks(starts:)``, one generator split off `rng` per
+  /// chunk in order, as one process would split them; of each chunk that holds starts of this
+  /// rank, those starts (a local range) and the chunk's generator drawing for them
+  /// (``SeededGenerator/shard``). In a job of one: the chunks and their generators.
+  func localChunks(starts n: Int, rng: inout SeededGenerator) -> (
+    ranges: [Range<Int>], generators: [SeededGenerator]
+  ) {
+    let ranks = communicator.size
+    let all = chunks(starts: n * ranks)
+    let generators = all.map { _ in rng.split() }
+    guard ranks > 1 else { return (all, generators) }
+    let mine = (communicator.rank * n)..<((communicator.rank + 1) * n)
+    var out: (ranges: [Range<Int>], generators: [SeededGenerator]) = ([], [])
+    for (chunk, generator) in zip(all, generators) {
+      let part = chunk.clamped(to: mine)
+      guard !part.isEmpty else { continue }
+      out.ranges.append((part.lowerBound - mine.lowerBound)..<(part.upperBound - mine.lowerBound))
+      var g = generator
+      g.shard = RowShard(offset: part.lowerBound - chunk.lowerBound, count: part.count, total: chunk.count)
+      out.generators.append(g)
+    }
+    return out
+  }
+
+  /// ``gradients(start:startContinue:rng:)`` over chunks of the starts (``localChunks(starts:rng:)``),
+  /// each imagined from its own generator, so memory is bounded by one
   /// chunk's tape plus the imagined states. The
   /// return scale is updated once with the returns of all chunks before any advantage is
   /// computed; each chunk's losses enter weighted by its share of the starts, so the gradient is
@@ -34,12 +59,8 @@ extension ActorCriticLearner {
   /// tape, and kept. Continuous actions with several chunks: a first pass off the tape gives the
   /// returns for the scale, and each chunk is imagined again (same generator, same values) on
   /// the tape for the actor's gradient.
-  func chunkedGradients(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> (
-    actor: Gradients, critic: Gradients, metrics: BehaviourMetrics
-  ) {
-    let ranges = chunks(starts: start.batchSize)
-    let parts = StartChunks(
-      start: start, continues: startContinue, ranges: ranges, generators: ranges.map { _ in rng.split() })
+  func chunkedGradients(_ parts: StartChunks) -> (actor: Gradients, critic: Gradients, metrics: BehaviourMetrics) {
+    let ranges = parts.ranges
     let discrete = actor.spec.isDiscrete
     var sums = ChunkSums()
     var kept: [ImaginedReturns] = []  // detached, for the critic (and the discrete actor)
@@ -47,7 +68,7 @@ extension ActorCriticLearner {
       kept = discreteCriticPass(parts, into: &sums)
     } else if ranges.count > 1 {
       let returns = ranges.indices.map { i in withoutGradient { parts.imagine(i, with: self).returns.value } }
-      returnScale.update(Tensor.concat(returns, axis: 1))
+      updateReturnScale(Tensor.concat(returns, axis: 1))
     }
     for i in ranges.indices {
       let (_, g) = valueAndGradient(of: actor) {
@@ -56,7 +77,7 @@ extension ActorCriticLearner {
           imagined = kept[i]
         } else {
           imagined = parts.imagine(i, with: self)
-          if ranges.count == 1 { returnScale.update(imagined.returns.value) }
+          if ranges.count == 1 { updateReturnScale(imagined.returns.value) }
           kept.append(imagined.detached)
         }
         let (loss, m) = actorLoss(imagined)
@@ -96,7 +117,7 @@ extension ActorCriticLearner {
       }
       ChunkSums.accumulate(g, into: &sums.critic)
     }
-    returnScale.update(Tensor.concat(kept.map(\.returns.value), axis: 1))
+    updateReturnScale(Tensor.concat(kept.map(\.returns.value), axis: 1))
     return kept
   }
 }

@@ -102,7 +102,7 @@ public struct OneHotCategorical {
     var perm = Array(0..<probs.rank)
     perm.swapAt(0, 1)
     let tm = probs.value.permuted(perm)
-    let idx = tm.sampleCategorical(using: &rng)
+    let idx = tm.sampleCategorical(using: &rng, batchAxis: 1)
     let onehot = Tensor.oneHot(idx, depth: classes).reshaped(tm.shape).permuted(perm)
     return straightThrough(onehot)
   }
@@ -356,7 +356,7 @@ public struct BoundedNormal {
 
   /// A reparameterised sample mean + std * eps.
   public func sample(using rng: inout SeededGenerator) -> Variable {
-    mean + std * Tensor.normal(mean.shape, using: &rng)
+    mean + std * Tensor.normalRows(mean.shape, using: &rng)
   }
 
   /// log density summed over the last axis.

@@ -43,6 +43,10 @@ public final class Adam: @unchecked Sendable {
   public var clipGlobalNorm: Float?
   /// Updates taken so far.
   public private(set) var step: Int = 0
+  /// Applied to the gradients before anything else in ``update(_:)-([Tensor])`` (nil: nothing):
+  /// data-parallel training averages them over its processes here, so the norm, the clipping
+  /// and the step see the job's gradient.
+  public var reduceGradients: ((inout [Tensor]) -> Void)?
 
   let names: [String]
   let parameters: [Parameter]
@@ -108,6 +112,8 @@ public final class Adam: @unchecked Sendable {
   public func update(_ grads: [Tensor]) -> Statistics {
     precondition(
       grads.count == parameters.count, "Adam.update: \(grads.count) gradients for \(parameters.count) parameters")
+    var grads = grads
+    reduceGradients?(&grads)
     let norm = Float(grads.reduce(0.0) { $0 + $1.sumOfSquares() }.squareRoot())
     var scale: Float = 1
     if let clip = clipGlobalNorm, norm > clip, norm > 0 { scale = clip / norm }

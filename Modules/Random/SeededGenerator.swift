@@ -17,6 +17,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Hashable {
   @usableFromInline var s1: UInt64
   @usableFromInline var s2: UInt64
   @usableFromInline var s3: UInt64
+  /// When set, the rows this process holds of a batch split over several processes: the
+  /// batch-wise samplers (`Tensor.sampleCategorical`, `Tensor.normalRows`) then draw for every
+  /// row of the whole batch, in the order one process holding all of it would, and keep this
+  /// process's rows, so the processes together draw exactly what one would. Not part of
+  /// ``state``; ``split()`` does not pass it on.
+  public var shard: RowShard?
 
   /// Creates a generator for `seed`; different `stream` numbers give statistically independent
   /// sequences for the same seed.
@@ -31,6 +37,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Hashable {
     s2 = sm.next()
     s3 = sm.next()
     if s0 | s1 | s2 | s3 == 0 { s0 = 0x9E37_79B9_7F4A_7C15 }
+    shard = nil
   }
 
   /// The next 64 random bits.
@@ -57,6 +64,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Hashable {
   public init?(state: [UInt64]) {
     guard state.count == 4, state.contains(where: { $0 != 0 }) else { return nil }
     (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
+    shard = nil
   }
 
   /// A new generator whose stream is independent of this one; advances this generator.
@@ -200,4 +208,24 @@ public enum StreamTag {
     worldModelInitialisation, replaySampling, gradientCheck, parameterGradientCheck, renderPolicy,
     agentInitialisation, collector, learner, evaluation, environments,
   ]
+}
+
+/// Rows `offset ..< offset + count` of a batch of `total` rows: the part of a batch one process
+/// of a data-parallel job holds (see ``SeededGenerator/shard``).
+public struct RowShard: Sendable, Hashable {
+  public let offset: Int
+  public let count: Int
+  public let total: Int
+
+  public init(offset: Int, count: Int, total: Int) {
+    precondition(
+      offset >= 0 && count >= 0 && offset + count <= total, "RowShard: rows \(offset)..<\(offset + count) of \(total)")
+    self.offset = offset
+    self.count = count
+    self.total = total
+  }
+
+  /// The rows before this shard's and after them.
+  public var before: Int { offset }
+  public var after: Int { total - offset - count }
 }

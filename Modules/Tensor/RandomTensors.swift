@@ -46,19 +46,48 @@ extension Tensor {
     }
   }
 
+  /// Standard normal samples of `shape`, whose first axis holds batch rows: when `rng` draws
+  /// for a shard of a batch (``SeededGenerator/shard``), drawn for every row of the whole batch
+  /// and this shard's rows kept; else ``normal(_:mean:std:using:)``.
+  public static func normalRows(_ shape: [Int], using rng: inout SeededGenerator) -> Tensor {
+    guard let shard = rng.shard else { return normal(shape, using: &rng) }
+    precondition(shape.first == shard.count, "normalRows: \(shape) rows for a shard of \(shard.count)")
+    let whole = normal([shard.total] + shape.dropFirst(), using: &rng)
+    return whole.slice(axis: 0, shard.offset..<(shard.offset + shard.count))
+  }
+
   /// One categorical sample per row of a [..., K] tensor of probabilities (rows need not be
-  /// normalised exactly); returns the chosen class index of each row.
-  public func sampleCategorical(using rng: inout SeededGenerator) -> [Int] {
+  /// normalised exactly); returns the chosen class index of each row. Each row takes one
+  /// uniform draw, in row order. Axis `batchAxis` holds batch rows: when `rng` draws for a
+  /// shard of a batch (``SeededGenerator/shard``), the draws are made for every row of the
+  /// whole batch, as one process holding it would make them, and this shard's are used.
+  public func sampleCategorical(using rng: inout SeededGenerator, batchAxis: Int = 0) -> [Int] {
     precondition(rank >= 1, "sampleCategorical needs rank >= 1, shape is \(shape)")
     let k = shape[rank - 1]
     let rows = count / Swift.max(k, 1)
+    var uniforms = [Float]()
+    uniforms.reserveCapacity(rows)
+    if let shard = rng.shard {
+      precondition(
+        batchAxis < rank - 1 && shape[batchAxis] == shard.count,
+        "sampleCategorical: axis \(batchAxis) of \(shape) is not a shard of \(shard.count) rows")
+      let outer = shape[..<batchAxis].reduce(1, *)
+      let inner = shape[(batchAxis + 1)..<(rank - 1)].reduce(1, *)
+      for _ in 0..<outer {
+        for _ in 0..<(shard.before * inner) { _ = rng.next() }  // one draw per row, as nextFloat
+        for _ in 0..<(shard.count * inner) { uniforms.append(rng.nextFloat()) }
+        for _ in 0..<(shard.after * inner) { _ = rng.next() }
+      }
+    } else {
+      for _ in 0..<rows { uniforms.append(rng.nextFloat()) }
+    }
     var result = [Int](repeating: 0, count: rows)
     withUnsafeBufferPointer { p in
       for r in 0..<rows {
         let row = UnsafeBufferPointer(rebasing: p[(r * k)..<(r * k + k)])
         var total: Float = 0
         for v in row { total += v }
-        let target = rng.nextFloat() * total
+        let target = uniforms[r] * total
         var acc: Float = 0
         var chosen = k - 1
         for j in 0..<k {

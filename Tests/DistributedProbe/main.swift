@@ -2,9 +2,12 @@
 //   collectives: every collective of Job.world, each rank checking the result itself; prints
 //                "rank R ok" and exits 0, or names the first wrong result and exits 1.
 //   abort:       the last rank aborts with status 3 while the others wait in a barrier.
+//   learner DIR: every DataParallelFixture case on this rank's rows of the batch; every rank
+//                checks its parameters equal rank 0's, and rank 0 writes DIR/<case>.json.
 import Distributed
 import Foundation
 import Tensor
+import TestSupport
 
 let world = Job.world
 let mode = CommandLine.arguments.dropFirst().first ?? "collectives"
@@ -54,6 +57,20 @@ case "abort":
   }
   world.barrier()
   failures.append("rank \(world.rank) passed a barrier that a rank aborted in")
+case "learner":
+  let directory = URL(fileURLWithPath: CommandLine.arguments[2])
+  let rows = DataParallelFixture.batchSize / world.size
+  for c in DataParallelFixture.cases {
+    let out = DataParallelFixture.train(c, rows: (world.rank * rows)..<((world.rank + 1) * rows), communicator: world)
+    let everyRank = world.allGather(out.parameters)
+    check(everyRank.allSatisfy { $0 == everyRank[0] }, "\(c): the ranks' parameters differ")
+    if world.isRoot {
+      let json = try JSONSerialization.data(withJSONObject: [
+        "parameters": out.parameters, "metrics": out.metrics, "returnScale": out.returnScale,
+      ])
+      try json.write(to: directory.appendingPathComponent("\(c).json"))
+    }
+  }
 default:
   failures.append("unknown mode \(mode)")
 }

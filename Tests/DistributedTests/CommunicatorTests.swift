@@ -1,7 +1,7 @@
 import Distributed
 import Foundation
-import TestSupport
 import Tensor
+import TestSupport
 import Testing
 
 /// The job of one process, and the collectives across two ranks under `mpirun`.
@@ -34,5 +34,40 @@ import Testing
     #expect(r.status != 0 && r.standardError.contains("rank 1: failing on purpose"), "\(r.standardError)")
     #expect(!r.standardOutput.contains("passed a barrier"))
     #expect(Date().timeIntervalSince(start) < 60)
+  }
+}
+
+/// Data-parallel learning: two ranks with half a fixed batch each end two learner steps with
+/// the parameters, metrics and return scale of one process with the whole batch, for both
+/// backbones, discrete and continuous actions, and imagination chunks that straddle the ranks'
+/// halves or hold every start.
+@Suite struct DataParallelLearnerTests {
+  @Test func twoRanksWithHalfTheBatchEachAreOneLearnerWithAllOfIt() throws {
+    let probe = try BuiltProducts.executable("distributed-probe")
+    let folder = temporaryFolder("data-parallel")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let r = try runMPI(ranks: 2, probe, ["learner", folder.path])
+    #expect(r.status == 0, "\(r.standardOutput)\(r.standardError)")
+    for c in DataParallelFixture.cases {
+      let one = DataParallelFixture.train(
+        c, rows: 0..<DataParallelFixture.batchSize, communicator: SingleProcess())
+      let data = try Data(contentsOf: folder.appendingPathComponent("\(c).json"))
+      let two = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [Double]])
+      for (name, expected) in [
+        ("parameters", one.parameters), ("metrics", one.metrics), ("returnScale", one.returnScale),
+      ] {
+        let got = try #require(two[name]).map(Float.init)
+        #expect(got.count == expected.count, "\(c) \(name)")
+        // Relative to each value (below 1e-3 in size, to 1e-3: a difference of sums' order).
+        let worst = zip(got, expected).map { abs($0 - $1) / max(abs($1), 1e-3) }.max() ?? 0
+        print("\(c) \(name): \(worst)")
+        #expect(worst <= 1e-5, "\(c) \(name): largest relative difference \(worst)")
+      }
+      // The test can fail: one process on half the batch is another learner.
+      let half = DataParallelFixture.train(
+        c, rows: 0..<(DataParallelFixture.batchSize / 2), communicator: SingleProcess())
+      #expect(half.parameters != one.parameters, "\(c)")
+    }
   }
 }

@@ -67,7 +67,9 @@ let package = Package(
 
     // The room that joins Envs, Replay and the agent: conversions, the collector, the training
     // loop and its run folder.
-    .target(name: "Training", dependencies: ["Agent", "Replay", "Envs", "FileSupport"], path: "Modules/Training"),
+    .target(
+      name: "Training", dependencies: ["Agent", "Replay", "Envs", "FileSupport", "Distributed"],
+      path: "Modules/Training"),
 
     // Command-line helpers shared by both executables (option checks, exit codes, output).
     .target(
@@ -87,14 +89,14 @@ let package = Package(
       name: "r2i",
       dependencies: [
         "Tensor", "Autodiff", "NN", "Imaging", "Envs", "WorldModel", "CommandLineSupport", "Agent", "Training",
-        "TrainingCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "TrainingCommandLine", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tools/r2i"),
     .executableTarget(
       name: "r2i-bench",
       dependencies: [
         "Tensor", "Autodiff", "NN", "COpenBLAS", "Envs", "Replay", "SSM", "RSSM", "WorldModel", "Imaging",
-        "CommandLineSupport", "Training", "Agent", "TrainingCommandLine",
+        "CommandLineSupport", "Training", "Agent", "TrainingCommandLine", "Distributed",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Benchmarks/r2i-bench"),

@@ -1,12 +1,31 @@
 import CommandLineSupport
 import Foundation
 
-/// A job run as a child process of this executable: its arguments and the log file that gets
-/// its output (appended to, so a resumed job's log keeps the earlier sessions).
+/// A job run as a child process of this executable (or of `launcher`, e.g. mpirun starting
+/// ranks of it): its arguments and the log file that gets its output (appended to, so a resumed
+/// job's log keeps the earlier sessions).
 struct ChildJob {
   let name: String
   let arguments: [String]
   let log: URL
+  var launcher: URL? = nil
+}
+
+/// Starting ranks of this executable under Open MPI's mpirun.
+enum MPILauncher {
+  /// mpirun on the PATH, or nil.
+  static var mpirun: URL? {
+    let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
+    return paths.map { URL(fileURLWithPath: String($0)).appendingPathComponent("mpirun") }.first {
+      FileManager.default.isExecutableFile(atPath: $0.path)
+    }
+  }
+
+  /// mpirun's options for `ranks` processes: more ranks than cores allowed (a sweep runs several
+  /// jobs at once), and as root when this process is root (mpirun refuses root otherwise).
+  static func arguments(ranks: Int) -> [String] {
+    ["--oversubscribe"] + (geteuid() == 0 ? ["--allow-run-as-root"] : []) + ["-np", "\(ranks)"]
+  }
 }
 
 /// Runs child processes of this executable, `limit` at a time, and reports as they start and
@@ -47,7 +66,9 @@ struct ChildProcessPool {
       for (job, p) in running where !p.isRunning {
         if p.terminationStatus == 0 {
           print("[\(Self.timestamp())] finished \(job.name): \(status(job))")
-        } else if stop.isRequested && p.terminationStatus == 130 {
+        } else if stop.isRequested && (p.terminationStatus == 130 || (job.launcher != nil && p.terminationStatus == 1))
+        {
+          // (mpirun interrupted itself exits 1 once its ranks stopped with their checkpoint.)
           print("[\(Self.timestamp())] stopped \(job.name) with a checkpoint: \(status(job))")
         } else {
           failed.append(job.name)
@@ -69,7 +90,7 @@ struct ChildProcessPool {
   /// Starts `job` with its output appended to its log.
   func start(_ job: ChildJob) throws -> Process {
     let p = Process()
-    p.executableURL = Self.executable()
+    p.executableURL = job.launcher ?? Self.executable()
     p.arguments = job.arguments
     let fm = FileManager.default
     try fm.createDirectory(at: job.log.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -93,6 +93,13 @@ struct MemoryBench: ParsableCommand {
   var jobs = 2
 
   @Option(
+    parsing: .unconditional,
+    help:
+      "Processes per run, 1...64: above 1 each run trains under mpirun as one data-parallel job (its batch per process; docs/distributed.md)."
+  )
+  var mpi = 1
+
+  @Option(
     name: .customLong("set"),
     help: "A training setting for every run, key=value with a dotted key as in 'r2i train --set' (repeatable).")
   var settings: [String] = []
@@ -113,6 +120,11 @@ struct MemoryBench: ParsableCommand {
     try OptionCheck.range(steps, 1000...1_000_000_000, "--steps")
     try OptionCheck.range(envs, 1...1024, "--envs")
     try OptionCheck.range(jobs, 1...64, "--jobs")
+    try OptionCheck.range(mpi, 1...64, "--mpi")
+    if mpi > 1 && MPILauncher.mpirun == nil {
+      throw ValidationError(
+        "--mpi needs mpirun: install Open MPI (apt-get install openmpi-bin, or ./Tools/dev.sh deps)")
+    }
     // Every setting must apply to a configuration (unknown keys fail now, not an hour in).
     do {
       _ = try TrainingConfig.defaults(env: try taskList()[0], backbone: .r2i).applying(settings)
@@ -187,6 +199,17 @@ struct MemoryBench: ParsableCommand {
     ["memory-run"] + runOptions(job) + ["--run", job.folder.path, "--threads", "\(threads)"]
   }
 
+  /// A job as a child process: this executable, or `mpi` ranks of it under mpirun.
+  func child(_ job: MemoryJob, threads: Int) -> ChildJob {
+    let args = arguments(job, threads: threads)
+    guard mpi > 1, let mpirun = MPILauncher.mpirun else {
+      return ChildJob(name: job.name, arguments: args, log: job.log)
+    }
+    return ChildJob(
+      name: job.name, arguments: MPILauncher.arguments(ranks: mpi) + [ChildProcessPool.executable().path] + args,
+      log: job.log, launcher: mpirun)
+  }
+
   /// Runs the unfinished jobs, `jobs` at a time, each in a child process.
   func train(_ jobList: [MemoryJob]) throws {
     var pending: [MemoryJob] = []
@@ -198,6 +221,10 @@ struct MemoryBench: ParsableCommand {
         } catch {
           throw ValidationError("\(error); give the same --set/--envs as before, or another --output")
         }
+        if let ranks = TrainingRun.processes(of: job.folder), ranks != mpi {
+          throw ValidationError(
+            "\(job.name) was trained by \(ranks) process(es); give --mpi \(ranks) to resume it, or another --output")
+        }
         if let p = TrainingRun.progress(of: job.folder), TrainingRun.isFinished(p, config: c) {
           print("\(job.name): finished (\(p.envSteps) env steps, \(fmt(p.seconds / 60, 1)) min), skipped")
           continue
@@ -206,14 +233,14 @@ struct MemoryBench: ParsableCommand {
       pending.append(job)
     }
     guard !pending.isEmpty else { return }
-    let threads = max(1, Parallelism.onlineCores / jobs)
+    let threads = max(1, Parallelism.onlineCores / (jobs * mpi))
     let rounds = (pending.count + jobs - 1) / jobs
     print(
-      "memory sweep on \(Machine.summary): \(pending.count) runs, \(min(jobs, pending.count)) at a time on \(threads) thread(s) each, \(fmt(budgetMinutes, 0)) min or \(steps) env steps per run (about \(fmt(Double(rounds) * budgetMinutes, 0)) min in all)"
+      "memory sweep on \(Machine.summary): \(pending.count) runs, \(min(jobs, pending.count)) at a time on \(mpi > 1 ? "\(mpi) processes x " : "")\(threads) thread(s) each, \(fmt(budgetMinutes, 0)) min or \(steps) env steps per run (about \(fmt(Double(rounds) * budgetMinutes, 0)) min in all)"
     )
     print(
       "logs: \(pending[0].log.deletingLastPathComponent().path)/<run>.log; Ctrl-C stops every run with a checkpoint\n")
-    let children = pending.map { ChildJob(name: $0.name, arguments: arguments($0, threads: threads), log: $0.log) }
+    let children = pending.map { child($0, threads: threads) }
     let folders = Dictionary(uniqueKeysWithValues: pending.map { ($0.name, $0.folder) })
     let pool = ChildProcessPool(limit: jobs) { job in Self.statusLine(folders[job.name]!) }
     let (failed, stopped) = try pool.run(children)

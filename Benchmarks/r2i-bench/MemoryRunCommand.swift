@@ -1,5 +1,6 @@
 import ArgumentParser
 import CommandLineSupport
+import Distributed
 import Foundation
 import Tensor
 import Training
@@ -18,17 +19,34 @@ struct MemoryRunCommand: ParsableCommand {
   @OptionGroup var threadOption: ThreadOption
 
   func run() throws {
+    // Under mpirun (r2i-bench memory --mpi N) every rank runs this: one data-parallel run.
+    let world = Job.world
+    do {
+      try train(world)
+    } catch let exit as ExitCode where exit.rawValue == 130 {
+      throw exit
+    } catch {
+      guard world.size > 1 else { throw error }
+      FileHandle.standardError.write(Data("memory-run, rank \(world.rank) of \(world.size): \(error)\n".utf8))
+      world.abort(status: 1)
+    }
+  }
+
+  func train(_ world: any Communicator) throws {
     Parallelism.setThreadCount(threadOption.count)
     let folder = URL(fileURLWithPath: runFolder)
-    try FileManager.default.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
-    let (training, resumed) = try TrainingRun.open(config: try options.newRun(), in: folder)
-    if resumed {
-      print("resuming at env step \(training.collector.steps), learner step \(training.updates)")
-      for w in training.warnings { print("warning: \(w)") }
-    } else {
+    if world.isRoot {
+      try FileManager.default.createDirectory(
+        at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
+    }
+    let (training, resumed) = try TrainingRun.open(config: try options.newRun(), in: folder, communicator: world)
+    if world.isRoot && resumed {
+      print("resuming at env step \(training.envSteps), learner step \(training.updates)")
+    } else if world.isRoot {
       let c = training.config
+      let ranks = world.size > 1 ? " x \(world.size) processes" : ""
       print(
-        "training \(c.backbone.rawValue) (\(training.agent.parameterCount) parameters) on \(c.env): \(c.steps) env steps or \(c.minutes.map { "\($0)" } ?? "no") min, seed \(c.seed), \(threadOption.count) thread(s)"
+        "training \(c.backbone.rawValue) (\(training.agent.parameterCount) parameters) on \(c.env): \(c.steps) env steps or \(c.minutes.map { "\($0)" } ?? "no") min, seed \(c.seed), \(threadOption.count) thread(s)\(ranks)"
       )
     }
     // The sweep forwards Ctrl-C to its runs as well as the terminal does: every SIGINT only asks

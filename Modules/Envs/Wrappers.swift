@@ -289,14 +289,6 @@ public final class BatchEnv {
     public var needsReset: [Bool]
     public var episodeSeeds: [UInt64?]
     public var episodeActions: [[Action]]
-
-    /// The snapshot with every environment resetting on its next step (the running episodes
-    /// dropped; the random streams kept).
-    public func restartingEpisodes() -> Snapshot {
-      Snapshot(
-        rngStates: rngStates, needsReset: needsReset.map { _ in true }, episodeSeeds: episodeSeeds.map { _ in nil },
-        episodeActions: episodeActions.map { _ in [] })
-    }
   }
 
   /// The batch's state now (cheap: episodes are kept as their actions).

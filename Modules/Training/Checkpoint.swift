@@ -1,4 +1,5 @@
 import Agent
+import Distributed
 import FileSupport
 import Foundation
 import Replay
@@ -69,7 +70,7 @@ extension TrainingRun {
           try SafeTensors.save(
             agent, to: url,
             metadata: [
-              "env_steps": "\(collector.steps)", "updates": "\(loop.updates)", "env": config.env,
+              "env_steps": "\(envSteps)", "updates": "\(loop.updates)", "env": config.env,
               "backbone": config.backbone.rawValue,
             ])
         },
@@ -89,9 +90,8 @@ extension TrainingRun {
         },
         restore: { [self] tensors, metadata in
           guard let text = metadata["snapshot"],
-            var snapshot = try? JSONDecoder().decode(Collector.Snapshot.self, from: Data(text.utf8))
+            let snapshot = try? JSONDecoder().decode(Collector.Snapshot.self, from: Data(text.utf8))
           else { throw CheckpointError(problem: "the collector's file lacks a readable 'snapshot'") }
-          if restartEpisodes { snapshot = snapshot.restartingEpisodes() }
           try collector.restore(snapshot, tensors: tensors)
         }),
       .json(
@@ -114,49 +114,70 @@ extension TrainingRun {
           "the folder still holds the checkpoint at env step \($0.envSteps), which --resume continues from"
         } ?? "the folder holds no checkpoint yet, so the next start begins afresh"
       throw TrainingError.writeFailed(
-        "the checkpoint at env step \(collector.steps) could not be written (\(error)); \(kept)")
+        "the checkpoint at env step \(envSteps) could not be written (\(error)); \(kept)")
     }
   }
 
   private func writeCheckpoint() throws -> CheckpointReport {
-    try holdLock()
     let start = Date()
-    try metrics.synchronize()
-    let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    let rank = communicator.rank
+    // One token, rank 0's, names every rank's files of this checkpoint.
+    var token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    if communicator.size > 1 {
+      token = String(decoding: communicator.broadcast(Data(token.utf8), from: 0), as: UTF8.self)
+    }
     // The replay under a manifest of this checkpoint's own: until state.json names it, the
     // previous checkpoint's manifest and chunks stay whole, so a kill in between resumes that
     // checkpoint exactly.
     let replayManifest = "manifest-\(token).json"
-    try replay.save(to: folder.replayDirectory, manifestName: replayManifest)
-    let directory = folder.checkpointDirectory
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    var files: [String: String] = [:]
-    for part in checkpointParts {
-      let name = "\(part.name)-\(token).\(part.fileExtension)"
-      try part.save(directory.appendingPathComponent(name))
-      files[part.name] = name
+    let files = Dictionary(
+      uniqueKeysWithValues: checkpointParts.map { ($0.name, "\($0.name)-\(token).\($0.fileExtension)") })
+    try everyRankSucceeds("write its part of the checkpoint") {
+      try holdLock()
+      try metrics?.synchronize()
+      try replay.save(to: folder.replayDirectory(rank: rank), manifestName: replayManifest)
+      let directory = folder.checkpointDirectory(rank: rank)
+      try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+      for part in checkpointParts(ofRank: rank) { try part.save(directory.appendingPathComponent(files[part.name]!)) }
+      try FileSystem.synchronizeDirectory(directory)
     }
-    try FileSystem.synchronizeDirectory(directory)
     let manifest = CheckpointManifest(
       progress: progress, files: files, replayManifest: replayManifest, replayInserted: replay.inserted,
-      metricsBytes: metrics.bytes)
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    try AtomicFile.write(JSONSeal.sealed(try encoder.encode(manifest)), to: folder.manifestFile)
-    try FileSystem.synchronizeDirectory(directory)
+      metricsBytes: metrics?.bytes ?? 0, ranks: communicator.size > 1 ? communicator.size : nil)
+    // Every rank's files are complete: rank 0 names them all, and only then do the old ones go.
+    try everyRankSucceeds("see state.json written") {
+      guard rank == 0 else { return }
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys]
+      try AtomicFile.write(JSONSeal.sealed(try encoder.encode(manifest)), to: folder.manifestFile)
+      try FileSystem.synchronizeDirectory(folder.checkpointDirectory)
+    }
     try removeFilesOfOtherCheckpoints(than: manifest)
     return CheckpointReport(
-      envSteps: collector.steps, updates: loop.updates, directory: directory, seconds: Date().timeIntervalSince(start))
+      envSteps: envSteps, updates: loop.updates, directory: folder.checkpointDirectory,
+      seconds: Date().timeIntervalSince(start))
   }
 
-  /// Once state.json names `manifest`'s files: removes every other file of `checkpoint/`
-  /// (an earlier checkpoint's, or one a kill left unfinished) and retires the replay's other
-  /// manifests and the chunks only they named.
+  func everyRankSucceeds(_ what: String, _ body: () throws -> Void) throws {
+    try communicator.everyRankSucceeds(what, body)
+  }
+
+  /// The parts rank `rank` keeps in its own folder: every part on rank 0; on the others only the
+  /// collector (the agent, the learner and the loop are the same on every rank: rank 0's).
+  func checkpointParts(ofRank rank: Int) -> [CheckpointPart] {
+    rank == 0 ? checkpointParts : checkpointParts.filter { $0.name == "collector" }
+  }
+
+  /// Once state.json names `manifest`'s files: removes every other file of this rank's
+  /// checkpoint folder (an earlier checkpoint's, or one a kill left unfinished; never the other
+  /// ranks' folders) and retires the replay's other manifests and the chunks only they named.
   func removeFilesOfOtherCheckpoints(than manifest: CheckpointManifest) throws {
-    let directory = folder.checkpointDirectory
-    let keep = Set(manifest.files.values).union([folder.manifestFile.lastPathComponent])
-    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where !keep.contains(name)
-    {
+    let rank = communicator.rank
+    let directory = folder.checkpointDirectory(rank: rank)
+    let keep = Set(checkpointParts(ofRank: rank).compactMap { manifest.files[$0.name] }).union(
+      rank == 0 ? [folder.manifestFile.lastPathComponent] : [])
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+    where !keep.contains(name) && !name.hasPrefix(RunFolder.rankPrefix) {
       try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
     }
     try retireOlderReplayManifests(keeping: manifest.replayManifest)
@@ -166,7 +187,7 @@ extension TrainingRun {
   /// `Replay.load(from:)` reads by default), and the manifests of earlier checkpoints go (their
   /// chunks with them).
   func retireOlderReplayManifests(keeping current: String) throws {
-    let dir = folder.replayDirectory
+    let dir = folder.replayDirectory(rank: communicator.rank)
     let fm = FileManager.default
     let copy = try Data(contentsOf: dir.appendingPathComponent(current))
     try AtomicFile.write(copy, to: dir.appendingPathComponent(ReplayFormat.manifestName))
@@ -177,17 +198,40 @@ extension TrainingRun {
     ReplayFormat.removeUnreferencedFiles(in: dir)
   }
 
-  /// Restores every part from the files `manifest` names.
+  /// Restores every part from the files `manifest` names (rank 0's, and this rank's own
+  /// collector).
   func restoreParts(_ manifest: CheckpointManifest) throws {
+    let own = Set(checkpointParts(ofRank: communicator.rank).map(\.name))
     for part in checkpointParts {
       guard let file = manifest.files[part.name] else {
         throw CheckpointError(problem: "state.json names no file for the \(part.name)")
       }
+      let directory = folder.checkpointDirectory(rank: own.contains(part.name) ? communicator.rank : 0)
       do {
-        try part.restore(folder.checkpointDirectory.appendingPathComponent(file))
+        try part.restore(directory.appendingPathComponent(file))
       } catch {
         throw CheckpointError(problem: "the \(part.name)'s file '\(file)': \(error)")
       }
+    }
+  }
+}
+
+extension Communicator {
+  /// Runs `body` on every rank; throws on every rank when it threw on any (this rank's error,
+  /// or one naming the ranks that failed to `what`). One collective, whatever happens, so no
+  /// rank is left waiting for another that gave up.
+  func everyRankSucceeds(_ what: String, _ body: () throws -> Void) throws {
+    var failure: Error?
+    do { try body() } catch { failure = error }
+    guard size > 1 else {
+      if let failure { throw failure }
+      return
+    }
+    let failed = allGather([failure == nil ? 0 : 1] as [Int32]).enumerated().filter { $0.element[0] != 0 }
+    guard failed.isEmpty else {
+      if let failure { throw failure }
+      throw TrainingError.runFolder(
+        "rank \(failed.map { "\($0.offset)" }.joined(separator: ", ")) could not \(what) (see its message)")
     }
   }
 }

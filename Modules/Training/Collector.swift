@@ -122,14 +122,6 @@ public final class Collector {
     public var steps: Int
     public var scores: [Double]
     public var lengths: [Int]
-
-    /// The snapshot with every environment starting a new episode on its next step (the
-    /// running ones dropped), for a replay that already holds later steps of them.
-    public func restartingEpisodes() -> Snapshot {
-      var s = self
-      s.environments = environments.restartingEpisodes()
-      return s
-    }
   }
 
   /// The collector's state: the snapshot and the tensors (agent state under `collector/`, and

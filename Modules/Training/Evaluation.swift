@@ -34,6 +34,6 @@ extension TrainingRun {
   public func evaluate(episodes count: Int, index: Int) throws -> EvaluationReport {
     let episodes = try Evaluation.greedyEpisodes(
       agent: agent, env: config.env, count: count, environments: config.envs, seed: config.seed &+ UInt64(index))
-    return EvaluationReport(envSteps: collector.steps, episodes: episodes)
+    return EvaluationReport(envSteps: envSteps, episodes: episodes)
   }
 }

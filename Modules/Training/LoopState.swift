@@ -13,7 +13,7 @@ extension TrainingRun {
       )
     }
     // Every number is checked before use: a crafted file must not crash or skew the run.
-    let expected = TrainRatio(ratio: config.trainRatio, stepsPerUpdate: config.batch * config.length)
+    let expected = Self.trainRatio(config, ranks: communicator.size)
     let carry = saved.ratio.carry
     func check(_ ok: Bool, _ what: String) throws {
       if !ok { throw CheckpointError(problem: "the loop's state holds \(what)") }

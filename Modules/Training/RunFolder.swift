@@ -10,6 +10,9 @@ import Foundation
 /// <run>/checkpoint/state.json     the manifest, written last: progress and each part's file
 /// <run>/checkpoint/<part>-<token>.<ext>   agent, learner, collector, loop
 /// ```
+///
+/// A run trained by N processes (`mpirun -np N`) keeps rank 0's files there and each other
+/// rank's collector and replay shard in `checkpoint/rank-<R>/` and `replay/rank-<R>/`.
 public struct RunFolder: Sendable {
   public let url: URL
 
@@ -21,6 +24,20 @@ public struct RunFolder: Sendable {
   public var checkpointDirectory: URL { url.appendingPathComponent("checkpoint") }
   /// `checkpoint/state.json`.
   public var manifestFile: URL { checkpointDirectory.appendingPathComponent("state.json") }
+
+  /// The folder of rank `rank`'s own checkpoint parts: `checkpoint/` for rank 0, else
+  /// `checkpoint/rank-<rank>/`.
+  public func checkpointDirectory(rank: Int) -> URL {
+    rank == 0 ? checkpointDirectory : checkpointDirectory.appendingPathComponent("\(Self.rankPrefix)\(rank)")
+  }
+
+  /// The folder of rank `rank`'s replay shard: `replay/` for rank 0, else `replay/rank-<rank>/`.
+  public func replayDirectory(rank: Int) -> URL {
+    rank == 0 ? replayDirectory : replayDirectory.appendingPathComponent("\(Self.rankPrefix)\(rank)")
+  }
+
+  /// The name prefix of the other ranks' folders inside rank 0's.
+  static let rankPrefix = "rank-"
 
   /// Whether the folder holds a run: its `config.json`, which a new run writes last, after its
   /// first checkpoint, so a folder either holds a run that resumes or none.
@@ -103,6 +120,9 @@ public struct RunFolder: Sendable {
       }
       throw TrainingError.runFolder("'\(manifestFile.path)' is damaged (\(TrainingConfig.describe(error)))")
     }
+    if let ranks = manifest.ranks, !(1...4096).contains(ranks) {
+      throw TrainingError.runFolder("'\(manifestFile.path)' names \(ranks) processes, not 1...4096; it is damaged")
+    }
     guard manifest.format == CheckpointManifest.formatName, manifest.version == CheckpointManifest.currentVersion
     else {
       throw TrainingError.runFolder(
@@ -140,4 +160,8 @@ struct CheckpointManifest: Codable {
   var replayInserted: Int
   /// The length of `metrics.jsonl` at the checkpoint (a resume cuts lines written after it).
   var metricsBytes: UInt64
+  /// The processes that trained the run (absent: one). Each rank other than 0 kept its
+  /// collector and replay under the same file names in its own folders
+  /// (``RunFolder/checkpointDirectory(rank:)``, ``RunFolder/replayDirectory(rank:)``).
+  var ranks: Int?
 }

@@ -1,4 +1,5 @@
 import Agent
+import Distributed
 import Envs
 import FileSupport
 import Foundation
@@ -7,30 +8,60 @@ import Replay
 /// Starting a run, resuming it, and reading a run without loading it.
 extension TrainingRun {
   /// Starts a new run in `directory` (created if needed; it must not hold a run) and writes its
-  /// configuration and a checkpoint at step 0, so the run can be resumed from the start.
-  public static func start(config: TrainingConfig, in directory: URL) throws -> TrainingRun {
+  /// configuration and a checkpoint at step 0, so the run can be resumed from the start. Every
+  /// rank of `communicator` calls it (see ``TrainingRun`` for what a run of several does).
+  public static func start(
+    config: TrainingConfig, in directory: URL, communicator: any Communicator = SingleProcess()
+  ) throws -> TrainingRun {
     try config.validate()
     let folder = RunFolder(directory)
     func refuse() -> TrainingError {
       .runFolder(
         "'\(directory.path)' already holds a run; pass --resume to continue it, or choose another --run folder")
     }
-    if folder.holdsRun { throw refuse() }
-    try folder.create()
-    let lock = try folder.lock()
-    if folder.holdsRun { throw refuse() }  // another process started it meanwhile
-    try folder.removeUnfinishedStart()
+    var lock: DirectoryLock?
+    var metrics: MetricsLog?
+    // Rank 0 prepares the folder; the other ranks learn whether it could.
+    try communicator.everyRankSucceeds("prepare the run folder") {
+      guard communicator.rank == 0 else { return }
+      if folder.holdsRun { throw refuse() }
+      try folder.create()
+      lock = try folder.lock()
+      if folder.holdsRun { throw refuse() }  // another process started it meanwhile
+      try folder.removeUnfinishedStart()
+      metrics = try MetricsLog(url: folder.metricsFile, truncatingTo: 0)
+    }
     let probe = try EnvRegistry.make(config.env)
     let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
-    let replay = try Replay(layout: interface.replayLayout, capacity: config.replayCapacity, seed: config.seed)
-    let metrics = try MetricsLog(url: folder.metricsFile, truncatingTo: 0)
-    let run = try TrainingRun(config: config, folder: folder, lock: lock, metrics: metrics, replay: replay)
+    let replay = try Replay(
+      layout: interface.replayLayout, capacity: shardCapacity(config, ranks: communicator.size),
+      seed: rankSeed(config.seed, rank: communicator.rank))
+    let run = try TrainingRun(
+      config: config, folder: folder, lock: lock, metrics: metrics, replay: replay, communicator: communicator)
+    run.shareParameters()
     // The checkpoint at step 0 first, config.json last: killed before it, the folder holds no
     // run and the next start begins afresh; after it, the run resumes.
     try run.checkpoint()
-    try folder.writeConfig(config)
-    lock.recordHolder()
+    try communicator.everyRankSucceeds("write config.json") {
+      guard communicator.rank == 0 else { return }
+      try folder.writeConfig(config)
+      lock?.recordHolder()
+    }
     return run
+  }
+
+  /// Each rank's replay shard: the configured capacity split over the ranks (at least one
+  /// sequence).
+  static func shardCapacity(_ config: TrainingConfig, ranks: Int) -> Int {
+    max(config.length, config.replayCapacity / ranks)
+  }
+
+  /// Every rank takes rank 0's parameters (they are equal by construction; this makes it so).
+  func shareParameters() {
+    guard communicator.size > 1 else { return }
+    var values = agent.parameters.map(\.value)
+    communicator.broadcast(&values, from: 0)
+    for (p, v) in zip(agent.parameters, values) { p.value = v }
   }
 
   /// Opens the run in `directory` at its last checkpoint. `steps` and `minutes` replace the
@@ -39,71 +70,100 @@ extension TrainingRun {
   /// ``TrainingConfig/adjustableOnResume`` settings (the learning rates), whose new values
   /// take effect from the checkpoint on and are recorded in `config.json`
   /// (``TrainingConfig/adjustments``); any other difference throws
-  /// ``TrainingError/runFolder(_:)`` naming it.
+  /// ``TrainingError/runFolder(_:)`` naming it. Every rank of `communicator` calls it; a run
+  /// resumes only with as many ranks as trained it.
   public static func resume(
-    from directory: URL, steps: Int? = nil, minutes: Double? = nil, adjusting: TrainingConfig? = nil
+    from directory: URL, steps: Int? = nil, minutes: Double? = nil, adjusting: TrainingConfig? = nil,
+    communicator: any Communicator = SingleProcess()
   ) throws -> TrainingRun {
     let folder = RunFolder(directory)
-    let stored = try folder.readConfig()
-    var config = stored
-    if let adjusting, let difference = stored.difference(from: adjusting, allowingAdjustments: true) {
-      throw TrainingError.runFolder(
-        "'\(directory.path)' holds a run with another configuration (\(difference)); only the learning rates can change on a resume"
-      )
+    let rank = communicator.rank
+    var stored: TrainingConfig?
+    var manifest: CheckpointManifest?
+    var run: TrainingRun?
+    // Nothing is written before every part has been read back on every rank: a resume that
+    // fails leaves the folder as it was.
+    try communicator.everyRankSucceeds("read its part of the checkpoint") {
+      let config = try folder.readConfig()
+      stored = config
+      if let adjusting, let difference = config.difference(from: adjusting, allowingAdjustments: true) {
+        throw TrainingError.runFolder(
+          "'\(directory.path)' holds a run with another configuration (\(difference)); only the learning rates can change on a resume"
+        )
+      }
+      let lock = rank == 0 ? try folder.lock() : nil
+      let m = try folder.readManifest()
+      manifest = m
+      let ranks = m.ranks ?? 1
+      guard ranks == communicator.size else {
+        let launch = ranks == 1 ? "without mpirun" : "with mpirun -np \(ranks)"
+        throw TrainingError.runFolder(
+          "'\(directory.path)' was trained by \(ranks) process\(ranks == 1 ? "" : "es"), this job has \(communicator.size); resume it \(launch)"
+        )
+      }
+      run = try open(
+        folder, config: config, manifest: m, steps: steps, minutes: minutes, adjusting: adjusting, lock: lock,
+        communicator: communicator)
     }
+    guard let stored, let manifest, let run else { preconditionFailure("every rank read its part") }
+    try communicator.everyRankSucceeds("finish the resume") {
+      try run.metrics?.truncate(to: manifest.metricsBytes)
+      try run.removeFilesOfOtherCheckpoints(than: manifest)
+      guard rank == 0 else { return }
+      if run.config.adjustments != stored.adjustments {
+        var record = stored.adjusted(to: run.config, atEnvStep: manifest.progress.envSteps)
+        record.steps = stored.steps  // config.json keeps the run's own budget
+        record.minutes = stored.minutes
+        try folder.writeConfig(record)
+      }
+      run.lock?.recordHolder()
+    }
+    return run
+  }
+
+  /// Reads this rank's run back from the checkpoint `manifest` names (writing nothing).
+  private static func open(
+    _ folder: RunFolder, config stored: TrainingConfig, manifest: CheckpointManifest, steps: Int?, minutes: Double?,
+    adjusting: TrainingConfig?, lock: DirectoryLock?, communicator: any Communicator
+  ) throws -> TrainingRun {
+    var config = stored
     if let steps { config.steps = steps }
     if let minutes { config.minutes = minutes }
-    let lock = try folder.lock()
-    // Nothing is written before every part has been read back: a resume that fails leaves the
-    // folder as it was.
-    let manifest = try folder.readManifest()
     if let adjusting { config = config.adjusted(to: adjusting, atEnvStep: manifest.progress.envSteps) }
     try config.validate()
+    let rank = communicator.rank
     let replay: Replay
     do {
-      replay = try Replay.load(from: folder.replayDirectory, manifestName: manifest.replayManifest).replay
+      replay = try Replay.load(from: folder.replayDirectory(rank: rank), manifestName: manifest.replayManifest).replay
     } catch {
       throw TrainingError.runFolder("the run's replay cannot be loaded: \(error)")
     }
-    let metrics = try MetricsLog(url: folder.metricsFile, create: false)
-    guard manifest.metricsBytes <= metrics.bytes else {
-      throw TrainingError.runFolder(
-        "'\(folder.metricsFile.path)' is shorter (\(metrics.bytes) bytes) than its checkpoint says (\(manifest.metricsBytes)); the run folder was altered"
-      )
+    var metrics: MetricsLog?
+    if rank == 0 {
+      let log = try MetricsLog(url: folder.metricsFile, create: false)
+      guard manifest.metricsBytes <= log.bytes else {
+        throw TrainingError.runFolder(
+          "'\(folder.metricsFile.path)' is shorter (\(log.bytes) bytes) than its checkpoint says (\(manifest.metricsBytes)); the run folder was altered"
+        )
+      }
+      metrics = log
+      // The replay named by this checkpoint took in exactly the steps it says (rank 0's count).
+      guard replay.inserted == manifest.replayInserted else {
+        throw TrainingError.runFolder(
+          "the replay in '\(folder.replayDirectory.path)' holds \(replay.inserted) steps, its checkpoint says \(manifest.replayInserted); the run folder was altered"
+        )
+      }
     }
-    let run = try TrainingRun(config: config, folder: folder, lock: lock, metrics: metrics, replay: replay)
-    // A replay saved after this checkpoint (killed in between) already holds later steps of the
-    // running episodes, so they cannot continue in it: the environments start new ones.
-    let newer = replay.inserted - manifest.replayInserted
-    guard newer >= 0 else {
-      throw TrainingError.runFolder(
-        "the replay in '\(folder.replayDirectory.path)' is older than its checkpoint (\(replay.inserted) steps, the checkpoint says \(manifest.replayInserted)); the run folder was altered"
-      )
-    }
-    run.restartEpisodes = newer != 0
+    let run = try TrainingRun(
+      config: config, folder: folder, lock: lock, metrics: metrics, replay: replay, communicator: communicator)
     do {
       try run.restoreParts(manifest)
     } catch {
       throw TrainingError.runFolder("the checkpoint in '\(folder.checkpointDirectory.path)' cannot be loaded: \(error)")
     }
-    run.restartEpisodes = false
-    guard run.collector.steps == manifest.progress.envSteps, run.loop.updates == manifest.progress.updates else {
+    guard run.envSteps == manifest.progress.envSteps, run.loop.updates == manifest.progress.updates else {
       throw TrainingError.runFolder(
-        "the checkpoint in '\(folder.checkpointDirectory.path)' disagrees with its state.json (steps \(run.collector.steps) against \(manifest.progress.envSteps))"
-      )
-    }
-    try metrics.truncate(to: manifest.metricsBytes)
-    try run.removeFilesOfOtherCheckpoints(than: manifest)
-    if config.adjustments != stored.adjustments {
-      var record = stored.adjusted(to: config, atEnvStep: manifest.progress.envSteps)
-      record.steps = stored.steps  // config.json keeps the run's own budget
-      record.minutes = stored.minutes
-      try folder.writeConfig(record)
-    }
-    lock.recordHolder()
-    if newer != 0 {
-      run.warnings.append(
-        "the replay holds \(newer) steps more than its checkpoint (the run was killed while saving); the run keeps them and starts new episodes in every environment, so it is no longer bit-identical to an uninterrupted one"
+        "the checkpoint in '\(folder.checkpointDirectory.path)' disagrees with its state.json (steps \(run.envSteps) against \(manifest.progress.envSteps))"
       )
     }
     return run
@@ -113,11 +173,14 @@ extension TrainingRun {
   /// has the same configuration apart from `steps` and `minutes` (which take `config`'s values,
   /// so a longer or larger budget trains on). Throws ``TrainingError/runFolder(_:)`` naming
   /// what differs when the folder holds another run. `resumed` says which happened.
-  public static func open(config: TrainingConfig, in directory: URL) throws -> (run: TrainingRun, resumed: Bool) {
+  public static func open(
+    config: TrainingConfig, in directory: URL, communicator: any Communicator = SingleProcess()
+  ) throws -> (run: TrainingRun, resumed: Bool) {
     let folder = RunFolder(directory)
-    guard folder.holdsRun else { return (try start(config: config, in: directory), false) }
+    guard folder.holdsRun else { return (try start(config: config, in: directory, communicator: communicator), false) }
     try checkCompatible(config, with: directory)
-    return (try resume(from: directory, steps: config.steps, minutes: config.minutes), true)
+    let run = try resume(from: directory, steps: config.steps, minutes: config.minutes, communicator: communicator)
+    return (run, true)
   }
 
   /// Throws ``TrainingError/runFolder(_:)`` naming the first difference when the run in
@@ -136,6 +199,12 @@ extension TrainingRun {
   /// Reads a run's configuration without loading it.
   public static func configuration(of directory: URL) throws -> TrainingConfig {
     try RunFolder(directory).readConfig()
+  }
+
+  /// The processes that trained the run in `directory` (1 unless it ran under `mpirun`), or
+  /// nil when it has no readable checkpoint; a resume needs as many.
+  public static func processes(of directory: URL) -> Int? {
+    (try? RunFolder(directory).readManifest()).map { $0.ranks ?? 1 }
   }
 
   /// The progress of the run in `directory` at its last checkpoint, or nil when it has none.

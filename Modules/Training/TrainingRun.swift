@@ -1,4 +1,5 @@
 import Agent
+import Distributed
 import Envs
 import FileSupport
 import Foundation
@@ -22,6 +23,13 @@ import Replay
 /// (their running episodes are replayed from seed and actions), agent states, random
 /// generators, the train-ratio carry and the pending log means are all in the checkpoint
 /// (``checkpoint()``). Killed at any moment, the folder keeps its last completed checkpoint.
+///
+/// Data-parallel (``communicator`` of several ranks, `mpirun -np N r2i train`): every rank runs
+/// `config.envs` environments of its own (seeded by rank) and a replay shard of
+/// `config.replayCapacity / N` steps; the learner steps are shared (``AgentLearner/share(with:)``),
+/// so N ranks at batch B learn as one at batch N x B; env steps, the train ratio and every
+/// schedule count the steps of all ranks; rank 0 writes `metrics.jsonl` (every rank's episodes),
+/// evaluates, and holds the folder's lock. A checkpoint holds every rank's part.
 public final class TrainingRun {
   public let config: TrainingConfig
   public let folder: RunFolder
@@ -29,20 +37,19 @@ public final class TrainingRun {
   public let learner: AgentLearner
   public let replay: Replay
   public let collector: Collector
-  /// Problems found on resume that did not stop it (e.g. a replay saved after its checkpoint).
-  public internal(set) var warnings: [String] = []
+  /// The job the run is trained by (one process unless started under `mpirun`).
+  public let communicator: any Communicator
   /// The last evaluation of this session.
   public private(set) var lastEvaluation: EvaluationReport?
   var loop: LoopState
   var learnerRNG: SeededGenerator
-  var metrics: MetricsLog
+  /// `metrics.jsonl`, written by rank 0 (nil on the other ranks).
+  var metrics: MetricsLog?
   var clock = WallClock()
   let schedule: Schedule
   /// The run folder's exclusive lock (one writer per folder): taken by start and resume, held
   /// until ``run(_:)`` returns, taken again by a later ``run(_:)`` or ``checkpoint()``.
   var lock: DirectoryLock?
-  /// Set while resuming from a replay newer than the checkpoint: the collector starts new episodes.
-  var restartEpisodes = false
 
   /// The run folder's location.
   public var directory: URL { folder.url }
@@ -60,24 +67,53 @@ public final class TrainingRun {
   }
 
   public var progress: Progress {
-    Progress(envSteps: collector.steps, updates: loop.updates, episodes: loop.episodes, seconds: clock.total)
+    Progress(envSteps: envSteps, updates: loop.updates, episodes: loop.episodes, seconds: clock.total)
   }
 
-  init(config: TrainingConfig, folder: RunFolder, lock: DirectoryLock, metrics: MetricsLog, replay: Replay) throws {
+  /// Environment steps of every rank (each takes `config.envs` per step, so all have taken the
+  /// same number): the count the train ratio, the schedules and `config.steps` read.
+  public var envSteps: Int { collector.steps * communicator.size }
+
+  init(
+    config: TrainingConfig, folder: RunFolder, lock: DirectoryLock?, metrics: MetricsLog?, replay: Replay,
+    communicator: any Communicator
+  ) throws {
     try config.validate()
     self.lock = lock
     self.config = config
     self.folder = folder
     self.metrics = metrics
     self.replay = replay
+    self.communicator = communicator
     agent = Agent(config: config.agent, seed: config.seed)
     learner = AgentLearner(agent: agent)
+    learner.share(with: communicator)
+    // Rank 0 draws as a run of one process does; every other rank from streams of its own.
+    let rank = UInt64(communicator.rank)
     var seeds = SeededGenerator(seed: config.seed, stream: StreamTag.environments)
-    let envs = try BatchEnv(name: config.env, count: config.envs, seed: seeds.next())
-    collector = try Collector(agent: agent, envs: envs, seed: config.seed)
-    learnerRNG = SeededGenerator(seed: config.seed, stream: StreamTag.learner)
-    loop = LoopState(ratio: TrainRatio(ratio: config.trainRatio, stepsPerUpdate: config.batch * config.length))
+    var envSeed = seeds.next()
+    if rank > 0 {
+      var rankSeeds = SeededGenerator(seed: envSeed, stream: rank)
+      envSeed = rankSeeds.next()
+    }
+    let envs = try BatchEnv(name: config.env, count: config.envs, seed: envSeed)
+    collector = try Collector(agent: agent, envs: envs, seed: Self.rankSeed(config.seed, rank: communicator.rank))
+    learnerRNG = SeededGenerator(seed: config.seed, stream: StreamTag.learner)  // the same on every rank
+    loop = LoopState(ratio: Self.trainRatio(config, ranks: communicator.size))
     schedule = Schedule(config)
+  }
+
+  /// The learner steps owed per env step: `config.trainRatio` replayed steps per env step of
+  /// every rank, a learner step replaying the job's batch (`ranks` x batch x length).
+  static func trainRatio(_ config: TrainingConfig, ranks: Int) -> TrainRatio {
+    TrainRatio(ratio: config.trainRatio, stepsPerUpdate: config.batch * config.length * ranks)
+  }
+
+  /// The seed of rank `rank`'s own generators (the collector's, the replay's): `seed` on rank 0.
+  static func rankSeed(_ seed: UInt64, rank: Int) -> UInt64 {
+    guard rank > 0 else { return seed }
+    var g = SeededGenerator(seed: seed, stream: 0x5241_4E4B &+ UInt64(rank))  // "RANK" + rank
+    return g.next()
   }
 
   /// Trains until `config.steps` environment steps, the wall-clock budget `config.minutes` or a
@@ -92,14 +128,14 @@ public final class TrainingRun {
     func report(_ event: TrainingEvent) { if handler(event) == .stop { stop = true } }
     // The checkpoint on disk is at the current step (start and resume leave it so): a run that
     // takes no step (its budget or steps already spent) writes nothing, not even the replay.
-    var savedAt = collector.steps
-    var budget = schedule.budgetSpent(clock.total)
-    while collector.steps < config.steps && !stop && !budget {
-      let before = collector.steps
+    var savedAt = envSteps
+    var budget = agreed(schedule.budgetSpent(clock.total))
+    while envSteps < config.steps && !stop && !budget {
+      let before = envSteps
       let finished = try collector.step(
         schedule.actsAtRandom(atStep: before) ? .random : .agent(.sample), into: replay)
-      let after = collector.steps
-      for e in finished {
+      let after = envSteps
+      for e in everyRank(finished) {
         try record(e)
         report(.episode(e, envSteps: after))
       }
@@ -108,25 +144,49 @@ public final class TrainingRun {
         report(.update(update))
       }
       if schedule.log.crossed(from: before, to: after) { report(.log(try writeTrainLine())) }
-      if schedule.evaluation.crossed(from: before, to: after) { report(.evaluation(try evaluateOnSchedule())) }
+      if schedule.evaluation.crossed(from: before, to: after) {
+        if let e = try evaluateOnSchedule() { report(.evaluation(e)) }
+      }
       if schedule.checkpoint.crossed(from: before, to: after) {
         report(.checkpoint(try checkpoint()))
         savedAt = after
       }
       report(.collected(envSteps: after))
-      budget = schedule.budgetSpent(clock.total)
+      // Every rank stops at the same step: when any asked to, or its clock ran out.
+      stop = agreed(stop)
+      budget = agreed(schedule.budgetSpent(clock.total))
     }
-    if savedAt != collector.steps { _ = handler(.checkpoint(try checkpoint())) }
+    if savedAt != envSteps { _ = handler(.checkpoint(try checkpoint())) }
     return TrainingSummary(
-      envSteps: collector.steps, updates: loop.updates, episodes: loop.episodes, seconds: clock.total,
-      stoppedEarly: collector.steps < config.steps, budgetReached: budget && collector.steps < config.steps,
+      envSteps: envSteps, updates: loop.updates, episodes: loop.episodes, seconds: clock.total,
+      stoppedEarly: envSteps < config.steps, budgetReached: budget && envSteps < config.steps,
       recentScore: EpisodeRecord.meanScore(loop.recent), recentSuccess: EpisodeRecord.successRate(loop.recent),
       lastEvaluation: lastEvaluation)
   }
 
-  /// Takes the folder's lock unless this run holds it.
+  /// True on every rank when `flag` is true on any (`flag` itself in a run of one process).
+  func agreed(_ flag: Bool) -> Bool { communicator.size > 1 ? communicator.any(flag) : flag }
+
+  /// The episodes every rank finished on this step, in rank order, each environment numbered
+  /// across the ranks (rank R's environment i is R x envs + i).
+  func everyRank(_ finished: [EpisodeRecord]) -> [EpisodeRecord] {
+    guard communicator.size > 1 else { return finished }
+    let encoded = finished.flatMap { e -> [Double] in
+      [Double(e.environment), e.score, Double(e.length), e.success.map { $0 ? 1 : 0 } ?? -1]
+    }
+    return communicator.allGather(encoded).enumerated().flatMap { rank, values in
+      stride(from: 0, to: values.count, by: 4).map { i in
+        EpisodeRecord(
+          environment: rank * config.envs + Int(values[i]), score: values[i + 1], length: Int(values[i + 2]),
+          success: values[i + 3] < 0 ? nil : values[i + 3] > 0)
+      }
+    }
+  }
+
+  /// Takes the folder's lock unless this run holds it (rank 0 only: the other ranks write only
+  /// inside their own folders, while rank 0 holds the lock).
   func holdLock() throws {
-    guard lock == nil else { return }
+    guard lock == nil, communicator.rank == 0 else { return }
     let taken = try folder.lock()
     taken.recordHolder()
     lock = taken
@@ -147,21 +207,23 @@ public final class TrainingRun {
 
   /// One learner step on a replay batch; nil when the replay has no window yet.
   func learn() throws -> UpdateReport? {
-    guard let sampled = try sampleBatch() else { return nil }
+    let sampled = try sampleBatch()
+    // A learner step is a step of every rank, or of none.
+    guard !agreed(sampled == nil), let sampled else { return nil }
     let start = Date()
     let m = learner.train(WorldModelBatch(sampled), rng: &learnerRNG)
     let seconds = Date().timeIntervalSince(start)
     loop.updates += 1
     let bad = m.nonFinite
     if !bad.isEmpty {
-      throw TrainingError.nonFinite(term: bad.joined(separator: ", "), update: loop.updates, envSteps: collector.steps)
+      throw TrainingError.nonFinite(term: bad.joined(separator: ", "), update: loop.updates, envSteps: envSteps)
     }
     loop.pending.add(m, seconds: seconds)
-    return UpdateReport(updates: loop.updates, envSteps: collector.steps, metrics: m, seconds: seconds)
+    return UpdateReport(updates: loop.updates, envSteps: envSteps, metrics: m, seconds: seconds)
   }
 
   func stamp(_ kind: String) -> LineStamp {
-    LineStamp(kind: kind, envSteps: collector.steps, updates: loop.updates, seconds: clock.total)
+    LineStamp(kind: kind, envSteps: envSteps, updates: loop.updates, seconds: clock.total)
   }
 
   /// Counts a finished training episode and writes its line.
@@ -169,13 +231,13 @@ public final class TrainingRun {
     loop.episodes += 1
     loop.recent.append(e)
     if loop.recent.count > 100 { loop.recent.removeFirst(loop.recent.count - 100) }
-    try metrics.write(.episode(EpisodeLine(stamp: stamp("episode"), episode: e)))
+    try metrics?.write(.episode(EpisodeLine(stamp: stamp("episode"), episode: e)))
   }
 
   /// Writes the `train` line of the learner steps since the last one and starts the next.
   func writeTrainLine() throws -> TrainLine {
     let now = clock.total
-    let steps = collector.steps
+    let steps = envSteps
     let p = loop.pending
     var line = TrainLine(stamp: stamp("train"), learnerSteps: p.count)
     line.metrics = p.means()
@@ -188,16 +250,18 @@ public final class TrainingRun {
       line.recentSuccess = EpisodeRecord.successRate(recent)
     }
     loop.pending = PendingLog(lastLogSteps: steps, lastLogSeconds: now)
-    try metrics.write(.train(line))
+    try metrics?.write(.train(line))
     return line
   }
 
-  /// The scheduled greedy evaluation, written as an `eval` line.
-  func evaluateOnSchedule() throws -> EvaluationReport {
+  /// The scheduled greedy evaluation, written as an `eval` line; rank 0 evaluates, the other
+  /// ranks count it and return nil.
+  func evaluateOnSchedule() throws -> EvaluationReport? {
     loop.evaluations += 1
+    guard communicator.rank == 0 else { return nil }
     let e = try evaluate(episodes: config.evalEpisodes, index: loop.evaluations)
     lastEvaluation = e
-    try metrics.write(
+    try metrics?.write(
       .evaluation(
         EvaluationLine(
           stamp: stamp("eval"), score: e.meanScore, length: e.meanLength, episodes: e.episodes.count,

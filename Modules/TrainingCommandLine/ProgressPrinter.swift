@@ -17,6 +17,7 @@ public final class ProgressPrinter {
   let run: TrainingRun
   let terminal: Bool
   let startSteps: Int
+  let startUpdates: Int
   let start = Date()
   var lastDraw = Date.distantPast
   var lastScore = Double.nan
@@ -25,7 +26,8 @@ public final class ProgressPrinter {
   public init(run: TrainingRun, terminal: Bool) {
     self.run = run
     self.terminal = terminal
-    startSteps = run.collector.steps
+    startSteps = run.envSteps
+    startUpdates = run.updates
   }
 
   public func show(_ event: TrainingEvent) {
@@ -60,12 +62,22 @@ public final class ProgressPrinter {
     let success = summary.recentSuccess.map { ", success \(fmt(100 * $0, 0))%" } ?? ""
     print("score of the last \(min(100, summary.episodes)) episodes: \(fmt(summary.recentScore, 2))\(success)")
     if let e = summary.lastEvaluation { print("last evaluation: \(e)") }
+    let ranks = run.communicator.size
+    let learned = run.updates - startUpdates
+    if ranks > 1 && learned > 0 {
+      // The gradient sums, waits for the slower rank included.
+      let c = run.communicator.statistics
+      print(
+        "this session on \(ranks) processes: gradient sums \(fmt(1000 * c.sumSeconds / Double(learned), 1)) ms per learner step (\(fmt(Double(c.sumBytes) / Double(learned) / 1e6, 1)) MB), other collectives \(fmt(1000 * c.otherSeconds / Double(learned), 1)) ms"
+      )
+    }
     let path = run.directory.path
     print("checkpoint and metrics in \(path); plot with: r2i plot \(path)")
+    let train = ranks > 1 ? "mpirun -np \(ranks) r2i train" : "r2i train"
     if summary.budgetReached {
-      print("train longer with: r2i train --run \(path) --resume --minutes M")
+      print("train longer with: \(train) --run \(path) --resume --minutes M")
     } else if summary.stoppedEarly {
-      print("resume with: r2i train --run \(path) --resume")
+      print("resume with: \(train) --run \(path) --resume")
     }
   }
 }
@@ -76,18 +88,19 @@ extension TrainingRun {
   /// signal on, the run stops after its step and a second signal waits for the checkpoint that
   /// stop writes; a run stopped by a signal exits with status 130.
   public func runPrinting(terminal: Bool, stop: StopRequest) throws {
-    let printer = ProgressPrinter(run: self, terminal: terminal)
+    // In a job of several processes rank 0 prints for all.
+    let printer = communicator.rank == 0 ? ProgressPrinter(run: self, terminal: terminal) : nil
     var stopping = false
     defer { if stopping { stop.protect(false) } }
     let summary = try run { event in
-      printer.show(event)
+      printer?.show(event)
       if stop.isRequested && !stopping {
         stopping = true
         stop.protect(true)
       }
       return stopping ? .stop : .proceed
     }
-    printer.finish(summary)
+    printer?.finish(summary)
     if stopping { throw ExitCode(130) }
   }
 }

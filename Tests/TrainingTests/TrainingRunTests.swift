@@ -87,7 +87,6 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(first.stoppedEarly && first.envSteps == 130)
     #expect(b.updates > 0 && b.updates < a.updates)
     let c = try TrainingRun.resume(from: split)
-    #expect(c.warnings.isEmpty)
     try c.run()
 
     let pa = a.agent.namedParameters()
@@ -262,7 +261,6 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     try run.replay.save(to: replayFolder, manifestName: "manifest-killed.json")
     try run.replay.save(to: replayFolder)
     let resumed = try TrainingRun.resume(from: folder)
-    #expect(resumed.warnings.isEmpty, "\(resumed.warnings)")
     #expect(resumed.collector.steps == 66 && resumed.replay.inserted == inserted)
     #expect(resumed.collector.envs.snapshot().episodeSeeds == seeds, "the running episodes did not go on")
     // The next checkpoint retires the stray manifests, and its replay loads on its own.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CommandLineSupport
+import Distributed
 import Foundation
 import Tensor
 import Training
@@ -54,6 +55,22 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
+    // Under mpirun every rank runs this command: one run, its steps shared (docs/distributed.md).
+    let world = Job.world
+    do {
+      try train(world)
+    } catch let exit as ExitCode where exit.rawValue == 130 {
+      throw exit  // every rank stopped at the same step, with a checkpoint
+    } catch {
+      guard world.size > 1 else { throw error }
+      // Another rank may be waiting for this one: end the whole job, saying which rank failed.
+      let status = error is ValidationError ? ExitStatus.usage : 1
+      FileHandle.standardError.write(Data("r2i train, rank \(world.rank) of \(world.size): \(error)\n".utf8))
+      world.abort(status: status)
+    }
+  }
+
+  func train(_ world: any Communicator) throws {
     Parallelism.setThreadCount(threadOption.count)
     let dir = folder()
     let training: TrainingRun
@@ -64,6 +81,12 @@ struct Train: ParsableCommand {
       } catch {
         throw ValidationError("--run: \(error)")
       }
+      if let ranks = TrainingRun.processes(of: dir), ranks != world.size {
+        let launch = ranks == 1 ? "without mpirun" : "with mpirun -np \(ranks) r2i train ..."
+        throw ValidationError(
+          "--run: '\(dir.path)' was trained by \(ranks) process\(ranks == 1 ? "" : "es") and this job has \(world.size); resume it \(launch)"
+        )
+      }
       let wanted = try options.resumed(stored)
       do {
         try TrainingRun.checkCompatible(wanted, with: dir, allowingAdjustments: true)
@@ -71,22 +94,25 @@ struct Train: ParsableCommand {
         throw ValidationError(
           "--run: \(e); drop the flags that change it to resume it (only learning rates can change on a resume)")
       }
-      training = try TrainingRun.resume(from: dir, steps: options.steps, minutes: options.minutes, adjusting: wanted)
-      print("resuming \(dir.path) at env step \(training.collector.steps), learner step \(training.updates)")
+      training = try TrainingRun.resume(
+        from: dir, steps: options.steps, minutes: options.minutes, adjusting: wanted, communicator: world)
+      guard world.isRoot else { return try runQuietly(training) }
+      print("resuming \(dir.path) at env step \(training.envSteps), learner step \(training.updates)")
       for a in training.config.adjustments.dropFirst(stored.adjustments.count) {
         print("\(a.setting) changed from \(a.from) to \(a.to) from env step \(a.envSteps) on (recorded in config.json)")
       }
-      for w in training.warnings { print("warning: \(w)") }
     } else {
       let c = try options.newRun(from: try configFile())
       do {
-        training = try TrainingRun.start(config: c, in: dir)
+        training = try TrainingRun.start(config: c, in: dir, communicator: world)
       } catch let e as TrainingError {
         if case .writeFailed = e { throw e }  // not the command line's mistake: status 1
         throw ValidationError("--run: \(e)")
       }
+      guard world.isRoot else { return try runQuietly(training) }
+      let ranks = world.size > 1 ? " on \(world.size) processes (each \(c.envs) envs, batch \(c.batch))" : ""
       print(
-        "training \(c.backbone.rawValue) (\(c.preset), \(training.agent.parameterCount) parameters) on \(c.env): \(c.steps) env steps, \(c.envs) envs, batch \(c.batch) x \(c.length), train ratio \(c.trainRatio), seed \(c.seed)"
+        "training \(c.backbone.rawValue) (\(c.preset), \(training.agent.parameterCount) parameters) on \(c.env): \(c.steps) env steps, \(c.envs) envs, batch \(c.batch) x \(c.length), train ratio \(c.trainRatio), seed \(c.seed)\(ranks)"
       )
       print("run folder: \(dir.path)")
     }
@@ -95,5 +121,12 @@ struct Train: ParsableCommand {
       quitMessage: "second signal: quitting")
     defer { stop.cancel() }
     try training.runPrinting(terminal: isatty(STDOUT_FILENO) != 0, stop: stop)
+  }
+
+  /// The other ranks of a job: the same run, printing nothing (rank 0 prints for all).
+  func runQuietly(_ training: TrainingRun) throws {
+    let stop = StopRequest(message: nil, quitMessage: nil)
+    defer { stop.cancel() }
+    try training.runPrinting(terminal: false, stop: stop)
   }
 }

@@ -48,6 +48,20 @@ import Training
     // A resume needs as many processes as trained the run, and says how to launch them.
     let alone = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "480"])
     #expect(alone.status == 64 && alone.standardError.contains("mpirun -np 2"), "\(alone.standardError)")
+
+    // A rank that cannot read its part stops the job, naming itself and the file; nothing
+    // of the folder changes.
+    let rankFolder = run.appendingPathComponent("checkpoint/rank-1")
+    let collector = try #require(
+      try FileManager.default.contentsOfDirectory(atPath: rankFolder.path).first { $0.hasPrefix("collector-") })
+    var bytes = try Data(contentsOf: rankFolder.appendingPathComponent(collector))
+    bytes[bytes.count - 3] ^= 0x10
+    try bytes.write(to: rankFolder.appendingPathComponent(collector))
+    let before = try folderContents(run)
+    let damaged = try runMPI(ranks: 2, r2i, ["train", "--run", run.path, "--resume", "--steps", "480"])
+    #expect(damaged.status != 0 && damaged.standardError.contains("rank 1 of 2"), "\(damaged.standardError)")
+    #expect(damaged.standardError.contains(collector), "\(damaged.standardError)")
+    #expect(try folderContents(run) == before, "a failed resume changed the folder")
   }
 
   /// SIGKILL to one rank mid-run ends the job (mpirun stops the other); the folder resumes under

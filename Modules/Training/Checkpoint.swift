@@ -145,7 +145,7 @@ extension TrainingRun {
       progress: progress, files: files, replayManifest: replayManifest, replayInserted: replay.inserted,
       metricsBytes: metrics?.bytes ?? 0, ranks: communicator.size > 1 ? communicator.size : nil)
     // Every rank's files are complete: rank 0 names them all, and only then do the old ones go.
-    try everyRankSucceeds("see state.json written") {
+    try everyRankSucceeds("write state.json") {
       guard rank == 0 else { return }
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys]

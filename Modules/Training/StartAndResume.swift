@@ -83,7 +83,7 @@ extension TrainingRun {
     var run: TrainingRun?
     // Nothing is written before every part has been read back on every rank: a resume that
     // fails leaves the folder as it was.
-    try communicator.everyRankSucceeds("read its part of the checkpoint") {
+    try communicator.everyRankSucceeds("open the run and read its part of the checkpoint") {
       let config = try folder.readConfig()
       stored = config
       if let adjusting, let difference = config.difference(from: adjusting, allowingAdjustments: true) {

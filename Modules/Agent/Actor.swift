@@ -20,6 +20,38 @@ public enum ActionSpec: Sendable, Codable, Equatable {
 
   /// One choice among `n` per step (``discrete(_:)``): a one-hot action vector.
   public var isSingleDiscrete: Bool { if case .discrete = self { return true } else { return false } }
+
+  private enum CodingKeys: String, CodingKey { case discrete, multiDiscrete, continuous }
+  private enum OlderPayload: String, CodingKey { case _0 }
+
+  /// The JSON form names the kind and its size: `{"discrete": 2}`, `{"multiDiscrete": [3, 3]}`,
+  /// `{"continuous": 6}`. The form older builds wrote (`{"discrete": {"_0": 2}}`) is read too.
+  public init(from decoder: Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    guard c.allKeys.count == 1, let key = c.allKeys.first else {
+      throw DecodingError.dataCorrupted(
+        .init(
+          codingPath: c.codingPath, debugDescription: "an action space is one of discrete, multiDiscrete, continuous"))
+    }
+    func value<T: Decodable>(_ type: T.Type) throws -> T {
+      if let v = try? c.decode(T.self, forKey: key) { return v }
+      return try c.nestedContainer(keyedBy: OlderPayload.self, forKey: key).decode(T.self, forKey: ._0)
+    }
+    switch key {
+    case .discrete: self = .discrete(try value(Int.self))
+    case .multiDiscrete: self = .multiDiscrete(try value([Int].self))
+    case .continuous: self = .continuous(try value(Int.self))
+    }
+  }
+
+  public func encode(to encoder: Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    switch self {
+    case .discrete(let n): try c.encode(n, forKey: .discrete)
+    case .multiDiscrete(let ns): try c.encode(ns, forKey: .multiDiscrete)
+    case .continuous(let n): try c.encode(n, forKey: .continuous)
+    }
+  }
 }
 
 /// pi(a | features) for a batch: categorical components with unimix, or a bounded normal.

@@ -180,3 +180,26 @@ func narrowConfig(
     for (x, y) in zip(before, learnerB.stateTensors()) { #expect(x.0 == y.0 && x.1 == y.1) }
   }
 }
+
+/// The JSON form of an action space, as `config.json` holds it.
+@Suite struct ActionSpecCodingTests {
+  @Test func actionSpacesReadAsTheyAreWrittenAndOlderFilesStillRead() throws {
+    let cases: [(ActionSpec, String)] = [
+      (.discrete(2), #"{"discrete":2}"#), (.multiDiscrete([3, 4]), #"{"multiDiscrete":[3,4]}"#),
+      (.continuous(6), #"{"continuous":6}"#),
+    ]
+    for (spec, json) in cases {
+      #expect(String(decoding: try JSONEncoder().encode(spec), as: UTF8.self) == json)
+      #expect(try JSONDecoder().decode(ActionSpec.self, from: Data(json.utf8)) == spec)
+    }
+    // What builds before this one wrote.
+    let older: [(String, ActionSpec)] = [
+      (#"{"discrete":{"_0":2}}"#, .discrete(2)), (#"{"multiDiscrete":{"_0":[3,4]}}"#, .multiDiscrete([3, 4])),
+      (#"{"continuous":{"_0":6}}"#, .continuous(6)),
+    ]
+    for (json, spec) in older { #expect(try JSONDecoder().decode(ActionSpec.self, from: Data(json.utf8)) == spec) }
+    for bad in [#"{}"#, #"{"discrete":2,"continuous":1}"#, #"{"discrete":"two"}"#, #"{"boxed":2}"#] {
+      #expect(throws: DecodingError.self, "\(bad)") { try JSONDecoder().decode(ActionSpec.self, from: Data(bad.utf8)) }
+    }
+  }
+}

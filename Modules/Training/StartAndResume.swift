@@ -56,7 +56,8 @@ extension TrainingRun {
     max(config.length, config.replayCapacity / ranks)
   }
 
-  /// Every rank takes rank 0's parameters (they are equal by construction; this makes it so).
+  /// Every rank takes rank 0's parameters (equal by construction at a start, read from rank 0's
+  /// file at a resume; this makes it so).
   func shareParameters() {
     guard communicator.size > 1 else { return }
     var values = agent.parameters.map(\.value)
@@ -106,6 +107,7 @@ extension TrainingRun {
         communicator: communicator)
     }
     guard let stored, let manifest, let run else { preconditionFailure("every rank read its part") }
+    run.shareParameters()
     try communicator.everyRankSucceeds("finish the resume") {
       try run.metrics?.truncate(to: manifest.metricsBytes)
       try run.removeFilesOfOtherCheckpoints(than: manifest)

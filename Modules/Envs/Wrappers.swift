@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Ends episodes after `maxSteps` steps by truncation (unless the inner environment ended
 /// them first).
 public final class TimeLimit: Env {
@@ -342,8 +344,48 @@ public final class BatchEnv {
 /// `popgym/<Game><Easy|Medium|Hard>`, `memorymaze/<9|11|13|15>x<same>[-6CL]`, `classic/CartPole`,
 /// `classic/Pendulum`, `classic/Acrobot`, and `-pixels` variants of the classic tasks.
 public enum EnvRegistry {
-  /// Every accepted name (parametric ones with their parameter in angle brackets).
+  /// Builds a registered environment from a seed.
+  public typealias Factory = @Sendable (_ seed: UInt64) throws -> any Env
+
+  /// The families of the built-in environments, which registered names may not use.
+  public static let builtInFamilies = ["bsuite", "popgym", "memorymaze", "classic"]
+
+  private static let registered = Mutex<[String: Factory]>([:])
+
+  /// Adds your own environment under `name`, so that everything that takes an environment name
+  /// (``make(_:seed:)``, `BatchEnv`, `TrainingConfig.defaults`, `TrainingRun`) takes it, in this
+  /// process, from now on. `name` is `<family>/<name>` (letters, digits, `_`, `-`, `.` and more
+  /// `/`-separated parts), its family not a built-in one; a name already registered is refused.
+  /// `factory` must give the same episodes for the same seed and actions (a resumed run replays
+  /// its running episodes that way). Register before starting or resuming a run that uses it.
+  public static func register(name: String, factory: @escaping Factory) throws {
+    let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+    let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+    guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(allowed.contains) }) else {
+      throw EnvError.invalidConfiguration(
+        "cannot register '\(name)': a name is <family>/<name> of letters, digits, '_', '-' and '.', e.g. mine/GridWorld"
+      )
+    }
+    guard !builtInFamilies.contains(String(parts[0])) else {
+      throw EnvError.invalidConfiguration(
+        "cannot register '\(name)': '\(parts[0])' is a built-in family (\(builtInFamilies.joined(separator: ", "))); choose a family of your own"
+      )
+    }
+    try registered.withLock { table in
+      guard table[name] == nil else {
+        throw EnvError.invalidConfiguration("cannot register '\(name)': it is registered already")
+      }
+      table[name] = factory
+    }
+  }
+
+  /// Every accepted name (parametric ones with their parameter in angle brackets), the
+  /// registered ones last.
   public static var names: [String] {
+    builtInNames + registered.withLock { $0.keys.sorted() }
+  }
+
+  static var builtInNames: [String] {
     ["bsuite/memory_len/<L>", "bsuite/discounting_chain/<mapping seed>"]
       + POPGym.games.flatMap { g in Difficulty.allCases.map { "popgym/\(g)\($0.rawValue)" } }
       + MemoryMaze.configurations.map { "memorymaze/\($0.size)x\($0.size)" }
@@ -354,6 +396,7 @@ public enum EnvRegistry {
 
   /// Builds the environment called `name`; throws listing the available names when unknown.
   public static func make(_ name: String, seed: UInt64 = 0) throws -> any Env {
+    if let factory = registered.withLock({ $0[name] }) { return try factory(seed) }
     let parts = name.split(separator: "/").map(String.init)
     func unknown() -> EnvError { .unknownName(name, available: names) }
     guard parts.count >= 2 else { throw unknown() }

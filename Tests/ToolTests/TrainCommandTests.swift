@@ -80,6 +80,9 @@ import Training
     let resumed = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "80", "--threads", "1"])
     #expect(resumed.status == 0 && resumed.standardOutput.contains("resuming"), "\(resumed.standardError)")
     #expect(resumed.standardOutput.contains("done at env step 80"))
+    let idle = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "50", "--threads", "1"])
+    #expect(idle.status == 0 && idle.standardOutput.contains("nothing to do"), "\(idle.standardOutput)")
+    #expect(idle.standardOutput.contains("at env step 80"), "\(idle.standardOutput)")
 
     // The learning rates, and only they, may change on a resume; the change is printed and kept.
     let slower = try runProcess(

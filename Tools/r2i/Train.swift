@@ -101,6 +101,13 @@ struct Train: ParsableCommand {
       for a in training.config.adjustments.dropFirst(stored.adjustments.count) {
         print("\(a.setting) changed from \(a.from) to \(a.to) from env step \(a.envSteps) on (recorded in config.json)")
       }
+      if TrainingRun.isFinished(training.progress, config: training.config) {
+        let c = training.config
+        let budget = c.minutes.map { " or \(TrainLine.format($0, 1)) min" } ?? ""
+        print(
+          "nothing to do: the run has its \(c.steps) env steps\(budget) (at env step \(training.envSteps), \(TrainLine.format(training.progress.seconds / 60, 1)) min); give a larger --steps or --minutes to train on"
+        )
+      }
     } else {
       let c = try options.newRun(from: try configFile())
       do {

@@ -80,7 +80,8 @@ let package = Package(
     .target(
       name: "TrainingCommandLine",
       dependencies: [
-        "CommandLineSupport", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "CommandLineSupport", "Training", "Distributed",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Modules/TrainingCommandLine"),
 

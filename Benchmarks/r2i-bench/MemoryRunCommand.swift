@@ -20,16 +20,7 @@ struct MemoryRunCommand: ParsableCommand {
 
   func run() throws {
     // Under mpirun (r2i-bench memory --mpi N) every rank runs this: one data-parallel run.
-    let world = Job.world
-    do {
-      try train(world)
-    } catch let exit as ExitCode where exit.rawValue == 130 {
-      throw exit
-    } catch {
-      guard world.size > 1 else { throw error }
-      FileHandle.standardError.write(Data("memory-run, rank \(world.rank) of \(world.size): \(error)\n".utf8))
-      world.abort(status: 1)
-    }
+    try Job.runAsRank("memory-run") { try train($0) }
   }
 
   func train(_ world: any Communicator) throws {

@@ -7,7 +7,8 @@ extension Communicator {
   public func average(_ tensors: inout [Tensor], bucketFloats: Int = 1 << 22) {
     guard size > 1 else { return }
     let scale = 1 / Float(size)
-    var bucket = [Float](repeating: 0, count: min(bucketFloats, tensors.reduce(0) { $0 + $1.count }))
+    let capacity = min(bucketFloats, tensors.reduce(0) { $0 + $1.count })
+    var bucket = [Float](unsafeUninitializedCapacity: capacity) { _, count in count = capacity }  // filled below
     var first = 0
     while first < tensors.count {
       // The tensors that fit in one bucket (a larger one goes alone, in pieces of the bucket).

@@ -225,7 +225,6 @@ public struct RowShard: Sendable, Hashable {
     self.total = total
   }
 
-  /// The rows before this shard's and after them.
-  public var before: Int { offset }
+  /// The rows after this shard's.
   public var after: Int { total - offset - count }
 }

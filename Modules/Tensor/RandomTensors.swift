@@ -65,29 +65,30 @@ extension Tensor {
     precondition(rank >= 1, "sampleCategorical needs rank >= 1, shape is \(shape)")
     let k = shape[rank - 1]
     let rows = count / Swift.max(k, 1)
+    // Sharded: this shard's draws, taken from the whole batch's in one pass first. Else drawn
+    // row by row below, with nothing allocated.
     var uniforms = [Float]()
-    uniforms.reserveCapacity(rows)
     if let shard = rng.shard {
+      uniforms.reserveCapacity(rows)
       precondition(
         batchAxis < rank - 1 && shape[batchAxis] == shard.count,
         "sampleCategorical: axis \(batchAxis) of \(shape) is not a shard of \(shard.count) rows")
       let outer = shape[..<batchAxis].reduce(1, *)
       let inner = shape[(batchAxis + 1)..<(rank - 1)].reduce(1, *)
       for _ in 0..<outer {
-        for _ in 0..<(shard.before * inner) { _ = rng.next() }  // one draw per row, as nextFloat
+        for _ in 0..<(shard.offset * inner) { _ = rng.next() }  // one draw per row, as nextFloat
         for _ in 0..<(shard.count * inner) { uniforms.append(rng.nextFloat()) }
         for _ in 0..<(shard.after * inner) { _ = rng.next() }
       }
-    } else {
-      for _ in 0..<rows { uniforms.append(rng.nextFloat()) }
     }
+    let sharded = rng.shard != nil
     var result = [Int](repeating: 0, count: rows)
     withUnsafeBufferPointer { p in
       for r in 0..<rows {
         let row = UnsafeBufferPointer(rebasing: p[(r * k)..<(r * k + k)])
         var total: Float = 0
         for v in row { total += v }
-        let target = uniforms[r] * total
+        let target = (sharded ? uniforms[r] : rng.nextFloat()) * total
         var acc: Float = 0
         var chosen = k - 1
         for j in 0..<k {

@@ -132,7 +132,7 @@ extension TrainingRun {
     let replayManifest = "manifest-\(token).json"
     let files = Dictionary(
       uniqueKeysWithValues: checkpointParts.map { ($0.name, "\($0.name)-\(token).\($0.fileExtension)") })
-    try everyRankSucceeds("write its part of the checkpoint") {
+    try communicator.everyRankSucceeds("write its part of the checkpoint") {
       try holdLock()
       try metrics?.synchronize()
       try replay.save(to: folder.replayDirectory(rank: rank), manifestName: replayManifest)
@@ -145,7 +145,7 @@ extension TrainingRun {
       progress: progress, files: files, replayManifest: replayManifest, replayInserted: replay.inserted,
       metricsBytes: metrics?.bytes ?? 0, ranks: communicator.size > 1 ? communicator.size : nil)
     // Every rank's files are complete: rank 0 names them all, and only then do the old ones go.
-    try everyRankSucceeds("write state.json") {
+    try communicator.everyRankSucceeds("write state.json") {
       guard rank == 0 else { return }
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys]
@@ -156,10 +156,6 @@ extension TrainingRun {
     return CheckpointReport(
       envSteps: envSteps, updates: loop.updates, directory: folder.checkpointDirectory,
       seconds: Date().timeIntervalSince(start))
-  }
-
-  func everyRankSucceeds(_ what: String, _ body: () throws -> Void) throws {
-    try communicator.everyRankSucceeds(what, body)
   }
 
   /// The parts rank `rank` keeps in its own folder: every part on rank 0; on the others only the

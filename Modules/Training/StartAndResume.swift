@@ -95,12 +95,8 @@ extension TrainingRun {
       let lock = rank == 0 ? try folder.lock() : nil
       let m = try folder.readManifest()
       manifest = m
-      let ranks = m.ranks ?? 1
-      guard ranks == communicator.size else {
-        let launch = ranks == 1 ? "without mpirun" : "with mpirun -np \(ranks)"
-        throw TrainingError.runFolder(
-          "'\(directory.path)' was trained by \(ranks) process\(ranks == 1 ? "" : "es"), this job has \(communicator.size); resume it \(launch)"
-        )
+      if let problem = processCountProblem(directory, trainedBy: m.ranks ?? 1, job: communicator.size) {
+        throw TrainingError.runFolder(problem)
       }
       run = try open(
         folder, config: config, manifest: m, steps: steps, minutes: minutes, adjusting: adjusting, lock: lock,
@@ -112,11 +108,9 @@ extension TrainingRun {
       try run.metrics?.truncate(to: manifest.metricsBytes)
       try run.removeFilesOfOtherCheckpoints(than: manifest)
       guard rank == 0 else { return }
+      // config.json takes the new learning rates and their record, and keeps its own budget.
       if run.config.adjustments != stored.adjustments {
-        var record = stored.adjusted(to: run.config, atEnvStep: manifest.progress.envSteps)
-        record.steps = stored.steps  // config.json keeps the run's own budget
-        record.minutes = stored.minutes
-        try folder.writeConfig(record)
+        try folder.writeConfig(stored.adjusted(to: run.config, atEnvStep: manifest.progress.envSteps))
       }
       run.lock?.recordHolder()
     }
@@ -207,6 +201,15 @@ extension TrainingRun {
   /// nil when it has no readable checkpoint; a resume needs as many.
   public static func processes(of directory: URL) -> Int? {
     (try? RunFolder(directory).readManifest()).map { $0.ranks ?? 1 }
+  }
+
+  /// Why a job of `job` processes cannot resume the run in `directory`, which `trainedBy`
+  /// processes trained (with the command that can), or nil when the counts agree.
+  public static func processCountProblem(_ directory: URL, trainedBy ranks: Int, job: Int) -> String? {
+    guard ranks != job else { return nil }
+    let launch = ranks == 1 ? "without mpirun" : "with mpirun -np \(ranks) r2i train ..."
+    return
+      "'\(directory.path)' was trained by \(ranks) process\(ranks == 1 ? "" : "es") and this job has \(job); resume it \(launch)"
   }
 
   /// The progress of the run in `directory` at its last checkpoint, or nil when it has none.

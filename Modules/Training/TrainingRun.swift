@@ -129,7 +129,7 @@ public final class TrainingRun {
     // The checkpoint on disk is at the current step (start and resume leave it so): a run that
     // takes no step (its budget or steps already spent) writes nothing, not even the replay.
     var savedAt = envSteps
-    var budget = agreed(schedule.budgetSpent(clock.total))
+    var budget = agreed([schedule.budgetSpent(clock.total)])[0]
     while envSteps < config.steps && !stop && !budget {
       let before = envSteps
       let finished = try collector.step(
@@ -153,8 +153,8 @@ public final class TrainingRun {
       }
       report(.collected(envSteps: after))
       // Every rank stops at the same step: when any asked to, or its clock ran out.
-      stop = agreed(stop)
-      budget = agreed(schedule.budgetSpent(clock.total))
+      let flags = agreed([stop, schedule.budgetSpent(clock.total)])
+      (stop, budget) = (flags[0], flags[1])
     }
     if savedAt != envSteps { _ = handler(.checkpoint(try checkpoint())) }
     return TrainingSummary(
@@ -164,8 +164,14 @@ public final class TrainingRun {
       lastEvaluation: lastEvaluation)
   }
 
-  /// True on every rank when `flag` is true on any (`flag` itself in a run of one process).
-  func agreed(_ flag: Bool) -> Bool { communicator.size > 1 ? communicator.any(flag) : flag }
+  /// Each of `flags`, true on every rank when it is true on any: one collective for all of them
+  /// (in a run of one process, `flags` as they are).
+  func agreed(_ flags: [Bool]) -> [Bool] {
+    guard communicator.size > 1 else { return flags }
+    var values = flags.map { $0 ? 1.0 : 0.0 }
+    values.withUnsafeMutableBufferPointer { communicator.maximum($0) }
+    return values.map { $0 > 0 }
+  }
 
   /// The episodes every rank finished on this step, in rank order, each environment numbered
   /// across the ranks (rank R's environment i is R x envs + i).
@@ -209,7 +215,7 @@ public final class TrainingRun {
   func learn() throws -> UpdateReport? {
     let sampled = try sampleBatch()
     // A learner step is a step of every rank, or of none.
-    guard !agreed(sampled == nil), let sampled else { return nil }
+    guard !agreed([sampled == nil])[0], let sampled else { return nil }
     let start = Date()
     let m = learner.train(WorldModelBatch(sampled), rng: &learnerRNG)
     let seconds = Date().timeIntervalSince(start)

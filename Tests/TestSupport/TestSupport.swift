@@ -112,12 +112,32 @@ public func runProcess(_ executable: URL, _ arguments: [String], in directory: U
 }
 
 /// Runs `executable` as `ranks` MPI ranks (`mpirun --oversubscribe`, allowed as root, as CI
-/// runs), or throws naming the package to install when Open MPI is missing.
-public func runMPI(ranks: Int, _ executable: URL, _ arguments: [String]) throws -> ProcessResult {
+/// runs), or throws naming the package to install when Open MPI is missing. A job still running
+/// after `timeout` seconds is ended (status 124, ``mpiTimedOut``), so a hang fails a test
+/// instead of stalling the run.
+public func runMPI(ranks: Int, _ executable: URL, _ arguments: [String], timeout: Int = 300) throws -> ProcessResult {
   let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
   guard FileManager.default.isExecutableFile(atPath: mpirun.path) else {
     throw TestSupportError("mpirun is missing: install Open MPI (./Tools/dev.sh deps installs openmpi-bin)")
   }
   return try runProcess(
-    mpirun, ["--oversubscribe", "--allow-run-as-root", "-np", "\(ranks)", executable.path] + arguments)
+    URL(fileURLWithPath: "/usr/bin/timeout"),
+    ["\(timeout)", mpirun.path, "--oversubscribe", "--allow-run-as-root", "-np", "\(ranks)", executable.path]
+      + arguments)
+}
+
+/// The status `runMPI` gives a job that did not end within its time.
+public let mpiTimedOut: Int32 = 124
+
+/// Flips one bit near the end of the file in `folder` whose name starts with `prefix` (a
+/// checkpoint part, say) and returns its name.
+@discardableResult
+public func damageFile(startingWith prefix: String, in folder: URL) throws -> String {
+  guard
+    let name = try FileManager.default.contentsOfDirectory(atPath: folder.path).first(where: { $0.hasPrefix(prefix) })
+  else { throw TestSupportError("no file starting with '\(prefix)' in \(folder.path)") }
+  var bytes = try Data(contentsOf: folder.appendingPathComponent(name))
+  bytes[bytes.count - 3] ^= 0x10
+  try bytes.write(to: folder.appendingPathComponent(name))
+  return name
 }

@@ -51,12 +51,7 @@ import Training
 
     // A rank that cannot read its part stops the job, naming itself and the file; nothing
     // of the folder changes.
-    let rankFolder = run.appendingPathComponent("checkpoint/rank-1")
-    let collector = try #require(
-      try FileManager.default.contentsOfDirectory(atPath: rankFolder.path).first { $0.hasPrefix("collector-") })
-    var bytes = try Data(contentsOf: rankFolder.appendingPathComponent(collector))
-    bytes[bytes.count - 3] ^= 0x10
-    try bytes.write(to: rankFolder.appendingPathComponent(collector))
+    let collector = try damageFile(startingWith: "collector-", in: run.appendingPathComponent("checkpoint/rank-1"))
     let before = try folderContents(run)
     let damaged = try runMPI(ranks: 2, r2i, ["train", "--run", run.path, "--resume", "--steps", "480"])
     #expect(damaged.status != 0 && damaged.standardError.contains("rank 1 of 2"), "\(damaged.standardError)")

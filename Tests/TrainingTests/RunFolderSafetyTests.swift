@@ -120,12 +120,7 @@ import Training
     let log = try MetricsLog(url: folder.appendingPathComponent("metrics.jsonl"), create: false)
     try log.write(
       .train(TrainLine(stamp: LineStamp(kind: "train", envSteps: 99, updates: 0, seconds: 0), learnerSteps: 0)))
-    let checkpoint = folder.appendingPathComponent("checkpoint")
-    let agentFile = try #require(
-      try FileManager.default.contentsOfDirectory(atPath: checkpoint.path).first { $0.hasPrefix("agent-") })
-    var bytes = try Data(contentsOf: checkpoint.appendingPathComponent(agentFile))
-    bytes[bytes.count - 3] ^= 0x10
-    try bytes.write(to: checkpoint.appendingPathComponent(agentFile))
+    try damageFile(startingWith: "agent-", in: folder.appendingPathComponent("checkpoint"))
     let before = try folderContents(folder)
     #expect { try TrainingRun.resume(from: folder) } throws: { "\($0)".contains("agent") }
     #expect(try folderContents(folder) == before, "the failed resume changed the folder")

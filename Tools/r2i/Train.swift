@@ -56,18 +56,7 @@ struct Train: ParsableCommand {
 
   func run() throws {
     // Under mpirun every rank runs this command: one run, its steps shared (docs/distributed.md).
-    let world = Job.world
-    do {
-      try train(world)
-    } catch let exit as ExitCode where exit.rawValue == 130 {
-      throw exit  // every rank stopped at the same step, with a checkpoint
-    } catch {
-      guard world.size > 1 else { throw error }
-      // Another rank may be waiting for this one: end the whole job, saying which rank failed.
-      let status = error is ValidationError ? ExitStatus.usage : 1
-      FileHandle.standardError.write(Data("r2i train, rank \(world.rank) of \(world.size): \(error)\n".utf8))
-      world.abort(status: status)
-    }
+    try Job.runAsRank("r2i train") { try train($0) }
   }
 
   func train(_ world: any Communicator) throws {
@@ -81,11 +70,10 @@ struct Train: ParsableCommand {
       } catch {
         throw ValidationError("--run: \(error)")
       }
-      if let ranks = TrainingRun.processes(of: dir), ranks != world.size {
-        let launch = ranks == 1 ? "without mpirun" : "with mpirun -np \(ranks) r2i train ..."
-        throw ValidationError(
-          "--run: '\(dir.path)' was trained by \(ranks) process\(ranks == 1 ? "" : "es") and this job has \(world.size); resume it \(launch)"
-        )
+      if let ranks = TrainingRun.processes(of: dir),
+        let problem = TrainingRun.processCountProblem(dir, trainedBy: ranks, job: world.size)
+      {
+        throw ValidationError("--run: \(problem)")  // a command-line mistake (64), found before loading
       }
       let wanted = try options.resumed(stored)
       do {

@@ -190,11 +190,15 @@ public final class ActorCriticLearner {
   /// continues (the start's from `startContinue` [N], data), critic values, lambda-returns and
   /// weights. Discrete actions are imagined without a tape (REINFORCE needs no world-model
   /// gradient); continuous ones on the tape, so the returns carry the actor's gradient through
-  /// the dynamics.
+  /// the dynamics. The actor reads each state with its gradient stopped (DreamerV3, 2023): an
+  /// action's gradient reaches the actor's parameters through that action only, not through
+  /// the earlier actions that led to its state.
   public func imagine(start: LatentState, startContinue: Tensor, rng: inout SeededGenerator) -> ImaginedReturns {
     let s = settings
     let start = start.detached
-    let policy: (LatentState, inout SeededGenerator) -> Variable = { state, r in self.actor(state).sample(using: &r) }
+    let policy: (LatentState, inout SeededGenerator) -> Variable = { state, r in
+      self.actor(state.detached).sample(using: &r)
+    }
     let rollout =
       actor.spec.isDiscrete
       ? withoutGradient { worldModel.imagine(from: start, horizon: s.horizon, rng: &rng, policy: policy) }
@@ -239,25 +243,29 @@ public final class ActorCriticLearner {
   }
 
   /// The actor's loss on an imagined rollout, [scalar]: discrete actions
-  /// `-log pi(a) sg((R - v) / S) - eta H(pi)`, continuous ones `-(R - sg(v)) / S - eta H(pi)`,
+  /// `-log pi(a) sg((R - v) / S) - eta H(pi)`, continuous ones `-(R - v) / S - eta H(pi)`,
   /// weighted and averaged over the H x N steps. S is `returnScale.scale` as it stands (``update``
-  /// updates it with all returns of the batch first). `policy` is pi on the first H imagined
-  /// states when it is already known (the raw outputs the actor produced while imagining);
-  /// nil runs the actor on them.
+  /// updates it with all returns of the batch first). pi reads the imagined states with their
+  /// gradients stopped, so the entropy's gradient does not flow back through the dynamics. With
+  /// continuous actions the baseline v is the critic on the imagined states as the rollout
+  /// computed it, on the tape, as DreamerV3 (2023) and R2I's reference: the return's gradient
+  /// through the dynamics is taken relative to the value of the state the actions led to.
+  /// `policy` is pi on the first H imagined states when it is already known (the raw outputs
+  /// the actor produced while imagining); nil runs the actor on them.
   public func actorLoss(_ imagined: ImaginedReturns, policy: ActionDistribution? = nil) -> (
     loss: Variable, metrics: BehaviourMetrics
   ) {
     let h = imagined.horizon
     let scale = returnScale.scale
     let baseline = imagined.values.value.slice(axis: 0, 0..<h)
-    let pi = policy ?? actor(imagined.states.rows(0..<h))  // [H, N, ...]
+    let pi = policy ?? actor(imagined.states.rows(0..<h).detached)  // [H, N, ...]
     let entropy = pi.entropy()
     let objective: Variable
     let advantage = (imagined.returns.value - baseline) / scale
     if actor.spec.isDiscrete {
       objective = pi.logProb(imagined.actions.detached) * advantage
     } else {
-      objective = (imagined.returns - baseline) / scale
+      objective = (imagined.returns - imagined.values.slice(axis: 0, 0..<h)) / scale
     }
     let weights = imagined.weights.slice(axis: 0, 0..<h)
     let loss = -((objective + entropy * settings.entropy) * weights).mean()

@@ -12,7 +12,10 @@ import Testing
 /// The fixture `Fixtures/golden-learner-steps.safetensors` was written by this file run against
 /// 541a749 with `R2I_WRITE_GOLDEN=1 swift test -c release --filter GoldenLearnerStepTests` (the
 /// test then records an issue, so a writing run never passes). Rewrite it only for a change that
-/// is meant to change what a learner step computes, and say so in the commit.
+/// is meant to change what a learner step computes, and say so in the commit;
+/// `R2I_WRITE_GOLDEN=r2i-continuous-full,dreamerv3-continuous-hidden` rewrites only the cases
+/// named. The two continuous cases were rewritten once, for the continuous actor's rule
+/// (stop-gradient states, the baseline on the tape: `ContinuousActorGradientTests`).
 @Suite struct GoldenLearnerStepTests {
   /// One case: a backbone, an action space and the options the memory tasks use.
   struct Case: CustomStringConvertible, Sendable {
@@ -144,11 +147,25 @@ import Testing
 
   @Test func twoLearnerStepsMatchTheSavedOutputs() throws {
     let computed = Self.cases.flatMap { Self.outputs($0) }
-    if ProcessInfo.processInfo.environment["R2I_WRITE_GOLDEN"] == "1" {
+    if let write = ProcessInfo.processInfo.environment["R2I_WRITE_GOLDEN"] {
+      // "1" rewrites every case; a comma-separated list of case names only those, keeping the
+      // others' saved tensors as they are.
+      let names = Set(write.split(separator: ",").map(String.init))
+      let rewritten = Set(Self.cases.map(\.description).filter { write == "1" || names.contains($0) })
+      func caseName(_ tensor: String) -> String { String(tensor.prefix { $0 != "/" }) }
+      var tensors = computed.filter { rewritten.contains(caseName($0.0)) }
+      if rewritten.count < Self.cases.count {
+        let (saved, _) = try SafeTensors.read(from: Self.fixtureURL)
+        tensors += saved.filter { !rewritten.contains(caseName($0.key)) }.sorted { $0.key < $1.key }.map {
+          ($0.key, $0.value)
+        }
+      }
       try FileManager.default.createDirectory(
         at: Self.fixtureURL.deletingLastPathComponent(), withIntermediateDirectories: true)
-      try SafeTensors.write(computed, to: Self.fixtureURL)
-      Issue.record("wrote \(computed.count) tensors to \(Self.fixtureURL.path); unset R2I_WRITE_GOLDEN to compare")
+      try SafeTensors.write(tensors, to: Self.fixtureURL)
+      Issue.record(
+        "wrote \(tensors.count) tensors (cases \(rewritten.sorted().joined(separator: ", ")) recomputed) to \(Self.fixtureURL.path); unset R2I_WRITE_GOLDEN to compare"
+      )
       return
     }
     let (saved, _) = try SafeTensors.read(from: Self.fixtureURL)

@@ -197,33 +197,101 @@ func tinyBatch(_ learner: ActorCriticLearner, b: Int = 2, t: Int = 3, seed: UInt
 }
 
 @Suite struct ContinuousActorGradientTests {
-  /// The continuous actor's whole loss, through imagination (world model steps and reward head),
-  /// against finite differences. Latent samples are relaxed (smooth) for the check, the return
-  /// scale is frozen (decay 1) and the critic is zero, so the loss is a smooth function of the
-  /// actor's weights with nothing stop-gradient that finite differences would see move.
-  @Test(arguments: Backbone.allCases)
-  func theContinuousActorLossThroughTheDynamicsHasCorrectGradients(_ backbone: Backbone) {
-    // Actions enter the world model unscaled here: the sg(1 / max(1, |a|)) scaling is by design
-    // not differentiated, so finite differences would disagree wherever |a| > 1.
+  /// A learner whose continuous actor's loss is a smooth function of the actor's weights:
+  /// actions enter the world model unscaled (the sg(1 / max(1, |a|)) scaling is by design not
+  /// differentiated), every predicted continue is firmly 1 (no mode flips under a probe), the
+  /// return scale is frozen (decay 1), and the reward head and the critic have weights (fresh
+  /// ones predict 0 everywhere, which would hide the paths through the dynamics and the
+  /// baseline).
+  static func learner(_ backbone: Backbone) -> (ActorCriticLearner, LatentState) {
     let learner = tinyAgent(backbone, spec: .continuous(2), seed: 21, scaleContinuousActions: false)
     learner.returnScale = ReturnScale(decay: 1)
-    // Every predicted continue firmly 1, so no step flips its (thresholded) mode under a probe.
     learner.worldModel.cont.out.bias!.value = Tensor([5])
-    var rng0 = SeededGenerator(seed: 22)
-    // A fresh reward head predicts 0 for every state (zero-initialised output), which would hide
-    // the path through the dynamics: give it weights. The critic stays at 0, because the
-    // baseline is a stop-gradient by design (finite differences would see it move).
-    learner.worldModel.reward.out.weight.value = Tensor.normal(
-      learner.worldModel.reward.out.weight.shape, std: 0.3, using: &rng0)
-    let start = withoutGradient { learner.worldModel.observe(tinyBatch(learner), rng: &rng0).states.flattened() }
-    let report = OneHotCategorical.withRelaxedSampling {
-      checkParameterGradients(of: learner.actor) {
-        var rng = SeededGenerator(seed: 23)  // the same action noise in every evaluation
-        let i = learner.imagine(start: start, startContinue: Tensor.ones([6]), rng: &rng)
-        return learner.actorLoss(i).loss
-      }
+    var rng = SeededGenerator(seed: 22)
+    for layer in [learner.worldModel.reward.out, learner.critic.out] {
+      layer.weight.value = Tensor.normal(layer.weight.shape, std: 0.3, using: &rng)
     }
-    #expect(report.report.passed, "\(backbone): \(report.report)")
+    let start = withoutGradient { learner.worldModel.observe(tinyBatch(learner), rng: &rng).states.flattened() }
+    return (learner, start)
+  }
+
+  /// The actor's loss computed step by step in the test, independently of the learner's
+  /// `imagine` and `actorLoss`: `-(R - v) / S - eta H(pi)`, weighted, where the actor reads the
+  /// states `actorInputs` (nil: the rollout's own states, on the tape) and the baseline v is on
+  /// the tape unless `detachBaseline`.
+  static func handLoss(
+    _ learner: ActorCriticLearner, start: LatentState, actorInputs: [LatentState]?, detachBaseline: Bool
+  ) -> (loss: Variable, states: [LatentState]) {
+    var rng = SeededGenerator(seed: 23)  // the same action and latent noise every time
+    let h = learner.settings.horizon
+    var states = [start.detached]
+    var actions: [Variable] = []
+    var entropies: [Variable] = []
+    for t in 0..<h {
+      let pi = learner.actor(actorInputs?[t] ?? states[t])
+      let a = pi.sample(using: &rng)
+      entropies.append(pi.entropy())
+      actions.append(a)
+      states.append(learner.worldModel.imagineStep(state: states[t], action: a, rng: &rng).state)
+    }
+    let stacked = LatentState.stacked(states)
+    let actionTensor = Variable.stack(actions, axis: 0)
+    let (rewards, continues) = learner.headPredictions(
+      stacked, actions: actionTensor, startContinue: Tensor.ones([start.batchSize]))
+    let values = learner.critic(stacked).mean  // [H + 1, N], on the tape
+    let returns = Returns.lambdaReturns(
+      rewards: rewards, continues: Variable(continues), values: values, discount: learner.settings.discount,
+      lambda: learner.settings.lambda)
+    let weights = Returns.trajectoryWeights(continues: continues, discount: learner.settings.discount)
+      .slice(axis: 0, 0..<h)
+    let baseline = values.slice(axis: 0, 0..<h)
+    let advantage = (returns - (detachBaseline ? baseline.detached : baseline)) / learner.returnScale.scale
+    let entropy = Variable.stack(entropies, axis: 0)
+    let loss = -((advantage + entropy * learner.settings.entropy) * weights).mean()
+    return (loss, states)
+  }
+
+  /// The continuous actor learns as DreamerV3 (2023) and R2I's reference: it reads every
+  /// imagined state with its gradient stopped (while imagining and in its loss), and the
+  /// baseline is the critic on the imagined states with its gradient. The learner's gradient
+  /// equals the hand computation's, which finite differences confirm (with the actor's inputs
+  /// held at the unperturbed rollout's states: what a stopped gradient means); and it differs
+  /// from the earlier rule (the actor on the tape's states, the baseline stopped), so this test
+  /// fails if either comes back.
+  @Test(arguments: Backbone.allCases)
+  func theContinuousActorReadsStopGradientStatesAndKeepsTheBaselineOnTheTape(_ backbone: Backbone) {
+    let (learner, start) = Self.learner(backbone)
+    OneHotCategorical.withRelaxedSampling {
+      let inputs = withoutGradient {
+        Self.handLoss(learner, start: start, actorInputs: nil, detachBaseline: false).states.map(\.detached)
+      }
+      let (_, learned) = valueAndGradient(of: learner.actor) {
+        var rng = SeededGenerator(seed: 23)
+        let imagined = learner.imagine(start: start, startContinue: Tensor.ones([start.batchSize]), rng: &rng)
+        return learner.actorLoss(imagined).loss
+      }
+      let (_, hand) = valueAndGradient(of: learner.actor) {
+        Self.handLoss(learner, start: start, actorInputs: inputs, detachBaseline: false).loss
+      }
+      let (_, earlier) = valueAndGradient(of: learner.actor) {
+        Self.handLoss(learner, start: start, actorInputs: nil, detachBaseline: true).loss
+      }
+      var largest: Float = 0
+      var toHand: Float = 0
+      var toEarlier: Float = 0
+      for k in learned.tensors.indices {
+        largest = max(largest, learned.tensors[k].scalars.map(abs).max() ?? 0)
+        toHand = max(toHand, learned.tensors[k].maxAbsDifference(hand.tensors[k]))
+        toEarlier = max(toEarlier, learned.tensors[k].maxAbsDifference(earlier.tensors[k]))
+      }
+      #expect(largest > 1e-3, "\(backbone): the actor's gradient is \(largest) at most, too small to compare")
+      #expect(toHand <= 1e-5 * largest, "\(backbone): \(toHand) from the hand computation (largest entry \(largest))")
+      #expect(toEarlier >= 1e-2 * largest, "\(backbone): only \(toEarlier) from the earlier rule")
+      let check = checkParameterGradients(of: learner.actor) {
+        Self.handLoss(learner, start: start, actorInputs: inputs, detachBaseline: false).loss
+      }
+      #expect(check.report.passed, "\(backbone): \(check.report)")
+    }
   }
 }
 

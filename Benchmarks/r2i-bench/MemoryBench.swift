@@ -86,8 +86,18 @@ struct MemoryBench: ParsableCommand {
   @Option(parsing: .unconditional, help: "Environment steps per run at most, 1000...10^9.")
   var steps = 1_000_000
 
-  @Option(parsing: .unconditional, help: "Environments per run, 1...1024.")
-  var envs = 4
+  @Option(parsing: .unconditional, help: "Environments per run, 1...1024 (default 4, or the recipe's with --preset).")
+  var envs: Int?
+
+  @Option(
+    help:
+      "Preset of every run: small (default; this project's CPU settings) or one of the paper's recipes (bsuite, popgym, ...; 'r2i presets')."
+  )
+  var preset: AgentPreset?
+
+  @Option(
+    help: "Model sizes of this preset with every other setting from --preset (e.g. --preset bsuite --sizes small).")
+  var sizes: AgentPreset?
 
   @Option(parsing: .unconditional, help: "Runs at once, 1...64 (each gets cores/jobs threads, at least one).")
   var jobs = 2
@@ -118,7 +128,7 @@ struct MemoryBench: ParsableCommand {
       throw ValidationError("--minutes must be in (0, 1000000], got \(minutes)")
     }
     try OptionCheck.range(steps, 1000...1_000_000_000, "--steps")
-    try OptionCheck.range(envs, 1...1024, "--envs")
+    if let envs { try OptionCheck.range(envs, 1...1024, "--envs") }
     try OptionCheck.range(jobs, 1...64, "--jobs")
     try OptionCheck.range(mpi, 1...64, "--mpi")
     if mpi > 1 && MPILauncher.mpirun == nil {
@@ -127,7 +137,8 @@ struct MemoryBench: ParsableCommand {
     }
     // Every setting must apply to a configuration (unknown keys fail now, not an hour in).
     do {
-      _ = try TrainingConfig.defaults(env: try taskList()[0], backbone: .r2i).applying(settings)
+      _ = try TrainingConfig.defaults(env: try taskList()[0], backbone: .r2i, preset: preset ?? .small)
+        .applying(settings)
     } catch {
       throw ValidationError("--set: \(error)")
     }
@@ -173,7 +184,7 @@ struct MemoryBench: ParsableCommand {
       return
     }
     let budget =
-      "Budget per run: \(fmt(budgetMinutes, 0)) min of wall-clock or \(steps) env steps, \(envs) envs, \(jobs) run(s) at a time on \(Machine.summary)."
+      "Budget per run: \(fmt(budgetMinutes, 0)) min of wall-clock or \(steps) env steps, \(envs.map { "\($0)" } ?? "the preset's") envs, \(jobs) run(s) at a time on \(Machine.summary)."
     try MemoryReport(runs: reported, tasks: try taskList(), backbones: try backboneOption.parsed(), budget: budget)
       .write(to: out)
   }
@@ -183,8 +194,11 @@ struct MemoryBench: ParsableCommand {
   func runOptions(_ job: MemoryJob) -> [String] {
     var args = [
       "--env", job.env, "--backbone", job.backbone.rawValue, "--seed", "\(job.seed)", "--steps", "\(steps)",
-      "--minutes", "\(budgetMinutes)", "--envs", "\(envs)",
+      "--minutes", "\(budgetMinutes)",
     ]
+    if let envs { args += ["--envs", "\(envs)"] }
+    if let preset { args += ["--preset", preset.rawValue] }
+    if let sizes { args += ["--sizes", sizes.rawValue] }
     for s in settings { args += ["--set", s] }
     return args
   }

@@ -16,6 +16,11 @@ struct ReportedRun {
   let held: Double?
   /// The task's benchmark score over the last 100 episodes, where it has one.
   let score: Double?
+  /// The agent as reports name it: "R2I" or "DreamerV3", with what departs from the paper's
+  /// recipe (``TrainingConfig/agentName()``).
+  let agent: String
+  /// How the run evaluates.
+  let evaluation: EvaluationMode
 
   /// Reads the run of `job`; nil (with a message) when its folder has no metrics yet or cannot
   /// be read.
@@ -31,7 +36,8 @@ struct ReportedRun {
       return ReportedRun(
         job: job, r: r, task: task, finished: finished, solved: hasSuccess ? r.first(reaching: 0.9) : nil,
         held: hasSuccess ? r.shareHeld(atOrAbove: 0.9) : nil,
-        score: task.score?.score(success: r.recentSuccess, meanReturn: r.recentScore))
+        score: task.score?.score(success: r.recentSuccess, meanReturn: r.recentScore), agent: try config.agentName(),
+        evaluation: config.evaluation)
     } catch {
       print("\(job.name): cannot be read (\(error)); left out of the report")
       return nil
@@ -65,7 +71,7 @@ struct MemoryReport {
 
   func csv() -> ResultTable {
     var table = ResultTable([
-      "task", "backbone", "seed", "env_steps", "learner_steps", "minutes", "episodes", "success_last100",
+      "task", "backbone", "agent", "seed", "env_steps", "learner_steps", "minutes", "episodes", "success_last100",
       "return_last100", "eval_success", "eval_return", "score", "first90_minutes", "first90_learner_steps",
       "held90", "finished",
     ])
@@ -73,7 +79,8 @@ struct MemoryReport {
     for run in runs {
       let (job, r) = (run.job, run.r)
       table.add([
-        job.env, job.backbone.rawValue, "\(job.seed)", "\(r.envSteps)", "\(r.updates)", fmt(r.seconds / 60, 1),
+        job.env, job.backbone.rawValue, run.agent, "\(job.seed)", "\(r.envSteps)", "\(r.updates)",
+        fmt(r.seconds / 60, 1),
         "\(r.episodes)", opt(r.recentSuccess), fmt(r.recentScore, 3), opt(r.evaluationSuccess), opt(r.evaluationScore),
         opt(run.score, 2), opt(run.solved.map { $0.seconds / 60 }, 2), run.solved.map { "\($0.updates)" } ?? "",
         opt(run.held), run.finished ? "yes" : "no",
@@ -87,12 +94,15 @@ struct MemoryReport {
   func markdown() -> String {
     var md = "# Memory benchmark\n\n"
     md += budget + "\n"
-    md += "Figures over the last 100 training episodes (sampled policy), mean over seeds. Greedy eval: the last"
-    md += " greedy evaluation (success, or return where the task has no success). First >= 90 %: the first"
+    md += "Figures over the last 100 training episodes (sampled policy), mean over seeds. Eval: the last"
+    md += " evaluation (success, or return where the task has no success), with the policy's samples or"
+    md += " greedy as the run's `evaluation` setting says. Agent: \"R2I\" or \"DreamerV3\" alone is the paper's"
+    md +=
+      " recipe for the task; otherwise the name lists what departs from it (docs/presets.md). First >= 90 %: the first"
     md += " 100-episode window at 90 % success or more (mean over the seeds that got there); held: the share"
     md += " of the later windows still at 90 % or more.\n\n"
     md +=
-      "| task | backbone | success | return | greedy eval | env steps | learner steps | first >= 90 % | held |\n"
+      "| task | agent | success | return | eval | env steps | learner steps | first >= 90 % | held |\n"
     md += "|---|---|---|---|---|---|---|---|---|\n"
     for env in tasks {
       for b in backbones {
@@ -109,12 +119,15 @@ struct MemoryReport {
   func row(_ env: String, _ b: Backbone, _ runs: [ReportedRun]) -> [String] {
     let mean = Self.mean
     let rs = runs.map(\.r)
-    var cells = [env, b.rawValue]
+    let names = Set(runs.map(\.agent)).sorted()
+    let modes = Set(runs.map(\.evaluation))
+    var cells = [env, names.joined(separator: " / ")]
     cells.append(mean(rs.compactMap(\.recentSuccess)).map { "\(fmt(100 * $0, 0)) %" } ?? "-")
     cells.append(mean(rs.map(\.recentScore).filter(\.isFinite)).map { fmt($0, 2) } ?? "-")
-    let greedy = rs.compactMap { $0.evaluationSuccess.map { 100 * $0 } ?? $0.evaluationScore }
+    let evaluated = rs.compactMap { $0.evaluationSuccess.map { 100 * $0 } ?? $0.evaluationScore }
     let hasSuccess = rs.contains { $0.recentSuccess != nil }
-    cells.append(mean(greedy).map { hasSuccess ? "\(fmt($0, 0)) %" : fmt($0, 2) } ?? "-")
+    let greedy = modes == [.greedy] ? " (greedy)" : modes.count > 1 ? " (mixed)" : ""
+    cells.append(mean(evaluated).map { (hasSuccess ? "\(fmt($0, 0)) %" : fmt($0, 2)) + greedy } ?? "-")
     cells.append(mean(rs.map { Double($0.envSteps) }).map { "\(Int($0))" } ?? "-")
     cells.append(mean(rs.map { Double($0.updates) }).map { "\(Int($0))" } ?? "-")
     guard hasSuccess else { return cells + ["-", "-"] }

@@ -12,15 +12,37 @@ public struct AdamSettings: Sendable, Codable, Equatable {
   public var gradientClip: Float?
   public var beta1: Float = 0.9
   public var beta2: Float = 0.999
+  /// Decoupled weight decay on the weight matrices and convolution kernels (parameters named
+  /// `weight` or `kernel`; not biases, norms or the SSM's own parameters), added to Adam's step
+  /// before the learning rate scales it: `p -= lr (adam + weightDecay p)`. 0: none (every domain
+  /// of the reference except Memory Maze, which uses 1e-2 on the world model).
+  public var weightDecay: Float = 0
 
   public init(
-    learningRate: Float, epsilon: Float = 1e-8, gradientClip: Float? = nil, beta1: Float = 0.9, beta2: Float = 0.999
+    learningRate: Float, epsilon: Float = 1e-8, gradientClip: Float? = nil, beta1: Float = 0.9, beta2: Float = 0.999,
+    weightDecay: Float = 0
   ) {
     self.learningRate = learningRate
     self.epsilon = epsilon
     self.gradientClip = gradientClip
     self.beta1 = beta1
     self.beta2 = beta2
+    self.weightDecay = weightDecay
+  }
+
+  private enum CodingKeys: String, CodingKey {
+    case learningRate, epsilon, gradientClip, beta1, beta2, weightDecay
+  }
+
+  /// Reads the JSON form; `weightDecay`, which older builds did not write, is 0 when absent.
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    learningRate = try c.decode(Float.self, forKey: .learningRate)
+    epsilon = try c.decode(Float.self, forKey: .epsilon)
+    gradientClip = try c.decodeIfPresent(Float.self, forKey: .gradientClip)
+    beta1 = try c.decode(Float.self, forKey: .beta1)
+    beta2 = try c.decode(Float.self, forKey: .beta2)
+    weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 0
   }
 }
 
@@ -41,6 +63,9 @@ public final class Adam: @unchecked Sendable {
   public let epsilon: Float
   /// Clip gradients to this global norm before the update (nil: no clipping).
   public var clipGlobalNorm: Float?
+  /// Decoupled weight decay of the parameters named `weight` or `kernel` (see
+  /// ``AdamSettings/weightDecay``).
+  public var weightDecay: Float = 0
   /// Updates taken so far.
   public private(set) var step: Int = 0
   /// Applied to the gradients before anything else in ``update(_:)-([Tensor])`` (nil: nothing):
@@ -71,6 +96,14 @@ public final class Adam: @unchecked Sendable {
     self.init(
       for: model, learningRate: settings.learningRate, epsilon: settings.epsilon, beta1: settings.beta1,
       beta2: settings.beta2, clipGlobalNorm: settings.gradientClip)
+    weightDecay = settings.weightDecay
+  }
+
+  /// Whether weight decay applies to the parameter called `name`: weight matrices and
+  /// convolution kernels.
+  public static func decays(_ name: String) -> Bool {
+    let last = name.split(separator: ".").last ?? ""
+    return last == "weight" || last == "kernel"
   }
 
   public init(
@@ -126,7 +159,8 @@ public final class Adam: @unchecked Sendable {
         "Adam.update: gradient for \(names[i]) has shape \(grads[i].shape), parameter \(parameters[i].shape)")
       Adam.kernel(
         parameter: &parameters[i].value, m: &m[i], v: &v[i], gradient: grads[i], scale: scale,
-        lr: learningRate, b1: beta1, b2: beta2, eps: epsilon, c1: c1, c2: c2)
+        lr: learningRate, b1: beta1, b2: beta2, eps: epsilon, c1: c1, c2: c2,
+        decay: weightDecay != 0 && Adam.decays(names[i]) ? learningRate * weightDecay : 0)
     }
     return Statistics(gradientNorm: norm, clipped: scale < 1)
   }
@@ -134,7 +168,7 @@ public final class Adam: @unchecked Sendable {
   /// One fused pass over parameter, both moments and the gradient.
   static func kernel(
     parameter p: inout Tensor, m: inout Tensor, v: inout Tensor, gradient g: Tensor, scale: Float,
-    lr: Float, b1: Float, b2: Float, eps: Float, c1: Float, c2: Float
+    lr: Float, b1: Float, b2: Float, eps: Float, c1: Float, c2: Float, decay: Float = 0
   ) {
     let n = p.count
     p.withUnsafeMutableBufferPointer { pp in
@@ -151,7 +185,7 @@ public final class Adam: @unchecked Sendable {
                 let vi = b2 * V[i] + (1 - b2) * gi * gi
                 M[i] = mi
                 V[i] = vi
-                P[i] -= stepSize * mi / ((vi.squareRoot() * invSqrtC2) + eps)
+                P[i] -= stepSize * mi / ((vi.squareRoot() * invSqrtC2) + eps) + decay * P[i]
               }
             }
           }

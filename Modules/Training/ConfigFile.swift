@@ -4,11 +4,13 @@ import Foundation
 
 /// The JSON form of a ``TrainingConfig``: reading with migration, writing, and `--set key=value`.
 extension TrainingConfig {
-  /// Reads a configuration from its JSON form (`config.json`, a `--config` file). A version-1
-  /// form (written before configurations carried a version) is migrated first: settings that
-  /// did not exist then take the values that version meant (`sampling` uniform, the heads on
-  /// [h, z] and one reward distribution, the SSM's step range and input scale at their
-  /// defaults). Throws ``TrainingError/badConfiguration(_:)`` naming `source` and the problem.
+  /// Reads a configuration from its JSON form (`config.json`, a `--config` file). Older forms
+  /// are migrated first: settings that did not exist then take the values that version meant
+  /// (version 1, written before configurations carried a version: `sampling` uniform, the heads
+  /// on [h, z] and one reward distribution, the SSM's step range and input scale at their
+  /// defaults; version 2: greedy evaluation). The `departures` list a file holds is derived
+  /// (``departures``), not read. Throws ``TrainingError/badConfiguration(_:)`` naming `source`
+  /// and the problem.
   ///
   /// A file this code wrote carries a checksum (``JSONSeal``); one that does not match is
   /// refused. A file without one (older, hand-written, or with its `crc32` line deleted to
@@ -24,6 +26,7 @@ extension TrainingConfig {
       throw TrainingError.badConfiguration("'\(source)' is not a JSON object")
     }
     object[JSONSeal.key] = nil
+    object[Self.departuresKey] = nil
     let given = Set(object.keys)
     let version = (object["version"] as? Int) ?? 1
     guard version <= currentVersion else {
@@ -31,6 +34,7 @@ extension TrainingConfig {
         "'\(source)' is configuration version \(version); this build reads up to \(currentVersion) (update r2i)")
     }
     if version == 1 { object = migratedFromVersion1(object) }
+    if (object["version"] as? Int) == 2 { object = migratedFromVersion2(object) }
     if object["adjustments"] == nil { object["adjustments"] = [Any]() }  // none recorded
     let config: TrainingConfig
     do {
@@ -47,8 +51,22 @@ extension TrainingConfig {
     return config
   }
 
-  /// The JSON form as `config.json` holds it: ``encoded()`` with a checksum (``JSONSeal``).
-  public func sealed() throws -> Data { JSONSeal.sealed(try encoded()) }
+  /// The JSON form as `config.json` holds it: ``encoded()`` with the ``departures`` list and a
+  /// checksum (``JSONSeal``).
+  public func sealed() throws -> Data {
+    // The list goes last, before the checksum: the settings above it stay as the encoder wrote them.
+    var text = String(decoding: try encoded(), as: UTF8.self)
+    while text.last?.isWhitespace == true { text.removeLast() }
+    precondition(text.last == "}", "a configuration encodes as a JSON object")
+    text.removeLast()
+    while text.last?.isWhitespace == true { text.removeLast() }
+    let names = try departures().map { "\"\($0.name)\"" }.joined(separator: ", ")
+    text += ",\n  \"\(Self.departuresKey)\" : [\(names)]\n}\n"
+    return JSONSeal.sealed(Data(text.utf8))
+  }
+
+  /// The key of the derived list of departures in `config.json`.
+  static let departuresKey = "departures"
 
   /// The JSON form: pretty-printed, keys sorted, unset optional settings absent.
   public func encoded() throws -> Data {
@@ -57,7 +75,17 @@ extension TrainingConfig {
     return try encoder.encode(self)
   }
 
-  /// The one migration step: a version-1 object as version 2.
+  /// A version-2 object as version 3: version 2 evaluated greedily (`evaluation` greedy); the
+  /// settings version 3 added elsewhere (weight decay 0, SSM resets at episode starts, the
+  /// encoder's MLP as the heads') read as those defaults when absent.
+  static func migratedFromVersion2(_ v2: [String: Any]) -> [String: Any] {
+    var object = v2
+    object["version"] = 3
+    if object["evaluation"] == nil { object["evaluation"] = EvaluationMode.greedy.rawValue }
+    return object
+  }
+
+  /// A version-1 object as version 2.
   static func migratedFromVersion1(_ v1: [String: Any]) -> [String: Any] {
     var object = v1
     object["version"] = 2
@@ -127,6 +155,10 @@ extension TrainingConfig {
   static func set(_ object: [String: Any], path: [String], value: Any, full: String) throws -> [String: Any] {
     var object = object
     let key = path[0]
+    if full == departuresKey {
+      throw TrainingError.badConfiguration(
+        "--set: 'departures' is derived from the settings (what differs from the paper's recipe), not a setting")
+    }
     if full == "adjustments" {
       throw TrainingError.badConfiguration(
         "--set: 'adjustments' is the record of settings changed on resumes, not a setting; change a learning rate on --resume instead"

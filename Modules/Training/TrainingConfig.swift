@@ -9,7 +9,7 @@ import Replay
 /// ``defaults(env:backbone:preset:steps:envs:seed:)``.
 public struct TrainingConfig: Codable, Equatable, Sendable {
   /// The version of the JSON form this build writes.
-  public static let currentVersion = 2
+  public static let currentVersion = 3
   /// The version of the JSON form the configuration was read from or will be written as.
   public var version = TrainingConfig.currentVersion
   /// The environment's registry name (see ``EnvRegistry``).
@@ -34,9 +34,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   public var replayCapacity: Int
   /// A metrics line of the learner's means every this many environment steps.
   public var logEvery: Int
-  /// Greedy evaluation every this many environment steps (0: never), over this many episodes.
+  /// Evaluation every this many environment steps (0: never), over this many episodes.
   public var evalEvery: Int
   public var evalEpisodes: Int
+  /// How evaluation episodes act: sampling from the policy (the reference's only mode) or its
+  /// most likely action (`greedy`, `r2i train --greedy`; what runs of version 2 did).
+  public var evaluation: EvaluationMode
   /// A checkpoint every this many environment steps (and always at the end or on a stop).
   public var checkpointEvery: Int
   /// The agent, resolved from the preset and the environment's spaces.
@@ -52,18 +55,28 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// ``adjustableOnResume``).
   public var adjustments: [SettingAdjustment] = []
 
-  /// The defaults for `env`: the `small` agent preset, 4 environments, batch 16 x 64 (uniform
-  /// windows), train ratio 64, prefill 1,000 steps, the replay of ``defaultReplayCapacity(_:)``,
-  /// a log line every 1,000 steps, evaluation (8 episodes) every 5,000 and a checkpoint every
-  /// 10,000. Tasks that need memory (``TaskFacts/needsMemory``, declared by the environment)
-  /// learn from whole episodes instead (see ``sequenceDefaults(task:maxEpisodeSteps:)``),
-  /// imagine from ``memoryTaskImaginationStarts`` of their steps, train the actor at
+  /// The defaults for `env` and `preset`. A preset that is one of the paper's recipes
+  /// (``PaperRecipe``: `bsuite`, `popgym`, `memorymaze`, `atari100k`, `dmc-proprio`,
+  /// `dmc-vision`) gives that recipe whole (``recipe(_:env:backbone:steps:envs:seed:)``); `steps`
+  /// and `envs` nil take the recipe's. Any other preset gives this project's CPU defaults: the
+  /// preset's sizes, 4 environments, batch 16 x 64 (uniform windows), train ratio 64, prefill
+  /// 1,000 steps, the replay of ``defaultReplayCapacity(_:)``, a log line every 1,000 steps,
+  /// evaluation (8 episodes, sampled) every 5,000 and a checkpoint every 10,000, 50,000 steps.
+  /// Tasks that need memory (``TaskFacts/needsMemory``, declared by the environment) learn from
+  /// whole episodes instead (see ``sequenceDefaults(task:maxEpisodeSteps:)``), imagine from
+  /// ``memoryTaskImaginationStarts`` of their steps, train the actor at
   /// ``memoryTaskActorLearningRate`` and, with one discrete action per step, predict rewards by
   /// action (``WorldModelConfig/rewardByAction``). Why each of these: `docs/results/memory-tasks.md`.
+  /// What departs from the paper is listed by ``departures``.
   public static func defaults(
-    env: String, backbone: Backbone, preset: AgentPreset = .small, steps: Int = 50_000, envs: Int = 4,
+    env: String, backbone: Backbone, preset: AgentPreset = .small, steps: Int? = nil, envs: Int? = nil,
     seed: UInt64 = 0
   ) throws -> TrainingConfig {
+    if case .worldModel(let p) = preset, let recipe = PaperRecipe(rawValue: p.rawValue) {
+      return try Self.recipe(recipe, env: env, backbone: backbone, steps: steps, envs: envs, seed: seed)
+    }
+    let steps = steps ?? 50_000
+    let envs = envs ?? 4
     let probe = try EnvRegistry.make(env, seed: 0)
     let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
     let sequences = sequenceDefaults(task: probe.task, maxEpisodeSteps: probe.maxEpisodeSteps)
@@ -79,7 +92,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
       env: env, backbone: backbone, preset: preset, steps: steps, envs: envs, seed: seed, batch: 16,
       length: sequences.length, trainRatio: 64, prefill: 1000,
       replayCapacity: defaultReplayCapacity(interface.replayLayout), logEvery: 1000, evalEvery: 5000, evalEpisodes: 8,
-      checkpointEvery: 10_000, agent: agent, sampling: sequences.sampling)
+      evaluation: .sample, checkpointEvery: 10_000, agent: agent, sampling: sequences.sampling)
   }
 
   /// Starts of imagination per learner step on the tasks that learn from whole episodes
@@ -183,6 +196,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     if a.agent != other.agent { return "another agent configuration" }
     return "other training settings"
   }
+}
+
+/// How evaluation episodes choose actions.
+public enum EvaluationMode: String, Codable, Sendable, CaseIterable {
+  /// Sample from the policy, as during training (the reference's evaluation).
+  case sample
+  /// Take the policy's most likely action.
+  case greedy
 }
 
 /// Why a training run stopped or could not start.

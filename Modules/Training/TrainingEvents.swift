@@ -12,7 +12,7 @@ public enum TrainingEvent {
   case update(UpdateReport)
   /// A `train` line of means was written to `metrics.jsonl`.
   case log(TrainLine)
-  /// A greedy evaluation finished.
+  /// An evaluation finished.
   case evaluation(EvaluationReport)
   /// A checkpoint was written.
   case checkpoint(CheckpointReport)
@@ -30,14 +30,17 @@ public struct UpdateReport: Sendable {
   public var seconds: Double
 }
 
-/// Greedy episodes of the current policy.
+/// Evaluation episodes of the current policy.
 public struct EvaluationReport: Sendable, CustomStringConvertible {
   public var envSteps: Int
   public var episodes: [EpisodeRecord]
+  /// How the episodes chose actions.
+  public var mode: EvaluationMode
 
-  public init(envSteps: Int, episodes: [EpisodeRecord]) {
+  public init(envSteps: Int, episodes: [EpisodeRecord], mode: EvaluationMode) {
     self.envSteps = envSteps
     self.episodes = episodes
+    self.mode = mode
   }
 
   public var meanScore: Double { episodes.isEmpty ? .nan : episodes.map(\.score).reduce(0, +) / Double(episodes.count) }
@@ -47,11 +50,11 @@ public struct EvaluationReport: Sendable, CustomStringConvertible {
   /// The share of solved episodes, for tasks that define success.
   public var successRate: Double? { EpisodeRecord.successRate(episodes) }
 
-  /// `eval at step N: greedy score S over K episodes (length L, success P%)`.
+  /// `eval at step N: sampled score S over K episodes (length L, success P%)` (or `greedy score`).
   public var description: String {
     let success = successRate.map { ", success \(TrainLine.format(100 * $0, 0))%" } ?? ""
     return
-      "eval at step \(envSteps): greedy score \(TrainLine.format(meanScore, 2)) over \(episodes.count) episodes (length \(TrainLine.format(meanLength, 0))\(success))"
+      "eval at step \(envSteps): \(mode == .greedy ? "greedy" : "sampled") score \(TrainLine.format(meanScore, 2)) over \(episodes.count) episodes (length \(TrainLine.format(meanLength, 0))\(success))"
   }
 }
 

@@ -17,13 +17,15 @@ public struct TrainingOptions: ParsableArguments {
 
   @Option(
     help:
-      "Agent preset: small (default; learns the vector tasks on a CPU) or a world-model preset (bsuite, popgym, memorymaze, dmc, dreamerv3-S ...)."
+      "Preset: small (default; this project's CPU settings), one of the paper's recipes whole (bsuite, popgym, memorymaze, atari100k, dmc-proprio, dmc-vision; see 'r2i presets') or other world-model sizes (dreamerv3-S ...)."
   )
   public var preset: AgentPreset?
 
   @Option(
     parsing: .unconditional,
-    help: "Environment steps to train for, 1...1000000000 (default 50000; with --resume, a new total).")
+    help:
+      "Environment steps to train for, 1...1000000000 (default 50000, or the recipe's; with --resume, a new total)."
+  )
   public var steps: Int?
 
   @Option(
@@ -33,8 +35,17 @@ public struct TrainingOptions: ParsableArguments {
   )
   public var minutes: Double?
 
-  @Option(parsing: .unconditional, help: "Environments stepped together, 1...1024 (default 4).")
+  @Option(parsing: .unconditional, help: "Environments stepped together, 1...1024 (default 4, or the recipe's).")
   public var envs: Int?
+
+  @Flag(help: "Evaluate with the policy's most likely actions (default: sampled, as the paper).")
+  public var greedy = false
+
+  @Option(
+    help:
+      "Model sizes of this preset (e.g. small) with every other setting from --preset: --preset bsuite --sizes small is the paper's BSuite recipe at CPU sizes."
+  )
+  public var sizes: AgentPreset?
 
   @Option(parsing: .unconditional, help: "Seed of the run (0...2^64-1; default 0).")
   public var seed: UInt64?
@@ -78,9 +89,11 @@ public struct TrainingOptions: ParsableArguments {
         c = base
       } else {
         c = try TrainingConfig.defaults(
-          env: env ?? "classic/CartPole", backbone: backbone ?? .r2i, preset: preset ?? .small,
-          steps: steps ?? 50_000, envs: envs ?? 4, seed: seed ?? 0)
+          env: env ?? "classic/CartPole", backbone: backbone ?? .r2i, preset: preset ?? .small, steps: steps,
+          envs: envs, seed: seed ?? 0)
       }
+      if greedy { c.evaluation = .greedy }
+      if let sizes { c = c.withSizes(of: sizes) }
       if let steps { c.steps = steps }
       if let minutes { c.minutes = minutes }
       c = try c.applying(settings)
@@ -104,6 +117,8 @@ public struct TrainingOptions: ParsableArguments {
     if let seed { c.seed = seed }
     if let steps { c.steps = steps }
     if let minutes { c.minutes = minutes }
+    if greedy { c.evaluation = .greedy }
+    if let sizes { c = c.withSizes(of: sizes) }
     do {
       return try c.applying(settings)
     } catch {

@@ -22,6 +22,13 @@ public struct SSMSettings: Sendable, Codable, Equatable {
   /// trace in the state, and so its share of the layer's output next to the feed-through D u,
   /// grows with it.
   public var inputScale: Float = 1
+  /// Whether the SSM's states restart from the initial state at an episode's first step (true,
+  /// the reference's `reset_mode: init` in every domain but BSuite). False never restarts them:
+  /// they run on across episode boundaries inside a sequence and while acting, and a sequence
+  /// with no carried state starts from zeros, as the reference's BSuite configuration
+  /// (`reset_mode: none` with a zero initial state); the latent and action fed in at an
+  /// episode's first step are still the initial ones.
+  public var resetsAtEpisodeStart = true
 
   /// A stack of `layers` layers of `states` complex states over `channels` channels; the other
   /// settings start at their defaults above.
@@ -30,6 +37,27 @@ public struct SSMSettings: Sendable, Codable, Equatable {
     self.channels = channels
     self.layers = layers
     self.hippoBlocks = hippoBlocks
+  }
+
+  private enum CodingKeys: String, CodingKey {
+    case states, channels, layers, hippoBlocks, discretization, clipEigenvalues, minStep, maxStep, inputScale
+    case resetsAtEpisodeStart
+  }
+
+  /// Reads the JSON form; `resetsAtEpisodeStart`, which older builds did not write (they always
+  /// reset), is true when absent.
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    states = try c.decode(Int.self, forKey: .states)
+    channels = try c.decode(Int.self, forKey: .channels)
+    layers = try c.decode(Int.self, forKey: .layers)
+    hippoBlocks = try c.decode(Int.self, forKey: .hippoBlocks)
+    discretization = try c.decode(Discretization.self, forKey: .discretization)
+    clipEigenvalues = try c.decode(Bool.self, forKey: .clipEigenvalues)
+    minStep = try c.decode(Float.self, forKey: .minStep)
+    maxStep = try c.decode(Float.self, forKey: .maxStep)
+    inputScale = try c.decode(Float.self, forKey: .inputScale)
+    resetsAtEpisodeStart = try c.decodeIfPresent(Bool.self, forKey: .resetsAtEpisodeStart) ?? true
   }
 }
 
@@ -45,6 +73,8 @@ public final class S3M: Module, SequenceModel {
 
   /// q(z_t | o_t): the posterior from the embedding alone.
   public let posterior: LatentHead
+  /// Whether the SSM's states restart at episode starts (``SSMSettings/resetsAtEpisodeStart``).
+  public let resetsAtEpisodeStart: Bool
   public let inputLayer: Dense
   public let stack: SSMStack
   public let outProjection: Linear
@@ -60,6 +90,7 @@ public final class S3M: Module, SequenceModel {
     deterSize = deter
     self.latent = latent
     self.actionSize = actionSize
+    resetsAtEpisodeStart = ssm.resetsAtEpisodeStart
     posterior = LatentHead(embedSize, units: units, latent: latent, rng: &rng)
     inputLayer = Dense(latent.size + actionSize, ssm.channels, rng: &rng)
     stack = SSMStack(
@@ -73,6 +104,9 @@ public final class S3M: Module, SequenceModel {
   }
 
   public var memorySize: Int { stack.featureSize }
+
+  /// The resets the SSM stack sees: the episode starts, or none (``resetsAtEpisodeStart``).
+  func stackResets(_ isFirst: Tensor) -> Tensor { resetsAtEpisodeStart ? isFirst : Tensor.zeros(isFirst.shape) }
 
   func initialLatent() -> (h: Variable, z: Variable) { initial(prior: prior.callAsFunction, latent: latent) }
 
@@ -103,7 +137,7 @@ public final class S3M: Module, SequenceModel {
     let zPrev = select(isFirst.reshaped([b, t, 1]), zInit.reshaped([1, 1, s]), shifted)
     let u = inputLayer(blocks: [InputBlock(zPrev, mayBeBinary: true), InputBlock(prevActions, mayBeBinary: true)])
     let carry = state.map { SSMStackState(layers: $0.recurrent) }
-    let (o, layerStates, _) = stack(u, isFirst: isFirst, state: carry)
+    let (o, layerStates, _) = stack(u, isFirst: stackResets(isFirst), state: carry)
     let (h, priorLogits) = outputs(o)
     return SequenceOutput(
       states: LatentState(deter: h, stoch: z, recurrent: layerStates), postLogits: postLogits,
@@ -119,7 +153,7 @@ public final class S3M: Module, SequenceModel {
     let z = latent.sample(postLogits, using: &rng)
     let zPrev = select(isFirst.reshaped([b, 1]), initialLatent().z, state.stoch)
     let u = inputLayer(Variable.concat([zPrev, prevAction], axis: -1))
-    let (o, next) = stack.step(u, isFirst: isFirst, state: SSMStackState(layers: state.recurrent))
+    let (o, next) = stack.step(u, isFirst: stackResets(isFirst), state: SSMStackState(layers: state.recurrent))
     let (h, priorLogits) = outputs(o)
     return (LatentState(deter: h, stoch: z, recurrent: next.layers), postLogits, priorLogits)
   }

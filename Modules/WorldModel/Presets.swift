@@ -3,7 +3,11 @@ import SSM
 /// Named world-model sizes: the R2I domains, the DreamerV3 sizes and the
 /// benchmark presets (`docs/method.md`, section 5).
 public enum WorldModelPreset: String, Sendable, Codable, CaseIterable {
-  case bsuite, popgym, memorymaze, dmc
+  case bsuite, popgym, memorymaze, atari100k
+  case dmcProprio = "dmc-proprio"
+  case dmcVision = "dmc-vision"
+  /// The DMC sizes (as `dmc-vision`), kept for runs and benchmarks that name it.
+  case dmc
   case dreamerS = "dreamerv3-S"
   case dreamerM = "dreamerv3-M"
   case dreamerL = "dreamerv3-L"
@@ -19,10 +23,11 @@ extension WorldModelConfig {
   ///
   /// | preset | deter | units | MLP layers | CNN depth | SSM P / H / layers |
   /// |---|---|---|---|---|---|
-  /// | bsuite | 512 | 512 | 2 | 32 | 128 / 512 / 3 |
-  /// | popgym | 1024 | 512 | 2 | 32 | 128 / 512 / 3 |
+  /// | bsuite | 512 | 512 | 2 (encoder, decoder 5 x 1024) | 32 | 128 / 512 / 3 |
+  /// | popgym | 1024 | 512 | 2 (encoder, decoder 1 x 512) | 32 | 128 / 512 / 3 |
   /// | memorymaze | 2048 | 1024 | 4 | 48 | 512 / 1024 / 5 (KL 0.8 / 0.2) |
-  /// | dmc | 512 | 512 | 2 | 32 | 128 / 512 / 4 |
+  /// | atari100k, dmc-vision, dmc | 512 | 512 | 2 | 32 | 128 / 512 / 4 |
+  /// | dmc-proprio | 512 | 512 | 2 (encoder, decoder 5 x 1024) | 32 | 128 / 512 / 4 |
   /// | dreamerv3-S | 512 | 512 | 2 | 32 | 128 / 512 / 3 |
   /// | dreamerv3-M | 1024 | 640 | 3 | 48 | 256 / 640 / 3 |
   /// | dreamerv3-L | 2048 | 768 | 4 | 64 | 512 / 768 / 4 |
@@ -42,7 +47,7 @@ extension WorldModelConfig {
       (deter, units, layers, depth, ssm) = (1024, 512, 2, 32, SSMSettings(states: 128, channels: 512, layers: 3))
     case .memorymaze:
       (deter, units, layers, depth, ssm) = (2048, 1024, 4, 48, SSMSettings(states: 512, channels: 1024, layers: 5))
-    case .dmc:
+    case .dmc, .dmcProprio, .dmcVision, .atari100k:
       (deter, units, layers, depth, ssm) = (512, 512, 2, 32, SSMSettings(states: 128, channels: 512, layers: 4))
     case .dreamerM:
       (deter, units, layers, depth, ssm) = (1024, 640, 3, 48, SSMSettings(states: 256, channels: 640, layers: 3))
@@ -56,16 +61,24 @@ extension WorldModelConfig {
       obs = observation
     } else {
       switch p {
-      case .benchmarkVector, .bsuite, .popgym: obs = .vector(size: 64)
+      case .benchmarkVector, .bsuite, .popgym, .dmcProprio: obs = .vector(size: 64)
       default: obs = .image(height: 64, width: 64, channels: 3)
       }
     }
     var c = WorldModelConfig(
       backbone: backbone, observation: obs, actionSize: actionSize, discreteActions: discreteActions,
       deter: deter, units: units, mlpLayers: layers, cnnDepth: depth, ssm: ssm)
-    if p == .memorymaze {
+    switch p {
+    case .memorymaze:
       c.dynamicScale = 0.8
       c.representationScale = 0.2
+    case .bsuite, .dmcProprio:
+      // The reference's encoder and decoder MLPs: set for BSuite, its defaults for DMC proprio
+      // (whose `.*\.units` and `.*\.layers` overrides do not reach `mlp_units`, `mlp_layers`).
+      (c.encoderLayers, c.encoderUnits) = (5, 1024)
+    case .popgym:
+      (c.encoderLayers, c.encoderUnits) = (1, 512)
+    default: break
     }
     return c
   }
@@ -81,9 +94,10 @@ extension WorldModelConfig {
     let embed: Int
     switch observation {
     case .vector(let n):
-      out["encoder"] = VectorEncoder.parameterCount(inputSize: n, units: u, layers: l)
-      embed = VectorEncoder.embedSize(inputSize: n, units: u, layers: l)
-      out["decoder"] = VectorDecoder.parameterCount(featureSize: f, outputSize: n, units: u, layers: l)
+      let (el, eu) = encoderMLP
+      out["encoder"] = VectorEncoder.parameterCount(inputSize: n, units: eu, layers: el)
+      embed = VectorEncoder.embedSize(inputSize: n, units: eu, layers: el)
+      out["decoder"] = VectorDecoder.parameterCount(featureSize: f, outputSize: n, units: eu, layers: el)
     case .image(let h, let w, let c):
       let g = CNNGeometry(height: h, width: w, channels: c, depth: cnnDepth)
       out["encoder"] = ImageEncoder.parameterCount(g)
@@ -115,9 +129,10 @@ extension WorldModelConfig {
     let embed: Int
     switch observation {
     case .vector(let o):
-      total += VectorEncoder.updateFLOPs(steps: n, inputSize: o, units: u, layers: l)
-      embed = VectorEncoder.embedSize(inputSize: o, units: u, layers: l)
-      total += VectorDecoder.updateFLOPs(steps: n, featureSize: f, outputSize: o, units: u, layers: l)
+      let (el, eu) = encoderMLP
+      total += VectorEncoder.updateFLOPs(steps: n, inputSize: o, units: eu, layers: el)
+      embed = VectorEncoder.embedSize(inputSize: o, units: eu, layers: el)
+      total += VectorDecoder.updateFLOPs(steps: n, featureSize: f, outputSize: o, units: eu, layers: el)
     case .image(let h, let w, let c):
       let g = CNNGeometry(height: h, width: w, channels: c, depth: cnnDepth)
       total += ImageEncoder.updateFLOPs(steps: n, g)

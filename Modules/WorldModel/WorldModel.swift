@@ -13,6 +13,13 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   public var units: Int
   /// Dense blocks in the encoder, decoder and head MLPs.
   public var mlpLayers: Int
+  /// Dense blocks and width of the vector encoder's and decoder's MLPs when they differ from
+  /// the heads' (the reference sizes them apart: BSuite 5 x 1024, POPGym 1 x 512 with heads of
+  /// 2 x 512); nil: `mlpLayers` and `units`.
+  public var encoderLayers: Int?
+  public var encoderUnits: Int?
+  /// The vector encoder's and decoder's MLP: (layers, units).
+  public var encoderMLP: (layers: Int, units: Int) { (encoderLayers ?? mlpLayers, encoderUnits ?? units) }
   /// Channel multiplier of the image encoder and decoder.
   public var cnnDepth: Int
   public var ssm: SSMSettings
@@ -136,9 +143,10 @@ public final class WorldModel: Module {
     let f = c.headFeatureSize
     switch c.observation {
     case .vector(let n):
-      let e = VectorEncoder(inputSize: n, units: c.units, layers: c.mlpLayers, rng: &rng)
+      let e = VectorEncoder(inputSize: n, units: c.encoderMLP.units, layers: c.encoderMLP.layers, rng: &rng)
       encoder = e
-      decoder = VectorDecoder(featureSize: f, outputSize: n, units: c.units, layers: c.mlpLayers, rng: &rng)
+      decoder = VectorDecoder(
+        featureSize: f, outputSize: n, units: c.encoderMLP.units, layers: c.encoderMLP.layers, rng: &rng)
     case .image(let h, let w, let ch):
       encoder = ImageEncoder(height: h, width: w, channels: ch, depth: c.cnnDepth, rng: &rng)
       decoder = ImageDecoder(featureSize: f, height: h, width: w, channels: ch, depth: c.cnnDepth, rng: &rng)

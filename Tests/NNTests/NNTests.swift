@@ -330,6 +330,30 @@ func reportText(_ r: (report: GradientCheckReport, names: [String])) -> String {
     #expect(abs(Double(q.value.scalar) - value) < 1e-6)
   }
 
+  /// Decoupled weight decay: a weight matrix or kernel moves by lr (adam + wd p) with the
+  /// parameter's value before the step; biases, norms and other parameters by the Adam step
+  /// alone; settings without the key (older files) read as no decay.
+  @Test func weightDecayShrinksWeightsAndKernelsOnly() throws {
+    let names = ["dense.weight", "dense.bias", "conv.kernel", "ssm.bRe"]
+    let params = names.map { _ in Parameter(Tensor([2, -4])) }
+    let settings = AdamSettings(learningRate: 0.1, epsilon: 1e-8, weightDecay: 0.5)
+    let opt = Adam(names: names, parameters: params, learningRate: settings.learningRate, epsilon: 1e-8)
+    opt.weightDecay = settings.weightDecay
+    opt.update(names.map { _ in Tensor([1, 1]) })
+    // First bias-corrected Adam step: lr * sign(g) = 0.1; decay: lr * wd * p = 0.05 * p.
+    let decayed = Tensor([2 - 0.1 - 0.05 * 2, -4 - 0.1 - 0.05 * -4])
+    let plain = Tensor([1.9, -4.1])
+    for (name, p) in zip(names, params) {
+      let expected = Adam.decays(name) ? decayed : plain
+      #expect(p.value.isClose(to: expected, rtol: 1e-6, atol: 1e-6), "\(name): \(p.value.scalars)")
+    }
+    #expect(Adam.decays("weight") && Adam.decays("a.b.kernel") && !Adam.decays("a.weights") && !Adam.decays("offset"))
+    let old = Data(#"{"learningRate":0.001,"epsilon":1e-8,"gradientClip":100,"beta1":0.9,"beta2":0.999}"#.utf8)
+    #expect(try JSONDecoder().decode(AdamSettings.self, from: old).weightDecay == 0)
+    let round = try JSONDecoder().decode(AdamSettings.self, from: JSONEncoder().encode(settings))
+    #expect(round == settings)
+  }
+
   @Test func globalNormClipping() {
     let a = Parameter(Tensor([0, 0]))
     let b = Parameter(Tensor([0]))

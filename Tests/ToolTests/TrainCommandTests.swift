@@ -356,7 +356,12 @@ private struct RunFingerprint {
     // One row per run, at its steps, finished; learner steps from the train ratio ((1000 - 20) x 8 / 32).
     var table = try rows()
     #expect(table.count == 2)
-    #expect(table.allSatisfy { $0[3] == "1000" && $0[4] == "245" && $0.last == "yes" }, "\(table)")
+    #expect(table.allSatisfy { $0[4] == "1000" && $0[5] == "245" && $0.last == "yes" }, "\(table)")
+    // Each row names its agent with what departs from the paper's BSuite recipe.
+    #expect(
+      table.map { $0[2].hasPrefix($0[1] == "r2i" ? "R2I + smallSizes + " : "DreamerV3 + smallSizes + ") } == [
+        true, true,
+      ])
     for file in [
       "memory.md", "memory_len_success.png", "curves/bsuite-memory_len-3_steps.svg",
       "curves/bsuite-memory_len-3_time.png",
@@ -385,7 +390,7 @@ private struct RunFingerprint {
       contentsOf: out.appendingPathComponent("runs/bsuite-memory_len-3-r2i-s0.log"), encoding: .utf8)
     #expect(log.contains("resuming at env step 1000"), "\(log)")
     table = try rows()
-    #expect(table.allSatisfy { $0[3] == "1100" && $0[4] == "270" }, "\(table)")
+    #expect(table.allSatisfy { $0[4] == "1100" && $0[5] == "270" }, "\(table)")
     // Another setting in the same output folder is refused before anything runs.
     let changed = try runProcess(bench, common + ["--steps", "1100", "--set", "batch=8"])
     #expect(changed.status != 0 && changed.standardError.contains("another configuration"), "\(changed.standardError)")

@@ -23,6 +23,24 @@ import TrainingCommandLine
     #expect(throws: (any Error).self) { try TrainingOptions.parse(["--set", "trainRatoi=3"]).newRun() }
   }
 
+  /// A recipe preset without --steps or --envs takes the recipe's; --greedy evaluates greedily;
+  /// --sizes takes another preset's model sizes and keeps everything else.
+  @Test func recipePresetsGreedyAndSizes() throws {
+    let recipe = try TrainingOptions.parse(["--env", "popgym/RepeatPreviousEasy", "--preset", "popgym"]).newRun()
+    #expect(recipe.steps == 200_000_000 && recipe.envs == 8 && recipe.evaluation == .sample)
+    #expect(try recipe.departures() == [])
+    let greedy = try TrainingOptions.parse([
+      "--env", "popgym/RepeatPreviousEasy", "--preset", "popgym", "--greedy", "--steps", "100", "--envs", "2",
+    ]).newRun()
+    #expect(greedy.steps == 100 && greedy.envs == 2 && greedy.evaluation == .greedy)
+    #expect(try greedy.departures().map(\.name) == ["envs", "greedyEvaluation"])
+    let sized = try TrainingOptions.parse(["--env", "bsuite/memory_len/5", "--preset", "bsuite", "--sizes", "small"])
+      .newRun()
+    #expect(try sized.agentName() == "R2I + smallSizes")
+    #expect(sized.trainRatio == 1024 && sized.agent.worldModel.deter == 128)
+    #expect(throws: (any Error).self) { try TrainingOptions.parse(["--sizes", "tiny"]) }
+  }
+
   /// Options given to resume a run are checked against it by the run's own compatibility check:
   /// steps and minutes may change, anything else that differs is named.
   @Test func resumingOptionsAreCheckedAgainstTheStoredRun() throws {

@@ -125,15 +125,21 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     #expect(trainLines.compactMap { $0["learner_steps_in_line"]?.number }.reduce(0, +) == 9)
   }
 
-  @Test func evaluationActsGreedily() throws {
-    let config = try tinyTrainingConfig(env: "classic/CartPole", steps: 10)
+  /// Evaluation acts as `evaluation` says: sampling from the policy by default (the paper's),
+  /// its most likely actions with `greedy`; the report says which.
+  @Test(arguments: EvaluationMode.allCases)
+  func evaluationActsAsTheSettingSays(_ mode: EvaluationMode) throws {
+    var config = try tinyTrainingConfig(env: "classic/CartPole", steps: 10)
+    #expect(config.evaluation == .sample)
+    config.evaluation = mode
     let folder = temporaryFolder("eval")
     defer { try? FileManager.default.removeItem(at: folder) }
     let run = try TrainingRun.start(config: config, in: folder)
     let report = try run.evaluate(episodes: 3, index: 5)
-    #expect(report.episodes.count == 3)
-    // The same episodes from a collector with the greedy policy on the evaluation's seeds, and
-    // other ones from the sampling policy.
+    #expect(report.episodes.count == 3 && report.mode == mode)
+    #expect("\(report)".contains(mode == .greedy ? "greedy score" : "sampled score"))
+    // The same episodes from a collector acting in that mode on the evaluation's seeds, and
+    // other ones from the other mode.
     func collect(_ mode: Agent.Mode) throws -> [EpisodeRecord] {
       var seeds = SeededGenerator(seed: config.seed &+ 5, stream: StreamTag.evaluation)
       let envs = try BatchEnv(name: config.env, count: 2, seed: seeds.next())
@@ -142,8 +148,9 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       while done.count < 3 { done += try c.step(.agent(mode)) }
       return Array(done.prefix(3))
     }
-    #expect(try collect(.greedy) == report.episodes)
-    #expect(try collect(.sample) != report.episodes)
+    let (same, other): (Agent.Mode, Agent.Mode) = mode == .greedy ? (.greedy, .sample) : (.sample, .greedy)
+    #expect(try collect(same) == report.episodes)
+    #expect(try collect(other) != report.episodes)
   }
 
   @Test func aNonFiniteLossStopsTheRunAndKeepsTheLastGoodCheckpoint() throws {
@@ -299,34 +306,40 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
   }
 
   /// A version-1 configuration (no version, the settings added since absent, unset options as
-  /// null) reads as version 2 with the values version 1 meant; a newer version is refused.
+  /// null) reads as version 3 with the values version 1 meant; a newer version is refused.
   @Test func aVersionOneConfigurationIsMigrated() throws {
     var c = try tinyTrainingConfig()
     c.sampling = .episodes
     c.agent.worldModel.rewardByAction = true
     var object = try JSONSerialization.jsonObject(with: c.encoded()) as! [String: Any]
-    #expect(object["version"] as? Int == 2)
+    #expect(object["version"] as? Int == 3)
     object["version"] = nil
     object["sampling"] = nil
+    object["evaluation"] = nil
     var agent = object["agent"] as! [String: Any]
     var model = agent["worldModel"] as! [String: Any]
     model["rewardByAction"] = NSNull()
     model["headInput"] = nil
     var ssm = model["ssm"] as! [String: Any]
-    for key in ["minStep", "maxStep", "inputScale"] { ssm[key] = nil }
+    for key in ["minStep", "maxStep", "inputScale", "resetsAtEpisodeStart"] { ssm[key] = nil }
     model["ssm"] = ssm
+    var optimizer = model["optimizer"] as! [String: Any]
+    optimizer["weightDecay"] = nil
+    model["optimizer"] = optimizer
     agent["worldModel"] = model
     object["agent"] = agent
     let migrated = try TrainingConfig.decode(JSONSerialization.data(withJSONObject: object), source: "v1.json")
     var expected = c
     expected.sampling = .uniform
     expected.agent.worldModel.rewardByAction = false
+    expected.evaluation = .greedy  // what version 1 and 2 runs did
     #expect(migrated == expected)
     #expect(migrated.agent.worldModel.ssm.minStep == 0.001 && migrated.agent.worldModel.ssm.inputScale == 1)
-    object["version"] = 3
+    #expect(migrated.agent.worldModel.ssm.resetsAtEpisodeStart && migrated.agent.worldModel.optimizer.weightDecay == 0)
+    object["version"] = 4
     #expect {
-      try TrainingConfig.decode(JSONSerialization.data(withJSONObject: object), source: "v3.json")
-    } throws: { "\($0)".contains("version 3") && "\($0)".contains("v3.json") }
+      try TrainingConfig.decode(JSONSerialization.data(withJSONObject: object), source: "v4.json")
+    } throws: { "\($0)".contains("version 4") && "\($0)".contains("v4.json") }
     #expect(throws: TrainingError.self) { try TrainingConfig.decode(Data("[1]".utf8), source: "list.json") }
   }
 

@@ -128,6 +128,42 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     #expect(fresh.memory.value.maxAbsDifference(carriedStep.memory.value) > 1e-4, "\(backbone): no state carried")
   }
 
+  /// With `resetsAtEpisodeStart` off (the reference's BSuite `reset_mode: none`, with its zero
+  /// initial state) the SSM's states run on across an episode start inside a sequence: up to
+  /// the start they equal a resetting model's, after it they differ, and stepping agrees with
+  /// the sequence throughout.
+  @Test func withoutResetsTheSSMStateRunsAcrossEpisodeStarts() {
+    var c = tinyConfig(.r2i)
+    c.ssm.resetsAtEpisodeStart = false
+    c.learnedInitialState = false  // as the reference's BSuite configuration
+    let model = WorldModel(config: c, seed: 31)
+    let batch = randomBatch(c, b: 2, t: 7, seed: 32, resets: [(0, 3), (1, 5)])
+    var rng = SeededGenerator(seed: 33)
+    let seq = model.observe(batch, rng: &rng)
+    var reset = c
+    reset.ssm.resetsAtEpisodeStart = true
+    let resetting = WorldModel(config: reset, seed: 31)
+    var rng2 = SeededGenerator(seed: 33)
+    let withResets = resetting.observe(batch, rng: &rng2)
+    // Before the first episode start both agree; after it they differ.
+    let before = seq.states.step(2).memory.value
+    #expect(before.maxAbsDifference(withResets.states.step(2).memory.value) < 1e-6)
+    let after = seq.states.step(3).rows([0]).memory.value
+    #expect(after.maxAbsDifference(withResets.states.step(3).rows([0]).memory.value) > 1e-4)
+    // Step by step, across the start, equals the sequence.
+    var state: LatentState? = nil
+    var stepRng = SeededGenerator(seed: 33)
+    var previous = Tensor.zeros([2, c.actionSize])
+    for t in 0..<7 {
+      state = model.observeStep(
+        observation: batch.observations.slice(at: t, axis: 1), previousAction: previous,
+        isFirst: batch.isFirst.slice(at: t, axis: 1), state: state, rng: &stepRng)
+      #expect(state!.memory.value.maxAbsDifference(seq.states.step(t).memory.value) < 1e-5, "step \(t)")
+      #expect(state!.deter.value.maxAbsDifference(seq.states.step(t).deter.value) < 1e-5, "step \(t)")
+      previous = batch.actions.slice(at: t, axis: 1)
+    }
+  }
+
   /// `imagine` with a fixed action sequence equals calling `imagineStep` repeatedly.
   @Test(arguments: Backbone.allCases)
   func imagineEqualsRepeatedImagineSteps(_ backbone: Backbone) {
@@ -304,7 +340,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
 
 @Suite struct PresetTests {
   @Test func parameterCountsMatchTheFormula() {
-    for preset in [WorldModelPreset.bsuite, .popgym, .dmc, .dreamerS, .benchmarkImage] {
+    for preset in [WorldModelPreset.bsuite, .popgym, .dmc, .dmcProprio, .atari100k, .dreamerS, .benchmarkImage] {
       for backbone in Backbone.allCases {
         let c = WorldModelConfig.preset(preset, backbone: backbone)
         let model = WorldModel(config: c, seed: 0)

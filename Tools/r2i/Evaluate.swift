@@ -7,11 +7,14 @@ import Imaging
 import Tensor
 import Training
 
-/// Greedy episodes of a trained agent, with optional PNG frames.
+/// Evaluation episodes of a trained agent (sampled from its policy, or greedy), with optional PNG
+/// frames.
 struct Evaluate: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "eval",
-    abstract: "Run greedy episodes of a run's agent (last checkpoint): mean score, success rate, optional frames.")
+    abstract:
+      "Run episodes of a run's agent (last checkpoint; acting as the run evaluates, or --greedy / --sample): mean score, success rate, optional frames."
+  )
 
   @Option(name: .customLong("run"), help: "The run folder (made by 'r2i train').")
   var runFolder: String
@@ -28,10 +31,17 @@ struct Evaluate: ParsableCommand {
   )
   var frames: String?
 
+  @Flag(help: "Take the policy's most likely actions (default: as the run's 'evaluation' setting says).")
+  var greedy = false
+
+  @Flag(help: "Sample actions from the policy (default: as the run's 'evaluation' setting says).")
+  var sample = false
+
   @OptionGroup var threadOption: ThreadOption
 
   func validate() throws {
     try OptionCheck.range(episodes, 1...10_000, "--episodes")
+    if greedy && sample { throw ValidationError("--greedy and --sample exclude each other; give one") }
   }
 
   func run() throws {
@@ -51,11 +61,12 @@ struct Evaluate: ParsableCommand {
     // Environment 0's first episode as the world model saw it (for the open-loop grid).
     var seenObservations: [Tensor] = []
     var seenActions: [Tensor] = []
+    let mode: EvaluationMode = greedy ? .greedy : sample ? .sample : c.evaluation
     print(
-      "evaluating \(c.backbone.rawValue) on \(c.env) (checkpoint at env step \(loaded.envSteps)): \(episodes) greedy episodes"
+      "evaluating \(try c.agentName()) on \(c.env) (checkpoint at env step \(loaded.envSteps)): \(episodes) \(mode == .greedy ? "greedy" : "sampled") episodes"
     )
-    let done = try Evaluation.greedyEpisodes(
-      agent: loaded.agent, env: c.env, count: episodes, environments: c.envs, seed: seed
+    let done = try Evaluation.episodes(
+      agent: loaded.agent, env: c.env, count: episodes, environments: c.envs, seed: seed, mode: mode
     ) { collector, finished in
       guard recording else { return }
       if let picture = Self.picture(of: collector.envs.envs[0]) { pictures.append(picture) }
@@ -65,7 +76,7 @@ struct Evaluate: ParsableCommand {
       }
       if finished.contains(where: { $0.environment == 0 }) { recording = false }
     }
-    let report = EvaluationReport(envSteps: loaded.envSteps, episodes: done)
+    let report = EvaluationReport(envSteps: loaded.envSteps, episodes: done, mode: mode)
     let scores = done.map(\.score)
     let mean = report.meanScore
     let std =

@@ -67,7 +67,7 @@ struct Plot: ParsableCommand {
       let p = try points(url)
       var name = URL(fileURLWithPath: path).lastPathComponent
       if let config = try? TrainingRun.configuration(of: url.deletingLastPathComponent()) {
-        name = "\(config.backbone.rawValue) \(config.env) s\(config.seed)"
+        name = "\((try? config.agentName()) ?? config.backbone.rawValue) \(config.env) s\(config.seed)"
       }
       if p.isEmpty { print("\(path): no '\(metric)' values yet") }
       series.append((name, p))
@@ -77,7 +77,7 @@ struct Plot: ParsableCommand {
     for i in series.indices where names.filter({ $0 == names[i] }).count > 1 {
       series[i].0 += " (\(URL(fileURLWithPath: runs[i]).lastPathComponent))"
     }
-    let what = metric == "score" ? "score (greedy eval, or training episodes)" : metric
+    let what = metric == "score" ? "score (evaluation, or training episodes)" : metric
     var bySteps = LineChart(title: "Learning curves", xLabel: "environment steps", yLabel: what)
     var byTime = LineChart(title: "Learning curves", xLabel: "wall-clock minutes", yLabel: what)
     for (name, p) in series {

@@ -1,12 +1,19 @@
 import ArgumentParser
 import CommandLineSupport
 import Foundation
+import Training
 import WorldModel
 
-/// Prints the world-model presets with their sizes and parameter counts.
+/// Prints the paper's recipes setting by setting, with where each comes from in the reference,
+/// or (`--sizes`) the world-model presets with their sizes and parameter counts.
 struct Presets: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "List the world-model presets with sizes and parameter counts for both backbones.")
+    abstract:
+      "Print the paper's recipes (every setting of every preset side by side, with its source in the reference), or with --sizes the world-model sizes and parameter counts for both backbones."
+  )
+
+  @Flag(help: "Print the world-model presets' sizes and parameter counts instead of the recipes.")
+  var sizes = false
 
   @Option(help: "Observation: 'default' (the preset's own), 'vector:N' or 'image' (64x64x3).")
   var observation: String = "default"
@@ -33,6 +40,40 @@ struct Presets: ParsableCommand {
   }
 
   func run() throws {
+    if sizes { try printSizes() } else { try printRecipes() }
+  }
+
+  func printRecipes() throws {
+    let recipes = PaperRecipe.allCases
+    let values = try recipes.map { try $0.settings(env: $0.standIn) }
+    let header = ["setting"] + recipes.map(\.rawValue) + ["reference"]
+    var rows = PaperRecipe.settingSources.map { row in
+      [row.key] + values.map { $0[row.key] ?? "-" } + [row.source]
+    }
+    rows.append(["(source)"] + recipes.map(\.source) + [""])
+    printTable(header: header, rows: rows)
+    print(
+      """
+
+      'r2i train --preset NAME' trains with a recipe whole; the DreamerV3 baseline (--backbone dreamerv3) takes \
+      the same with the GRU core. The reference is chandar-lab/Recall2Imagine (configs.yaml; BSuite from \
+      configs_backup.yaml); docs/presets.md has this table and what is not reproduced. A run's config.json lists \
+      what departs from its environment's recipe ("departures"); the default preset, small, is this project's \
+      CPU settings and departs in several ways.
+      """)
+  }
+
+  func printTable(header: [String], rows: [[String]]) {
+    let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
+    func line(_ cells: [String]) -> String {
+      cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+    }
+    print(line(header))
+    print(line(widths.map { String(repeating: "-", count: $0) }))
+    for r in rows { print(line(r)) }
+  }
+
+  func printSizes() throws {
     let obs = try parsedObservation()
     let header = [
       "preset", "observation", "deter", "units", "mlp", "cnn", "SSM P/H/layers", "r2i params", "dreamerv3 params",
@@ -61,13 +102,7 @@ struct Presets: ParsableCommand {
         "\(r.ssm.states)/\(r.ssm.channels)/\(r.ssm.layers)", millions(counts[0]), millions(counts[1]),
       ])
     }
-    let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
-    func line(_ cells: [String]) -> String {
-      cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-    }
-    print(line(header))
-    print(line(widths.map { String(repeating: "-", count: $0) }))
-    for r in rows { print(line(r)) }
+    printTable(header: header, rows: rows)
     print(
       "\n\(actions) discrete actions; counts are the whole world model (encoder, backbone, decoder, reward and continue heads)\(verify ? ", checked against the built modules" : "")."
     )

@@ -110,6 +110,7 @@ struct Train: ParsableCommand {
         "training \(c.backbone.rawValue) (\(c.preset), \(training.agent.parameterCount) parameters) on \(c.env): \(c.steps) env steps, \(c.envs) envs, batch \(c.batch) x \(c.length), train ratio \(c.trainRatio), seed \(c.seed)\(ranks)"
       )
       print("run folder: \(dir.path)")
+      print("agent: \(try c.agentName()) (docs/presets.md; 'r2i presets' lists the paper's recipes)")
     }
     let stop = StopRequest(
       message: "stopping after this step and writing a checkpoint (a second signal quits once it is written)",

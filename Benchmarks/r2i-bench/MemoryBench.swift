@@ -120,6 +120,12 @@ struct MemoryBench: ParsableCommand {
   @Flag(help: "Write the report from the run folders that exist, without training.")
   var reportOnly = false
 
+  @Flag(
+    help:
+      "Record the per-arm diagnostic in every run (arms.jsonl: the policy at the reset state and each first action's imagined return, at every metrics line); tasks with one discrete action per step."
+  )
+  var probeArms = false
+
   func validate() throws {
     _ = try backboneOption.parsed()
     _ = try seedList()
@@ -211,6 +217,7 @@ struct MemoryBench: ParsableCommand {
   /// The `memory-run` arguments of a job.
   func arguments(_ job: MemoryJob, threads: Int) -> [String] {
     ["memory-run"] + runOptions(job) + ["--run", job.folder.path, "--threads", "\(threads)"]
+      + (probeArms ? ["--probe-arms"] : [])
   }
 
   /// A job as a child process: this executable, or `mpi` ranks of it under mpirun.

@@ -107,7 +107,7 @@ struct MemoryReport {
     for env in tasks {
       for b in backbones {
         let mine = runs.filter { $0.job.env == env && $0.job.backbone == b }
-        if !mine.isEmpty { md += "| " + row(env, b, mine).joined(separator: " | ") + " |\n" }
+        if !mine.isEmpty { md += "| " + row(env, mine).joined(separator: " | ") + " |\n" }
       }
     }
     md += "\n"
@@ -116,7 +116,7 @@ struct MemoryReport {
   }
 
   /// The table row of one task and backbone.
-  func row(_ env: String, _ b: Backbone, _ runs: [ReportedRun]) -> [String] {
+  func row(_ env: String, _ runs: [ReportedRun]) -> [String] {
     let mean = Self.mean
     let rs = runs.map(\.r)
     let names = Set(runs.map(\.agent)).sorted()

@@ -17,6 +17,8 @@ struct MemoryRunCommand: ParsableCommand {
   @OptionGroup var options: TrainingOptions
   @Option(name: .customLong("run")) var runFolder: String
   @OptionGroup var threadOption: ThreadOption
+  @Flag(help: "Write the per-arm diagnostic (ArmProbe) to arms.jsonl at every metrics line.")
+  var probeArms = false
 
   func run() throws {
     // Under mpirun (r2i-bench memory --mpi N) every rank runs this: one data-parallel run.
@@ -44,6 +46,18 @@ struct MemoryRunCommand: ParsableCommand {
     // for a stop with a checkpoint.
     let stop = StopRequest(message: nil, quitMessage: nil)
     defer { stop.cancel() }
-    try training.runPrinting(terminal: false, stop: stop)
+    let arms =
+      probeArms && world.isRoot
+      ? try ArmProbe.open(folder.appendingPathComponent("arms.jsonl"), keepingUpTo: training.envSteps) : nil
+    defer { try? arms?.close() }
+    try training.runPrinting(terminal: false, stop: stop) { event in
+      guard let arms, case .log = event else { return }
+      do {
+        let reading = try ArmProbe.read(agent: training.agent, env: training.config.env, envSteps: training.envSteps)
+        try ArmProbe.append(reading, to: arms)
+      } catch {
+        print("arm probe: \(error)")
+      }
+    }
   }
 }

@@ -205,6 +205,14 @@ public struct Transition: Equatable, Sendable {
   public var isFirst: Bool
   public var isLast: Bool
   public var isTerminal: Bool
+
+  public init(observation: Observation, reward: Double, isFirst: Bool, isLast: Bool, isTerminal: Bool) {
+    self.observation = observation
+    self.reward = reward
+    self.isFirst = isFirst
+    self.isLast = isLast
+    self.isTerminal = isTerminal
+  }
 }
 
 /// N environments stepped together with automatic resets, for acting on a batch.

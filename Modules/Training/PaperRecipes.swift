@@ -251,23 +251,20 @@ extension TrainingConfig {
     let paper = try Self.paperReference(recipe, env: env, backbone: backbone).settingsByKey()
     let mine = try settingsByKey()
     var byGroup: [String: [(key: String, value: String, paper: String)]] = [:]
-    var order: [String] = []
+    var position: [String: Int] = [:]  // the group's place in Departure.groups (ungrouped keys last)
     for key in Set(mine.keys).union(paper.keys).sorted() where !Departure.bookkeepingKeys.contains(key) {
       if backbone == .dreamerv3 && key.hasPrefix("agent.worldModel.ssm.") { continue }
       let (a, b) = (mine[key] ?? "absent", paper[key] ?? "absent")
       if a == b { continue }
-      var name = Departure.groups.first { $0.matches(key) }?.name ?? key
+      let group = Departure.groups.firstIndex { $0.matches(key) }
+      var name = group.map { Departure.groups[$0].name } ?? key
       if name == "sizes" && hasSmallSizes { name = "smallSizes" }
       if name == "sampling" && sampling == .episodes { name = "wholeEpisodes" }
-      if byGroup[name] == nil { order.append(name) }
+      position[name] = group ?? Int.max
       byGroup[name, default: []].append((key, a, b))
     }
-    let rank = Dictionary(
-      uniqueKeysWithValues: Departure.groups.enumerated().map { ($0.element.name, $0.offset) })
-    func position(_ name: String) -> Int {
-      rank[name] ?? rank[name == "smallSizes" ? "sizes" : name == "wholeEpisodes" ? "sampling" : ""] ?? Int.max
-    }
-    return order.sorted { (position($0), $0) < (position($1), $1) }.map { Departure(name: $0, settings: byGroup[$0]!) }
+    return byGroup.keys.sorted { (position[$0]!, $0) < (position[$1]!, $1) }
+      .map { Departure(name: $0, settings: byGroup[$0]!) }
   }
 
   /// The agent's name as reports print it: "R2I" or "DreamerV3" alone when nothing departs

@@ -86,14 +86,18 @@ extension TrainingRun {
   /// Trains to the end, the budget or a stop signal, printing every event as ``ProgressPrinter``
   /// does (`terminal`: redrawn in place; else log lines) and the summary after. From the first
   /// signal on, the run stops after its step and a second signal waits for the checkpoint that
-  /// stop writes; a run stopped by a signal exits with status 130.
-  public func runPrinting(terminal: Bool, stop: StopRequest) throws {
+  /// stop writes; a run stopped by a signal exits with status 130. `onEvent` sees every event
+  /// after it is printed.
+  public func runPrinting(
+    terminal: Bool, stop: StopRequest, onEvent: (TrainingEvent) -> Void = { _ in }
+  ) throws {
     // In a job of several processes rank 0 prints for all.
     let printer = communicator.rank == 0 ? ProgressPrinter(run: self, terminal: terminal) : nil
     var stopping = false
     defer { if stopping { stop.protect(false) } }
     let summary = try run { event in
       printer?.show(event)
+      onEvent(event)
       if stop.isRequested && !stopping {
         stopping = true
         stop.protect(true)

@@ -467,4 +467,43 @@ private struct RunFingerprint {
     #expect(
       summary.contains("- r2i: BSuite discounting_chain score \(String(format: "%.2f", score)) (mean over 1 run)\n"))
   }
+
+  /// `--probe-arms` writes one reading per metrics line: the policy's probabilities of the five
+  /// arms (a distribution) and each arm's imagined return (finite); a resumed run keeps the
+  /// readings up to its checkpoint and goes on after them, none repeated.
+  @Test func theArmProbeWritesOneReadingPerMetricsLineAndResumesWithoutRepeats() throws {
+    let bench = try BuiltProducts.executable("r2i-bench")
+    let out = temporaryFolder("memory-bench-arms")
+    defer { try? FileManager.default.removeItem(at: out) }
+    func sweep(_ steps: Int) throws {
+      let run = try runProcess(
+        bench,
+        [
+          "memory", "--tasks", "bsuite/discounting_chain/0", "--backbones", "r2i", "--jobs", "1", "--envs", "2",
+          "--steps", "\(steps)", "--output", out.path, "--probe-arms", "--set", "batch=4", "--set", "length=8",
+          "--set", "prefill=20", "--set", "logEvery=200", "--set", "trainRatio=1", "--set", "evalEvery=0",
+          "--set", "checkpointEvery=500",
+        ])
+      #expect(run.status == 0, "\(run.standardError)\n\(run.standardOutput)")
+    }
+    try sweep(1000)
+    try sweep(1600)
+    let folder = out.appendingPathComponent("runs/bsuite-discounting_chain-0-r2i-s0")
+    let text = try String(contentsOf: folder.appendingPathComponent("arms.jsonl"), encoding: .utf8)
+    let readings = try text.split(separator: "\n").map {
+      try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+    let steps = readings.map { $0["envSteps"] as! Int }
+    let logged = try MetricsLog.read(folder.appendingPathComponent("metrics.jsonl")).filter {
+      $0["kind"] == .text("train")
+    }
+    #expect(steps == logged.map { Int($0["env_steps"]!.number!) }, "\(steps)")
+    #expect(steps.count >= 5 && steps == steps.sorted() && Set(steps).count == steps.count)
+    for r in readings {
+      let p = r["probabilities"] as! [Double]
+      let q = r["returns"] as! [Double]
+      #expect(p.count == 5 && abs(p.reduce(0, +) - 1) < 1e-4 && p.allSatisfy { $0 > 0 })
+      #expect(q.count == 5 && q.allSatisfy(\.isFinite))
+    }
+  }
 }

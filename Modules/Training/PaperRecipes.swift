@@ -106,7 +106,8 @@ extension TrainingConfig {
   /// train ratio, environments, prefill, replay size, entropy, policy input and evaluation
   /// (sampled), for `backbone` (the DreamerV3 baseline: the same with the GRU core). `steps`
   /// and `envs` nil take the recipe's. A replay of the recipe's size that would fill more than
-  /// half this machine's memory (images: 12 KB a step, 123 GB for 10 million) is cut to fit,
+  /// a quarter of this machine's memory (images: 12 KB a step, 123 GB for 10 million; the replay
+  /// is allocated whole when the run starts, beside the model and its optimisers) is cut to fit,
   /// and ``departures()`` then names `replayCapacity`.
   public static func recipe(
     _ recipe: PaperRecipe, env: String, backbone: Backbone, steps: Int? = nil, envs: Int? = nil, seed: UInt64 = 0
@@ -115,7 +116,7 @@ extension TrainingConfig {
     c.seed = seed
     if let steps { c.steps = steps }
     if let envs { c.envs = envs }
-    let fits = Int(ProcessInfo.processInfo.physicalMemory / 2) / max(1, try replayLayout(of: env).bytesPerStep)
+    let fits = Int(ProcessInfo.processInfo.physicalMemory / 4) / max(1, try replayLayout(of: env).bytesPerStep)
     c.replayCapacity = max(c.length, min(c.replayCapacity, fits))
     return c
   }

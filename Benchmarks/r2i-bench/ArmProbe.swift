@@ -22,11 +22,19 @@ struct ArmReading: Codable, Equatable {
 /// touched. `r2i-bench memory --probe-arms` writes one reading per metrics line to
 /// `arms.jsonl` in each run folder.
 enum ArmProbe {
-  static func read(agent: Agent, env: String, envSteps: Int, samples: Int = 128, seed: UInt64 = 0) throws
-    -> ArmReading
-  {
+  /// The actor-critic learner whose imagination the probe uses (built once per run: it holds
+  /// optimiser states the probe never touches).
+  static func learner(for agent: Agent) -> ActorCriticLearner {
+    ActorCriticLearner(
+      worldModel: agent.worldModel, actor: agent.actor, critic: agent.critic, slowCritic: agent.slowCritic,
+      settings: agent.config.actorCritic)
+  }
+
+  static func read(
+    agent: Agent, learner: ActorCriticLearner, env: String, envSteps: Int, samples: Int = 128, seed: UInt64 = 0
+  ) throws -> ArmReading {
     let e = try EnvRegistry.make(env, seed: seed)
-    let interface = try EnvInterface(observationSpace: e.observationSpace, actionSpace: e.actionSpace)
+    let interface = try EnvInterface(e)
     guard interface.actionSpec.isSingleDiscrete else {
       throw ValidationError("--probe-arms needs one discrete action per step; \(env) has \(interface.actionSpec)")
     }
@@ -34,9 +42,6 @@ enum ArmProbe {
     let first = Transition(observation: e.reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false)
     let observation = interface.observations([first])
     var rng = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
-    let learner = ActorCriticLearner(
-      worldModel: agent.worldModel, actor: agent.actor, critic: agent.critic, slowCritic: agent.slowCritic,
-      settings: agent.config.actorCritic)
     return withoutGradient {
       let start = agent.worldModel.observeStep(
         observation: observation, previousAction: Tensor.zeros([1, arms]), isFirst: Tensor.ones([1]), state: nil,

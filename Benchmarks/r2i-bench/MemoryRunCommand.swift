@@ -50,10 +50,12 @@ struct MemoryRunCommand: ParsableCommand {
       probeArms && world.isRoot
       ? try ArmProbe.open(folder.appendingPathComponent("arms.jsonl"), keepingUpTo: training.envSteps) : nil
     defer { try? arms?.close() }
+    let probe = arms == nil ? nil : ArmProbe.learner(for: training.agent)
     try training.runPrinting(terminal: false, stop: stop) { event in
-      guard let arms, case .log = event else { return }
+      guard let arms, let probe, case .log = event else { return }
       do {
-        let reading = try ArmProbe.read(agent: training.agent, env: training.config.env, envSteps: training.envSteps)
+        let reading = try ArmProbe.read(
+          agent: training.agent, learner: probe, env: training.config.env, envSteps: training.envSteps)
         try ArmProbe.append(reading, to: arms)
       } catch {
         print("arm probe: \(error)")

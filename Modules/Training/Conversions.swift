@@ -63,6 +63,11 @@ public struct EnvInterface: Sendable, Equatable {
     try self.init(observationSpace: envs.observationSpace, actionSpace: envs.actionSpace)
   }
 
+  /// The interface of one environment's spaces.
+  public init(_ env: any Env) throws {
+    try self.init(observationSpace: env.observationSpace, actionSpace: env.actionSpace)
+  }
+
   /// The action spec the actor is built for.
   public var actionSpec: ActionSpec {
     switch actionSpace {

@@ -116,7 +116,8 @@ extension TrainingConfig {
     c.seed = seed
     if let steps { c.steps = steps }
     if let envs { c.envs = envs }
-    let fits = Int(ProcessInfo.processInfo.physicalMemory / 4) / max(1, try replayLayout(of: env).bytesPerStep)
+    let layout = try EnvInterface(try EnvRegistry.make(env, seed: 0)).replayLayout
+    let fits = Int(ProcessInfo.processInfo.physicalMemory / 4) / max(1, layout.bytesPerStep)
     c.replayCapacity = max(c.length, min(c.replayCapacity, fits))
     return c
   }
@@ -124,8 +125,7 @@ extension TrainingConfig {
   /// The recipe exactly as the reference has it (no limit from this machine's memory): what
   /// ``departures()`` compares with.
   static func paperReference(_ recipe: PaperRecipe, env: String, backbone: Backbone) throws -> TrainingConfig {
-    let probe = try EnvRegistry.make(env, seed: 0)
-    let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
+    let interface = try EnvInterface(try EnvRegistry.make(env, seed: 0))
     var agent = AgentPreset.worldModel(recipe.preset).agent(
       backbone: backbone, observation: interface.observationKind, actions: interface.actionSpec)
     agent.worldModel.ssm.clipEigenvalues = false  // ssm_cell.clip_eigs: False
@@ -150,28 +150,24 @@ extension TrainingConfig {
       evalEvery: recipe == .atari100k ? 100_000 : 5000, evalEpisodes: recipe == .atari100k ? 100 : 8,
       evaluation: .sample, checkpointEvery: 10_000, agent: agent, sampling: .uniform)
   }
-
-  static func replayLayout(of env: String) throws -> ReplayLayout {
-    let probe = try EnvRegistry.make(env, seed: 0)
-    return try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace).replayLayout
-  }
 }
 
 /// One way a configuration departs from the paper's recipe for its environment: a name and the
 /// settings (dotted keys) that differ.
 public struct Departure: Equatable, Sendable, CustomStringConvertible {
+  /// One differing setting: its dotted key, this configuration's value and the paper's (JSON text).
+  public struct Setting: Equatable, Sendable {
+    public var key: String
+    public var value: String
+    public var paper: String
+  }
+
   /// The departure's name, as reports print it (`rewardByAction`, `smallSizes`, ...).
   public var name: String
-  /// The dotted keys that differ, each with this configuration's value and the paper's.
-  public var settings: [(key: String, value: String, paper: String)]
+  public var settings: [Setting]
 
   public var description: String {
     "\(name): " + settings.map { "\($0.key) \($0.value) (paper \($0.paper))" }.joined(separator: ", ")
-  }
-
-  public static func == (a: Departure, b: Departure) -> Bool {
-    a.name == b.name && a.settings.map(\.key) == b.settings.map(\.key)
-      && a.settings.map(\.value) == b.settings.map(\.value) && a.settings.map(\.paper) == b.settings.map(\.paper)
   }
 
   /// The settings that are a run's bookkeeping, not its recipe: never departures.
@@ -203,7 +199,7 @@ public struct Departure: Equatable, Sendable, CustomStringConvertible {
     ("prefill", { $0 == "prefill" }),
     ("replayCapacity", { $0 == "replayCapacity" }),
     ("learningRates", { $0.hasSuffix(".learningRate") }),
-    ("optimizers", { $0.contains("ptimizer.") }),
+    ("optimizers", { $0.contains(".optimizer.") || $0.contains("Optimizer.") }),
     ("entropy", { $0 == "agent.actorCritic.entropy" }),
     ("imaginationStarts", { $0 == "agent.actorCritic.imaginationStarts" }),
     ("rewardByAction", { $0 == "agent.worldModel.rewardByAction" }),
@@ -251,7 +247,7 @@ extension TrainingConfig {
     let recipe = PaperRecipe.domain(of: env, observation: agent.worldModel.observation)
     let paper = try Self.paperReference(recipe, env: env, backbone: backbone).settingsByKey()
     let mine = try settingsByKey()
-    var byGroup: [String: [(key: String, value: String, paper: String)]] = [:]
+    var byGroup: [String: [Departure.Setting]] = [:]
     var position: [String: Int] = [:]  // the group's place in Departure.groups (ungrouped keys last)
     for key in Set(mine.keys).union(paper.keys).sorted() where !Departure.bookkeepingKeys.contains(key) {
       if backbone == .dreamerv3 && key.hasPrefix("agent.worldModel.ssm.") { continue }
@@ -262,7 +258,7 @@ extension TrainingConfig {
       if name == "sizes" && hasSmallSizes { name = "smallSizes" }
       if name == "sampling" && sampling == .episodes { name = "wholeEpisodes" }
       position[name] = group ?? Int.max
-      byGroup[name, default: []].append((key, a, b))
+      byGroup[name, default: []].append(Departure.Setting(key: key, value: a, paper: b))
     }
     return byGroup.keys.sorted { (position[$0]!, $0) < (position[$1]!, $1) }
       .map { Departure(name: $0, settings: byGroup[$0]!) }

@@ -78,7 +78,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     let steps = steps ?? 50_000
     let envs = envs ?? 4
     let probe = try EnvRegistry.make(env, seed: 0)
-    let interface = try EnvInterface(observationSpace: probe.observationSpace, actionSpace: probe.actionSpace)
+    let interface = try EnvInterface(probe)
     let sequences = sequenceDefaults(task: probe.task, maxEpisodeSteps: probe.maxEpisodeSteps)
     var agent = preset.agent(backbone: backbone, observation: interface.observationKind, actions: interface.actionSpec)
     if sequences.sampling == .episodes {

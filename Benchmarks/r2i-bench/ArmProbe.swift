@@ -39,7 +39,8 @@ enum ArmProbe {
       throw ValidationError("--probe-arms needs one discrete action per step; \(env) has \(interface.actionSpec)")
     }
     let arms = interface.actionSpec.size
-    let first = Transition(observation: e.reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false)
+    let first = Transition(
+      observation: try e.reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false)
     let observation = interface.observations([first])
     var rng = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
     return withoutGradient {

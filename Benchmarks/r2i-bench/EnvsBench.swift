@@ -27,17 +27,17 @@ struct EnvsBench: ParsableCommand {
     func bench(_ name: String, policy: String, _ pick: (any Env, inout SeededGenerator) -> Action) throws {
       let env = try EnvRegistry.make(name, seed: 1)
       var rng = SeededGenerator(seed: 2)
-      _ = env.reset(seed: 1)
+      _ = try env.reset(seed: 1)
       var episodes = 0
       // Warm-up.
       for _ in 0..<200 {
-        if try env.step(pick(env, &rng)).isLast { _ = env.reset(seed: nil) }
+        if try env.step(pick(env, &rng)).isLast { _ = try env.reset(seed: nil) }
       }
       let t0 = DispatchTime.now().uptimeNanoseconds
       for _ in 0..<steps {
         if try env.step(pick(env, &rng)).isLast {
           episodes += 1
-          _ = env.reset(seed: nil)
+          _ = try env.reset(seed: nil)
         }
       }
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

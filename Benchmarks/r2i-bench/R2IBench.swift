@@ -11,7 +11,8 @@ struct R2IBench: ParsableCommand {
     discussion: "Exit status: 0 on success, 64 for a mistake on the command line, 1 for a failure while running.",
     version: r2iVersion,
     subcommands: [
-      SpeedBench.self, RecallBench.self, TensorBench.self, EnvsBench.self, ReplayBench.self, SSMBench.self,
+      SpeedBench.self, RecallBench.self, TensorBench.self, EnvsBench.self, PythonEnvsBench.self, ReplayBench.self,
+      SSMBench.self,
       MemoryBench.self,
       MemoryRunCommand.self,
     ])
@@ -20,6 +21,7 @@ struct R2IBench: ParsableCommand {
   static func main() {
     lineBufferStandardOutput()
     ignoreFileSizeSignal()
+    unblockStopSignals()
     main(nil)
   }
 }

@@ -181,6 +181,9 @@ public enum EnvError: Error, CustomStringConvertible, Equatable {
   case episodeOver(env: String)
   case unknownName(String, available: [String])
   case invalidConfiguration(String)
+  /// An environment in another process (``PythonEnvironment``) exited, crashed, hung or raised;
+  /// the message names what happened and the worker's last output.
+  case workerFailed(env: String, String)
 
   public var description: String {
     switch self {
@@ -190,6 +193,7 @@ public enum EnvError: Error, CustomStringConvertible, Equatable {
     case .unknownName(let name, let available):
       return "unknown environment '\(name)'. Available: \(available.joined(separator: ", "))"
     case .invalidConfiguration(let msg): return msg
+    case .workerFailed(let env, let msg): return "\(env): \(msg)"
     }
   }
 }
@@ -198,7 +202,7 @@ public enum EnvError: Error, CustomStringConvertible, Equatable {
 ///
 /// ```swift
 /// let env = try EnvRegistry.make("popgym/RepeatPreviousEasy", seed: 1)
-/// var obs = env.reset(seed: nil)
+/// var obs = try env.reset(seed: nil)
 /// var done = false
 /// while !done {
 ///   let r = try env.step(env.actionSpace.sample(using: &rng))
@@ -212,8 +216,9 @@ public protocol Env: AnyObject {
   var observationSpace: Space { get }
   var actionSpace: Space { get }
   /// Starts an episode. A seed restarts the environment's random stream (same seed, same
-  /// episode); nil continues it.
-  func reset(seed: UInt64?) -> Observation
+  /// episode); nil continues it. Throws only for environments that can fail to start one (a
+  /// worker process that died); an implementation that cannot fail need not be `throws`.
+  func reset(seed: UInt64?) throws -> Observation
   /// Advances one step; throws for an action outside the space or after the episode ended.
   func step(_ action: Action) throws -> StepResult
   /// An RGB picture of the current state, if the environment can draw one.
@@ -231,7 +236,7 @@ extension Env {
   public var maxEpisodeSteps: Int? { nil }
   public var task: TaskFacts { TaskFacts() }
   /// Starts an episode continuing the environment's random stream.
-  public func reset() -> Observation { reset(seed: nil) }
+  public func reset() throws -> Observation { try reset(seed: nil) }
 }
 
 /// Tracks whether an episode is running, for the shared "call reset first" rule.

@@ -19,9 +19,9 @@ public final class TimeLimit: Env {
   public var maxEpisodeSteps: Int? { min(maxSteps, inner.maxEpisodeSteps ?? maxSteps) }
   public var task: TaskFacts { inner.task }
 
-  public func reset(seed: UInt64?) -> Observation {
+  public func reset(seed: UInt64?) throws -> Observation {
     steps = 0
-    return inner.reset(seed: seed)
+    return try inner.reset(seed: seed)
   }
 
   public func step(_ action: Action) throws -> StepResult {
@@ -59,8 +59,8 @@ public final class FlattenObservation: Env {
   public var task: TaskFacts { inner.task }
   public var actionSpace: Space { inner.actionSpace }
 
-  public func reset(seed: UInt64?) -> Observation {
-    .vector(inner.reset(seed: seed).flattened(in: inner.observationSpace))
+  public func reset(seed: UInt64?) throws -> Observation {
+    .vector(try inner.reset(seed: seed).flattened(in: inner.observationSpace))
   }
 
   public func step(_ action: Action) throws -> StepResult {
@@ -127,9 +127,9 @@ public final class PreviousActionObservation: Env {
     }
   }
 
-  public func reset(seed: UInt64?) -> Observation {
+  public func reset(seed: UInt64?) throws -> Observation {
     previous = [Float](repeating: 0, count: actionSize)
-    return .vector(inner.reset(seed: seed).flattened(in: inner.observationSpace) + previous + [1])
+    return .vector(try inner.reset(seed: seed).flattened(in: inner.observationSpace) + previous + [1])
   }
 
   public func step(_ action: Action) throws -> StepResult {
@@ -161,8 +161,8 @@ public final class PixelObservation: Env {
   public var task: TaskFacts { inner.task }
   public var actionSpace: Space { inner.actionSpace }
 
-  public func reset(seed: UInt64?) -> Observation {
-    _ = inner.reset(seed: seed)
+  public func reset(seed: UInt64?) throws -> Observation {
+    _ = try inner.reset(seed: seed)
     return .image(inner.render()!)
   }
 
@@ -185,7 +185,7 @@ public final class ClipAction: Env {
   public var task: TaskFacts { inner.task }
   public var observationSpace: Space { inner.observationSpace }
   public var actionSpace: Space { inner.actionSpace }
-  public func reset(seed: UInt64?) -> Observation { inner.reset(seed: seed) }
+  public func reset(seed: UInt64?) throws -> Observation { try inner.reset(seed: seed) }
   public func step(_ action: Action) throws -> StepResult {
     if case .continuous(let a) = action, case .box(let low, let high) = inner.actionSpace,
       a.count == low.count
@@ -260,36 +260,69 @@ public final class BatchEnv {
   public var actionSpace: Space { envs[0].actionSpace }
 
   /// Steps every environment (or resets it when its episode is over).
+  ///
+  /// Environments in other processes (``PythonEnvironment``) get their requests first and are
+  /// read afterwards, so they step in parallel. All-or-nothing for the batch's own state: when
+  /// an action does not fit its space, nothing moves; when an environment fails, the batch's
+  /// bookkeeping (and so its ``snapshot()``) stays as it was before the call, though the
+  /// environments that answered have moved on: continue with a new batch restored from that
+  /// snapshot.
   public func step(_ actions: [Action]) throws -> [Transition] {
     guard actions.count == envs.count else {
       throw EnvError.invalidConfiguration("BatchEnv.step got \(actions.count) actions for \(envs.count) environments")
     }
-    var out: [Transition] = []
-    out.reserveCapacity(envs.count)
-    for i in envs.indices {
-      if needsReset[i] {
-        let seed = rngs[i].next()
-        out.append(
-          Transition(observation: envs[i].reset(seed: seed), reward: 0, isFirst: true, isLast: false, isTerminal: false)
-        )
-        needsReset[i] = false
-        episodeSeeds[i] = seed
-        episodeActions[i].removeAll(keepingCapacity: true)
-      } else {
-        let r = try envs[i].step(actions[i])
-        out.append(
-          Transition(
-            observation: r.observation, reward: r.reward, isFirst: false, isLast: r.isLast, isTerminal: r.terminated))
-        needsReset[i] = r.isLast
-        if r.isLast {
+    for i in envs.indices where !needsReset[i] {
+      try envs[i].actionSpace.validate(actions[i], env: envs[i].name)
+    }
+    var generators = rngs
+    var seeds = [UInt64?](repeating: nil, count: envs.count)
+    for i in envs.indices where needsReset[i] { seeds[i] = generators[i].next() }
+    var pending: [Int] = []
+    do {
+      for i in envs.indices {
+        guard let remote = envs[i] as? any PipelinedEnv else { continue }
+        if needsReset[i] { try remote.sendReset(seed: seeds[i]) } else { try remote.sendStep(actions[i]) }
+        pending.append(i)
+      }
+      var out: [Transition] = []
+      out.reserveCapacity(envs.count)
+      for i in envs.indices {
+        let remote = envs[i] as? any PipelinedEnv
+        if needsReset[i] {
+          let observation = try remote?.receiveReset() ?? envs[i].reset(seed: seeds[i])
+          out.append(Transition(observation: observation, reward: 0, isFirst: true, isLast: false, isTerminal: false))
+        } else {
+          let r = try remote?.receiveStep() ?? envs[i].step(actions[i])
+          out.append(
+            Transition(
+              observation: r.observation, reward: r.reward, isFirst: false, isLast: r.isLast, isTerminal: r.terminated))
+        }
+        pending.removeAll { $0 == i }
+      }
+      // Every environment answered: commit.
+      rngs = generators
+      for i in envs.indices {
+        if needsReset[i] {
+          needsReset[i] = false
+          episodeSeeds[i] = seeds[i]
+          episodeActions[i].removeAll(keepingCapacity: true)
+        } else if out[i].isLast {
+          needsReset[i] = true
           episodeSeeds[i] = nil
           episodeActions[i].removeAll(keepingCapacity: true)
         } else {
           episodeActions[i].append(actions[i])
         }
       }
+      return out
+    } catch {
+      // Read the replies still owed, so the other workers are not left mid-request.
+      for i in pending {
+        let remote = envs[i] as? any PipelinedEnv
+        if needsReset[i] { _ = try? remote?.receiveReset() } else { _ = try? remote?.receiveStep() }
+      }
+      throw error
     }
-    return out
   }
 
   /// What ``restore(_:)`` needs to continue a batch exactly: per environment, its random
@@ -328,7 +361,7 @@ public final class BatchEnv {
     }
     for i in 0..<n {
       if let seed = snapshot.episodeSeeds[i] {
-        _ = envs[i].reset(seed: seed)
+        _ = try envs[i].reset(seed: seed)
         for a in snapshot.episodeActions[i] {
           let r = try envs[i].step(a)
           guard !r.isLast else {
@@ -350,7 +383,9 @@ public final class BatchEnv {
 ///
 /// Names: `bsuite/memory_len/<L>`, `bsuite/discounting_chain/<mapping seed>`,
 /// `popgym/<Game><Easy|Medium|Hard>`, `memorymaze/<9|11|13|15>x<same>[-6CL]`, `classic/CartPole`,
-/// `classic/Pendulum`, `classic/Acrobot`, and `-pixels` variants of the classic tasks.
+/// `classic/Pendulum`, `classic/Acrobot`, and `-pixels` variants of the classic tasks; the
+/// Python families of ``PythonEnvironment`` (`gym:<id>`, `dmc:<task>`, `atari:<Game>`, ...);
+/// and the names registered with ``register(name:factory:)``.
 public enum EnvRegistry {
   /// Builds a registered environment from a seed.
   public typealias Factory = @Sendable (_ seed: UInt64) throws -> any Env
@@ -394,6 +429,10 @@ public enum EnvRegistry {
   }
 
   static var builtInNames: [String] {
+    nativeNames + PythonEnvironment.families.map(\.form)
+  }
+
+  static var nativeNames: [String] {
     ["bsuite/memory_len/<L>", "bsuite/discounting_chain/<mapping seed>"]
       + POPGym.games.flatMap { g in Difficulty.allCases.map { "popgym/\(g)\($0.rawValue)" } }
       + MemoryMaze.configurations.map { "memorymaze/\($0.size)x\($0.size)" }
@@ -405,6 +444,7 @@ public enum EnvRegistry {
   /// Builds the environment called `name`; throws listing the available names when unknown.
   public static func make(_ name: String, seed: UInt64 = 0) throws -> any Env {
     if let factory = registered.withLock({ $0[name] }) { return try factory(seed) }
+    if PythonEnvironment.handles(name) { return try PythonEnvironment(name: name, seed: seed) }
     let parts = name.split(separator: "/").map(String.init)
     func unknown() -> EnvError { .unknownName(name, available: names) }
     guard parts.count >= 2 else { throw unknown() }
@@ -442,7 +482,7 @@ public enum EnvRegistry {
       default: throw unknown()
       }
       if pixels {
-        _ = base.reset(seed: seed)
+        _ = try base.reset(seed: seed)
         return try PixelObservation(base)
       }
       return base

@@ -57,7 +57,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
   /// The defaults for `env` and `preset`. A preset that is one of the paper's recipes
   /// (``PaperRecipe``: `bsuite`, `popgym`, `memorymaze`, `atari100k`, `dmc-proprio`,
-  /// `dmc-vision`) gives that recipe whole (``recipe(_:env:backbone:steps:envs:seed:)``); `steps`
+  /// `dmc-vision`; no preset: ``defaultPreset(env:)``) gives that recipe whole (``recipe(_:env:backbone:steps:envs:seed:)``); `steps`
   /// and `envs` nil take the recipe's. Any other preset gives this project's CPU defaults: the
   /// preset's sizes, 4 environments, batch 16 x 64 (uniform windows), train ratio 64, prefill
   /// 1,000 steps, the replay of ``defaultReplayCapacity(_:)``, a log line every 1,000 steps,
@@ -69,9 +69,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// action (``WorldModelConfig/rewardByAction``). Why each of these: `docs/results/memory-tasks.md`.
   /// What departs from the paper is listed by ``departures``.
   public static func defaults(
-    env: String, backbone: Backbone, preset: AgentPreset = .small, steps: Int? = nil, envs: Int? = nil,
+    env: String, backbone: Backbone, preset: AgentPreset? = nil, steps: Int? = nil, envs: Int? = nil,
     seed: UInt64 = 0
   ) throws -> TrainingConfig {
+    let preset = preset ?? defaultPreset(env: env)
     if case .worldModel(let p) = preset, let recipe = PaperRecipe(rawValue: p.rawValue) {
       return try Self.recipe(recipe, env: env, backbone: backbone, steps: steps, envs: envs, seed: seed)
     }
@@ -93,6 +94,17 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
       length: sequences.length, trainRatio: 64, prefill: 1000,
       replayCapacity: defaultReplayCapacity(interface.replayLayout), logEvery: 1000, evalEvery: 5000, evalEpisodes: 8,
       evaluation: .sample, checkpointEvery: 10_000, agent: agent, sampling: sequences.sampling)
+  }
+
+  /// The preset an environment trains with when none is given: the paper's recipe for Atari
+  /// (`atari:`) and DeepMind Control (`dmc:`, `dmc-vision:`), whose reference settings are those
+  /// of non-memory tasks; ``AgentPreset/small`` (this project's CPU settings) for the rest.
+  public static func defaultPreset(env: String) -> AgentPreset {
+    for (prefix, recipe) in [("atari:", PaperRecipe.atari100k), ("dmc:", .dmcProprio), ("dmc-vision:", .dmcVision)]
+    where env.hasPrefix(prefix) {
+      if let preset = AgentPreset(rawValue: recipe.rawValue) { return preset }
+    }
+    return .small
   }
 
   /// Starts of imagination per learner step on the tasks that learn from whole episodes
@@ -217,12 +229,18 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
   case writeFailed(String)
   /// A loss or gradient norm became NaN or infinite.
   case nonFinite(term: String, update: Int, envSteps: Int)
+  /// An environment in a worker process failed (exited, crashed, hung or raised); the run wrote
+  /// a checkpoint at `envSteps` first, so `--resume` continues from there.
+  case environmentFailed(String, envSteps: Int)
 
   public var description: String {
     switch self {
     case .badConfiguration(let m): return m
     case .runFolder(let m): return m
     case .writeFailed(let m): return m
+    case .environmentFailed(let m, let steps):
+      return
+        "\(m)\nThe run stopped with a checkpoint at env step \(steps); fix the environment, then continue with r2i train --run RUN --resume"
     case .nonFinite(let term, let update, let steps):
       return
         "'\(term)' became non-finite at learner step \(update) (env step \(steps)); the run stopped and its last checkpoint, from before it, is kept. Resuming as it is would repeat the same steps; resume with lower learning rates instead (the change is recorded in config.json): r2i train --run RUN --resume --set agent.worldModel.optimizer.learningRate=... (or agent.actorCritic.actorOptimizer.learningRate, agent.actorCritic.criticOptimizer.learningRate)"

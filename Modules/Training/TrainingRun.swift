@@ -119,7 +119,9 @@ public final class TrainingRun {
   /// Trains until `config.steps` environment steps, the wall-clock budget `config.minutes` or a
   /// `.stop`, whichever comes first, writing metrics, evaluating and checkpointing on schedule,
   /// and always checkpointing at the end. Throws ``TrainingError/nonFinite(term:update:envSteps:)``
-  /// when a loss or gradient norm is not finite, without writing a checkpoint after it.
+  /// when a loss or gradient norm is not finite, without writing a checkpoint after it, and
+  /// ``TrainingError/environmentFailed(_:envSteps:)`` when a worker-process environment fails,
+  /// after a checkpoint of the step before.
   @discardableResult
   public func run(_ handler: (TrainingEvent) -> TrainingDisposition = { _ in .proceed }) throws -> TrainingSummary {
     try holdLock()
@@ -132,8 +134,16 @@ public final class TrainingRun {
     var budget = agreed([schedule.budgetSpent(clock.total)])[0]
     while envSteps < config.steps && !stop && !budget {
       let before = envSteps
-      let finished = try collector.step(
-        schedule.actsAtRandom(atStep: before) ? .random : .agent(.sample), into: replay)
+      let finished: [EpisodeRecord]
+      do {
+        finished = try collector.step(
+          schedule.actsAtRandom(atStep: before) ? .random : .agent(.sample), into: replay)
+      } catch EnvError.workerFailed(let env, let message) {
+        // The batch and the collector are as before this step (BatchEnv.step commits nothing
+        // when an environment fails): a checkpoint of them resumes exactly here.
+        if savedAt != envSteps { _ = handler(.checkpoint(try checkpoint())) }
+        throw TrainingError.environmentFailed("\(env): \(message)", envSteps: envSteps)
+      }
       let after = envSteps
       for e in everyRank(finished) {
         try record(e)

@@ -17,7 +17,7 @@ public struct TrainingOptions: ParsableArguments {
 
   @Option(
     help:
-      "Preset: small (default; this project's CPU settings), one of the paper's recipes whole (bsuite, popgym, memorymaze, atari100k, dmc-proprio, dmc-vision; see 'r2i presets') or other world-model sizes (dreamerv3-S ...)."
+      "Preset: small (this project's CPU settings; the default, but for atari:, dmc: and dmc-vision: environments, whose default is their paper recipe), one of the paper's recipes whole (bsuite, popgym, memorymaze, atari100k, dmc-proprio, dmc-vision; see 'r2i presets') or other world-model sizes (dreamerv3-S ...)."
   )
   public var preset: AgentPreset?
 
@@ -89,7 +89,7 @@ public struct TrainingOptions: ParsableArguments {
         c = base
       } else {
         c = try TrainingConfig.defaults(
-          env: env ?? "classic/CartPole", backbone: backbone ?? .r2i, preset: preset ?? .small, steps: steps,
+          env: env ?? "classic/CartPole", backbone: backbone ?? .r2i, preset: preset, steps: steps,
           envs: envs, seed: seed ?? 0)
       }
       if greedy { c.evaluation = .greedy }

@@ -53,7 +53,7 @@ import Testing
     #expect(throws: EnvError.self) { try MemoryLength(memoryLength: 0) }
     let env = try MemoryLength(memoryLength: 2)
     #expect(throws: EnvError.episodeOver(env: "bsuite/memory_len/2")) { try env.step(.discrete(0)) }
-    _ = env.reset()
+    _ = try env.reset()
     do {
       _ = try env.step(.discrete(2))
       Issue.record("action 2 accepted")

@@ -455,7 +455,7 @@ import Testing
 
   @Test func cartPoleFirstStepMatchesTheEquations() throws {
     let env = CartPole(seed: 3)
-    _ = env.reset()
+    _ = try env.reset()
     let s0 = env.state
     _ = try env.step(.discrete(1))
     // Hand evaluation of Gymnasium's update for the first step.
@@ -475,7 +475,7 @@ import Testing
     let worst = -(Double.pi * Double.pi + 0.1 * 64 + 0.001 * 4)
     #expect(e.rewards.allSatisfy { $0 <= 0 && $0 >= worst - 1e-9 })
     #expect(throws: EnvError.self) { try env.step(.continuous([3])) }
-    _ = env.reset()
+    _ = try env.reset()
     #expect(throws: EnvError.self) { try env.step(.continuous([3])) }
     let clipped = ClipAction(env)
     _ = try clipped.step(.continuous([3]))  // clipped to 2
@@ -496,21 +496,21 @@ import Testing
   /// Trajectories computed with Gymnasium (1.x) from the same start states: the physics match.
   @Test func trajectoriesMatchGymnasium() throws {
     let cart = CartPole()
-    _ = cart.reset()
+    _ = try cart.reset()
     cart.state = [0.01, -0.02, 0.03, 0.04]
     for a in [1, 0, 1, 1] { _ = try cart.step(.discrete(a)) }
     for (a, b) in zip(cart.state, [0.01615364, 0.36859581, 0.02261759, -0.50922532]) {
       #expect(abs(a - b) < 1e-7)
     }
     let pend = Pendulum()
-    _ = pend.reset()
+    _ = try pend.reset()
     pend.state = [0.5, -0.3]
     var last = 0.0
     for u: Float in [1, -2, 0.3] { last = try pend.step(.continuous([u])).reward }
     for (a, b) in zip(pend.state, [0.55910207, 0.6964571]) { #expect(abs(a - b) < 1e-6) }
     #expect(abs(last - -0.28257713993795286) < 1e-6)
     let acro = Acrobot()
-    _ = acro.reset()
+    _ = try acro.reset()
     acro.state = [0.05, -0.03, 0.02, 0.01]
     for a in [2, 0, 1, 2, 2] { _ = try acro.step(.discrete(a)) }
     for (a, b) in zip(acro.state, [-0.06141626, 0.15685541, -0.22333529, 0.43282608]) {
@@ -523,7 +523,7 @@ import Testing
     for name in ["classic/CartPole-pixels", "classic/Pendulum-pixels", "classic/Acrobot-pixels"] {
       let env = try EnvRegistry.make(name, seed: 1)
       #expect(env.observationSpace == .image(height: 64, width: 64, channels: 3), "\(name)")
-      let first = env.reset(seed: 2)
+      let first = try env.reset(seed: 2)
       var r = try env.step(env.actionSpace.sample(using: &rng0))
       for _ in 0..<15 where !r.isLast { r = try env.step(env.actionSpace.sample(using: &rng0)) }
       let changed = first != r.observation
@@ -536,7 +536,7 @@ import Testing
   @Test func registryBuildsEveryNameAndExplainsUnknownOnes() throws {
     for name in EnvRegistry.names where !name.contains("<") {
       let env = try EnvRegistry.make(name, seed: 1)
-      _ = env.reset()
+      _ = try env.reset()
       #expect(env.name == name, "\(name) reports \(env.name)")
     }
     #expect(try EnvRegistry.make("bsuite/memory_len/30").name == "bsuite/memory_len/30")
@@ -569,7 +569,7 @@ import Testing
     let r1 = try #require(s.observation.vector)
     #expect(Array(r1[4...]) == [0, 0, 1, 0, 0])
     let ms = try PreviousActionObservation(MineSweeper(.easy, seed: 4))
-    _ = ms.reset()
+    _ = try ms.reset()
     let m1 = try #require(try ms.step(.multiDiscrete([1, 3])).observation.vector)
     #expect(Array(m1[3...]) == [0, 1, 0, 0, 0, 0, 0, 1, 0])
   }

@@ -18,7 +18,7 @@ func run(
   policy: (any Env, Observation) -> Action
 ) throws -> Episode {
   var e = Episode()
-  var obs = env.reset(seed: seed)
+  var obs = try env.reset(seed: seed)
   e.observations.append(obs)
   for _ in 0..<maxSteps {
     let r = try env.step(policy(env, obs))

@@ -110,7 +110,7 @@ import Training
     defer { try? FileManager.default.removeItem(at: root) }
     let run = root.appendingPathComponent("run")
     let log = root.appendingPathComponent("first.log")
-    FileManager.default.createFile(atPath: log.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
     let first = Process()
     first.executableURL = r2i
     first.arguments = ["train", "--steps", "1000000", "--run", run.path] + Self.tiny
@@ -215,7 +215,7 @@ import Training
         p.executableURL = r2i
         p.arguments = holds ? ["train", "--run", folder.path, "--resume", "--threads", "1"] : start + [folder.path]
         let log = root.appendingPathComponent("chain-\(chain)-\(kill).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         p.standardOutput = handle
         p.standardError = handle

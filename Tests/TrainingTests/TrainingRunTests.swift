@@ -453,7 +453,7 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
       #expect(c.agent.worldModel.rewardByAction)
       // An episode is exactly that long: the reset, L steps with reward 0 and the terminal step.
       let env = try EnvRegistry.make("bsuite/memory_len/\(l)", seed: 1)
-      _ = env.reset(seed: 1)
+      _ = try env.reset(seed: 1)
       var entries = 1
       while try !env.step(.discrete(0)).isLast { entries += 1 }
       #expect(entries + 1 == c.length)

@@ -9,6 +9,10 @@ struct EnvsCommand: ParsableCommand {
   func run() throws {
     let width = (EnvRegistry.names.map(\.count).max() ?? 0) + 2
     for name in EnvRegistry.names {
+      if PythonEnvironment.handles(name) {
+        print("\(name.padding(toLength: width, withPad: " ", startingAt: 0)) a Python package's, in a worker process")
+        continue
+      }
       let concrete = name.replacingOccurrences(of: "<L>", with: "30").replacingOccurrences(
         of: "<mapping seed>", with: "0")
       let e = try EnvRegistry.make(concrete)

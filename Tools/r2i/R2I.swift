@@ -18,6 +18,7 @@ struct R2ICommand: ParsableCommand {
   static func main() {
     lineBufferStandardOutput()
     ignoreFileSizeSignal()
+    unblockStopSignals()
     main(nil)
   }
 }

@@ -61,7 +61,7 @@ struct Render: ParsableCommand {
       let mapImage = Image(width: map.width, height: map.height, channels: 3, pixels: map.pixels)
       return Image.row([view, mapImage], padding: 4)
     }
-    var obs = environment.reset(seed: seed)
+    var obs = try environment.reset(seed: seed)
     frames.append(picture(obs))
     var total = 0.0
     let start = Date()

@@ -83,6 +83,21 @@ import WorldModel
     #expect(lr.key == "agent.actorCritic.actorOptimizer.learningRate" && Self.same(lr.paper, "3e-5"))
   }
 
+  /// Without a preset, Atari and DeepMind Control names train with their paper recipe (sizes and
+  /// training settings: nothing departs), everything else with the small preset.
+  @Test func theOtherDomainsDefaultToTheirRecipe() throws {
+    #expect(TrainingConfig.defaultPreset(env: "atari:Pong") == .worldModel(.atari100k))
+    #expect(TrainingConfig.defaultPreset(env: "dmc:walker_walk") == .worldModel(.dmcProprio))
+    #expect(TrainingConfig.defaultPreset(env: "dmc-vision:walker_walk") == .worldModel(.dmcVision))
+    for env in ["gym:CartPole-v1", "classic/CartPole", "real-popgym:RepeatPreviousEasy", "bsuite/memory_len/10"] {
+      #expect(TrainingConfig.defaultPreset(env: env) == .small, "\(env)")
+    }
+    let c = try TrainingConfig.defaults(env: "dmc:cartpole_balance", backbone: .dreamerv3)
+    #expect(c.preset == .worldModel(.dmcProprio) && c.batch == 4 && c.length == 1024 && c.trainRatio == 512)
+    #expect(c.envs == 4 && c.evaluation == .sample)
+    #expect(try c.departures() == [] && c.agentName() == "DreamerV3")
+  }
+
   /// The BSuite recipe at the small preset's sizes departs in exactly one way; the CPU
   /// defaults in every way docs/presets.md lists; the GRU core ignores the SSM's settings.
   @Test func theDeparturesOfTheMemoryBenchmarksTwoAgents() throws {

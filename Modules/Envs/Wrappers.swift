@@ -401,7 +401,8 @@ public enum EnvRegistry {
   /// `/`-separated parts), its family not a built-in one; a name already registered is refused.
   /// `factory` must give the same episodes for the same seed and actions (a resumed run replays
   /// its running episodes that way). Register before starting or resuming a run that uses it.
-  public static func register(name: String, factory: @escaping Factory) throws {
+  /// `replacing: true` replaces an earlier registration of `name` instead of refusing it.
+  public static func register(name: String, replacing: Bool = false, factory: @escaping Factory) throws {
     let parts = name.split(separator: "/", omittingEmptySubsequences: false)
     let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
     guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(allowed.contains) }) else {
@@ -415,7 +416,7 @@ public enum EnvRegistry {
       )
     }
     try registered.withLock { table in
-      guard table[name] == nil else {
+      guard table[name] == nil || replacing else {
         throw EnvError.invalidConfiguration("cannot register '\(name)': it is registered already")
       }
       table[name] = factory

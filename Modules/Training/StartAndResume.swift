@@ -73,6 +73,30 @@ extension TrainingRun {
   /// (``TrainingConfig/adjustments``); any other difference throws
   /// ``TrainingError/runFolder(_:)`` naming it. Every rank of `communicator` calls it; a run
   /// resumes only with as many ranks as trained it.
+  /// Starts a run on an environment of your own given by its factory: `factory` is registered
+  /// under `config.env` (``EnvRegistry/register(name:replacing:factory:)``, replacing an earlier
+  /// registration of that name in this process), so the run's evaluation finds it, and a later
+  /// ``resume(from:environment:steps:minutes:adjusting:communicator:)`` with the same factory
+  /// continues it. `config.env` must have the registry's `<family>/<name>` form.
+  public static func start(
+    config: TrainingConfig, in directory: URL, environment factory: @escaping EnvRegistry.Factory,
+    communicator: any Communicator = SingleProcess()
+  ) throws -> TrainingRun {
+    try EnvRegistry.register(name: config.env, replacing: true, factory: factory)
+    return try start(config: config, in: directory, communicator: communicator)
+  }
+
+  /// Resumes a run started with an environment factory (or any run), registering `factory`
+  /// under the environment name its `config.json` records first.
+  public static func resume(
+    from directory: URL, environment factory: @escaping EnvRegistry.Factory, steps: Int? = nil,
+    minutes: Double? = nil, adjusting: TrainingConfig? = nil, communicator: any Communicator = SingleProcess()
+  ) throws -> TrainingRun {
+    let env = try RunFolder(directory).readConfig().env
+    try EnvRegistry.register(name: env, replacing: true, factory: factory)
+    return try resume(from: directory, steps: steps, minutes: minutes, adjusting: adjusting, communicator: communicator)
+  }
+
   public static func resume(
     from directory: URL, steps: Int? = nil, minutes: Double? = nil, adjusting: TrainingConfig? = nil,
     communicator: any Communicator = SingleProcess()

@@ -1,5 +1,6 @@
 import Envs
 import Foundation
+import Synchronization
 import Testing
 import Training
 
@@ -23,6 +24,30 @@ import Training
       #expect {
         try EnvRegistry.register(name: name, factory: factory)
       } throws: { "\($0)".contains(why) }
+    }
+  }
+
+  /// `TrainingRun` takes a factory as well as a name: it registers it under the config's name,
+  /// and a resume with the factory continues the run.
+  @Test func aRunStartsAndResumesFromAnEnvironmentFactory() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("factory-env-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try EnvRegistry.register(name: "factory/Probe", replacing: true) { seed in RecallTheBit(delay: 3, seed: seed) }
+    var config = try TrainingConfig.defaults(env: "factory/Probe", backbone: .dreamerv3, steps: 200)
+    config.env = "factory/RecallTheBit"
+    (config.prefill, config.trainRatio) = (100, 4)
+    let made = Mutex(0)
+    let factory: EnvRegistry.Factory = { seed in
+      made.withLock { $0 += 1 }
+      return RecallTheBit(delay: 3, seed: seed)
+    }
+    #expect(try TrainingRun.start(config: config, in: folder, environment: factory).run().envSteps == 200)
+    #expect(made.withLock { $0 } >= config.envs)
+    let resumed = try TrainingRun.resume(from: folder, environment: factory, steps: 240)
+    #expect(try resumed.run().envSteps == 240)
+    config.env = "no-family"
+    #expect(throws: EnvError.self) {
+      _ = try TrainingRun.start(config: config, in: folder.appendingPathComponent("b"), environment: factory)
     }
   }
 

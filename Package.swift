@@ -119,7 +119,7 @@ let package = Package(
     .testTarget(
       name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay", "TestSupport"],
       path: "Tests/WorldModelTests"),
-    .testTarget(name: "EnvsTests", dependencies: ["Envs"], path: "Tests/EnvsTests"),
+    .testTarget(name: "EnvsTests", dependencies: ["Envs", "TestSupport"], path: "Tests/EnvsTests"),
     .testTarget(
       name: "AgentTests", dependencies: ["Agent", "TestSupport"], path: "Tests/AgentTests", exclude: ["Fixtures"]),
     .testTarget(

@@ -56,9 +56,6 @@ public final class PythonEnvironment: Env, PipelinedEnv {
     try PythonWorker.locate(python: nil)
   }
 
-  /// The worker's process id.
-  public var workerProcess: Int32 { worker.pid }
-
   /// Whether `name` belongs to a Python family (`<family>:<rest>`).
   public static func handles(_ name: String) -> Bool {
     guard let colon = name.firstIndex(of: ":") else { return false }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Envs
@@ -7,13 +8,6 @@ import Testing
 /// The Python bridge against the real packages (the README's test command creates `.venv` with
 /// them) and against workers that fail on purpose (the `fault:` family of `r2i_bridge.py`).
 @Suite(.serialized) struct PythonBridgeTests {
-  /// Whether process `pid` is gone (a zombie no one reaped counts as gone: it runs nothing).
-  static func isGone(_ pid: pid_t) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
-    guard let close = stat.lastIndex(of: ")") else { return true }
-    return stat[stat.index(close, offsetBy: 2)] == "Z"
-  }
-
   /// Episode lengths and returns of a uniformly random policy over `episodes` episodes of the
   /// environments (stepped as one batch).
   static func randomEpisodes(_ envs: [any Env], episodes: Int, seed: UInt64) throws -> (
@@ -158,7 +152,7 @@ import Testing
       guard case EnvError.workerFailed(let name, _) = error else { return false }
       return name == "fault:crash/3" && text.contains("exited (status 3)") && text.contains("fault: crash at step 3")
     }
-    #expect(Self.isGone(pid))
+    #expect(ProcessProbe.isGone(pid))
     #expect(throws: EnvError.self) { try env.reset(seed: 1) }
   }
 
@@ -173,7 +167,7 @@ import Testing
       "\(error)".contains("did not answer within 2 s") && "\(error)".contains("fault: hang at step 1")
     }
     #expect(Date().timeIntervalSince(start) < 10)
-    #expect(Self.isGone(pid))
+    #expect(ProcessProbe.isGone(pid))
   }
 
   @Test func anEnvironmentThatRaisesReportsItsException() throws {
@@ -264,9 +258,9 @@ import Testing
   @Test func releasingTheEnvironmentEndsItsWorker() throws {
     var env: PythonEnvironment? = try PythonEnvironment(name: "fault:print/0", seed: 0)
     let pid = try #require(env?.worker.pid)
-    #expect(!Self.isGone(pid))
+    #expect(!ProcessProbe.isGone(pid))
     env = nil
-    #expect(Self.isGone(pid))
+    #expect(ProcessProbe.isGone(pid))
   }
 
   @Test func pythonNamesAreListedAndTheirNativeCounterpartsFound() {

@@ -11,36 +11,6 @@ import Training
     "--set", "evalEvery=100000", "--set", "checkpointEvery=60", "--threads", "1",
   ]
 
-  /// The processes whose parent is `pid`.
-  static func children(of pid: pid_t) -> [pid_t] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap { entry -> pid_t? in
-      guard let child = pid_t(entry),
-        let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-      else { return nil }
-      let fields = stat[stat.index(after: close)...].split(separator: " ")
-      return fields.count > 2 && pid_t(fields[1]) == pid ? child : nil
-    }
-  }
-
-  /// Whether process `pid` is gone (an unreaped zombie counts as gone).
-  static func isGone(_ pid: pid_t) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-      let close = stat.lastIndex(of: ")")
-    else { return true }
-    return stat[stat.index(close, offsetBy: 2)] == "Z"
-  }
-
-  static func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-      if condition() { return true }
-      usleep(50_000)
-    }
-    return condition()
-  }
-
   @Test(arguments: ["gym:CartPole-v1", "dmc:cartpole_balance"])
   func trainsCheckpointsAndResumes(env: String) throws {
     let r2i = try BuiltProducts.executable("r2i")
@@ -91,8 +61,8 @@ import Training
       defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
       var workers: [pid_t] = []
       #expect(
-        Self.waitUntil(60) {
-          workers = Self.children(of: p.processIdentifier)
+        ProcessProbe.waitUntil(60) {
+          workers = ProcessProbe.children(of: p.processIdentifier)
           // The first metrics line: past the set-up, training (and handling Ctrl-C) has begun.
           let metrics = try? FileManager.default.attributesOfItem(
             atPath: run.appendingPathComponent("metrics.jsonl").path)
@@ -101,7 +71,9 @@ import Training
       kill(p.processIdentifier, signal)
       p.waitUntilExit()
       if signal == SIGINT { #expect(p.terminationStatus == 130) }
-      #expect(Self.waitUntil(5) { workers.allSatisfy(Self.isGone) }, "workers \(workers) after signal \(signal)")
+      #expect(
+        ProcessProbe.waitUntil(5) { workers.allSatisfy(ProcessProbe.isGone) },
+        "workers \(workers) after signal \(signal)")
     }
   }
 }

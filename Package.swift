@@ -9,6 +9,7 @@ let package = Package(
   products: [
     .library(name: "Random", targets: ["Random"]),
     .library(name: "FileSupport", targets: ["FileSupport"]),
+    .library(name: "TensorBoard", targets: ["TensorBoard"]),
     .library(name: "Tensor", targets: ["Tensor"]),
     .library(name: "Autodiff", targets: ["Autodiff"]),
     .library(name: "NN", targets: ["NN"]),
@@ -44,6 +45,7 @@ let package = Package(
     // Plain-Swift building blocks with no tensor code.
     .target(name: "Random", path: "Modules/Random"),
     .target(name: "FileSupport", path: "Modules/FileSupport"),
+    .target(name: "TensorBoard", path: "Modules/TensorBoard"),
     .target(name: "Envs", dependencies: ["Random"], path: "Modules/Envs"),
     .target(name: "Replay", dependencies: ["Random", "FileSupport"], path: "Modules/Replay"),
 
@@ -68,7 +70,8 @@ let package = Package(
     // The room that joins Envs, Replay and the agent: conversions, the collector, the training
     // loop and its run folder.
     .target(
-      name: "Training", dependencies: ["Agent", "Replay", "Envs", "FileSupport", "Distributed"],
+      name: "Training",
+      dependencies: ["Agent", "Replay", "Envs", "FileSupport", "Distributed", "TensorBoard", "Imaging"],
       path: "Modules/Training"),
 
     // Command-line helpers shared by both executables (option checks, exit codes, output).
@@ -106,6 +109,7 @@ let package = Package(
     .testTarget(name: "RandomTests", dependencies: ["Random"], path: "Tests/RandomTests"),
     .testTarget(
       name: "FileSupportTests", dependencies: ["FileSupport"], path: "Tests/FileSupportTests"),
+    .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard"], path: "Tests/TensorBoardTests"),
     .testTarget(
       name: "TensorTests", dependencies: ["Tensor", "COpenBLAS"], path: "Tests/TensorTests"),
     .testTarget(
@@ -123,7 +127,8 @@ let package = Package(
     .testTarget(
       name: "AgentTests", dependencies: ["Agent", "TestSupport"], path: "Tests/AgentTests", exclude: ["Fixtures"]),
     .testTarget(
-      name: "TrainingTests", dependencies: ["Training", "WorldModel", "Replay", "Agent", "Envs", "TestSupport"],
+      name: "TrainingTests",
+      dependencies: ["Training", "WorldModel", "Replay", "Agent", "Envs", "TestSupport", "TensorBoard", "Tensor"],
       path: "Tests/TrainingTests"),
     .testTarget(
       name: "CommandLineSupportTests", dependencies: ["CommandLineSupport"], path: "Tests/CommandLineSupportTests"),
@@ -142,7 +147,7 @@ let package = Package(
     .testTarget(
       name: "ToolTests",
       dependencies: [
-        "Training", "CommandLineSupport", "TestSupport",
+        "Training", "CommandLineSupport", "TestSupport", "TensorBoard", "Envs",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Tests/ToolTests"),

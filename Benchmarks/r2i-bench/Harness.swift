@@ -110,6 +110,10 @@ func writeResults(_ table: ResultTable, chart: LineChart, to directory: URL, nam
   let csv = directory.appendingPathComponent("\(name).csv")
   try table.writeCSV(to: csv)
   let png = directory.appendingPathComponent("\(name).png")
+  guard !chart.isEmpty else {
+    print("\nCSV: \(csv.path)\n(no chart: nothing was measured)")
+    return
+  }
   try chart.writePNG(to: png)
   try chart.writeSVG(to: directory.appendingPathComponent("\(name).svg"))
   print("\nCSV: \(csv.path)\nChart: \(png.path) (and .svg)")

@@ -183,7 +183,7 @@ struct MemoryReport {
       let points = lengths.compactMap { l, s in Self.mean(s).map { (Double(l), $0) } }
       chart.add(series: b.rawValue, points: points.sorted { $0.0 < $1.0 })
     }
-    guard chart.series.contains(where: { !$0.points.isEmpty }) else { return }
+    guard !chart.isEmpty else { return }
     try chart.writePNG(to: out.appendingPathComponent("memory_len_success.png"))
     try chart.writeSVG(to: out.appendingPathComponent("memory_len_success.svg"))
   }
@@ -202,11 +202,11 @@ struct MemoryReport {
         let every = max(1, curve.count / 400)
         let points = curve.enumerated().filter { $0.offset % every == 0 || $0.offset == curve.count - 1 }.map(\.element)
         let label = "\(run.job.backbone.rawValue) s\(run.job.seed)"
-        bySteps.add(series: label, points: points.map { (Double($0.envSteps), $0.value) })
-        byTime.add(series: label, points: points.map { ($0.seconds / 60, $0.value) })
+        bySteps.add(series: label, points: points.map { (Double($0.envSteps), $0.value) }, style: .line)
+        byTime.add(series: label, points: points.map { ($0.seconds / 60, $0.value) }, style: .line)
       }
       let slug = env.replacingOccurrences(of: "/", with: "-")
-      for (chart, suffix) in [(bySteps, "steps"), (byTime, "time")] {
+      for (chart, suffix) in [(bySteps, "steps"), (byTime, "time")] where !chart.isEmpty {
         try chart.writePNG(to: directory.appendingPathComponent("\(slug)_\(suffix).png"))
         try chart.writeSVG(to: directory.appendingPathComponent("\(slug)_\(suffix).svg"))
       }

@@ -15,6 +15,8 @@ struct R2IBench: ParsableCommand {
       SSMBench.self,
       MemoryBench.self,
       MemoryRunCommand.self,
+      ComputeBench.self,
+      ComputeOneCommand.self,
     ])
 
   /// Line-buffered output, so progress shows up when stdout is a file or a pipe.

@@ -24,9 +24,44 @@ public enum ActionSpec: Sendable, Codable, Equatable {
   private enum CodingKeys: String, CodingKey { case discrete, multiDiscrete, continuous }
   private enum OlderPayload: String, CodingKey { case _0 }
 
-  /// The JSON form names the kind and its size: `{"discrete": 2}`, `{"multiDiscrete": [3, 3]}`,
-  /// `{"continuous": 6}`. The form older builds wrote (`{"discrete": {"_0": 2}}`) is read too.
+  /// The plain form `config.json` holds and `--set` takes: `discrete:2`, `multiDiscrete:3,3`,
+  /// `continuous:6`.
+  public var plainText: String {
+    switch self {
+    case .discrete(let n): return "discrete:\(n)"
+    case .multiDiscrete(let ns): return "multiDiscrete:" + ns.map(String.init).joined(separator: ",")
+    case .continuous(let n): return "continuous:\(n)"
+    }
+  }
+
+  /// Reads ``plainText``; nil when `text` is not one.
+  public init?(plainText text: String) {
+    let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+    guard parts.count == 2 else { return nil }
+    let numbers = parts[1].split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+    guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else { return nil }
+    let ns = numbers.map { $0! }
+    switch parts[0] {
+    case "discrete" where ns.count == 1: self = .discrete(ns[0])
+    case "continuous" where ns.count == 1: self = .continuous(ns[0])
+    case "multiDiscrete": self = .multiDiscrete(ns)
+    default: return nil
+    }
+  }
+
+  /// The JSON form is ``plainText`` (`"discrete:2"`). The forms older builds wrote
+  /// (`{"discrete": 2}`, `{"discrete": {"_0": 2}}`) are read too.
   public init(from decoder: Decoder) throws {
+    if let text = try? decoder.singleValueContainer().decode(String.self) {
+      guard let spec = ActionSpec(plainText: text) else {
+        throw DecodingError.dataCorrupted(
+          .init(
+            codingPath: decoder.codingPath,
+            debugDescription: "'\(text)' is not an action space (discrete:N, multiDiscrete:N,N,..., continuous:N)"))
+      }
+      self = spec
+      return
+    }
     let c = try decoder.container(keyedBy: CodingKeys.self)
     guard c.allKeys.count == 1, let key = c.allKeys.first else {
       throw DecodingError.dataCorrupted(
@@ -45,12 +80,8 @@ public enum ActionSpec: Sendable, Codable, Equatable {
   }
 
   public func encode(to encoder: Encoder) throws {
-    var c = encoder.container(keyedBy: CodingKeys.self)
-    switch self {
-    case .discrete(let n): try c.encode(n, forKey: .discrete)
-    case .multiDiscrete(let ns): try c.encode(ns, forKey: .multiDiscrete)
-    case .continuous(let n): try c.encode(n, forKey: .continuous)
-    }
+    var c = encoder.singleValueContainer()
+    try c.encode(plainText)
   }
 }
 

@@ -15,6 +15,17 @@ public struct LineChart: Sendable {
     public var name: String
     public var points: [Point]
     public var color: [UInt8]
+    public var style: Style
+  }
+
+  /// How a series is drawn.
+  public enum Style: Sendable {
+    /// A line through the points, each point marked (the default: few points).
+    case lineAndMarkers
+    /// A line only (many points, e.g. a smoothed training curve).
+    case line
+    /// Marked points only.
+    case markers
   }
   public struct Point: Sendable {
     public var x: Double
@@ -44,16 +55,23 @@ public struct LineChart: Sendable {
   }
 
   /// Adds a series (points with non-finite values, or non-positive ones on a log axis, are left
-  /// out).
-  public mutating func add(series name: String, points: [(Double, Double)]) {
+  /// out), drawn in `style`, in the next colour of the palette or in the colour of the series
+  /// named `colorOf` (two views of one run, e.g. its training curve and its evaluations).
+  public mutating func add(
+    series name: String, points: [(Double, Double)], style: Style = .lineAndMarkers, colorOf: String? = nil
+  ) {
     let valid = points.filter { p in
       p.0.isFinite && p.1.isFinite && (!logX || p.0 > 0) && (!logY || p.1 > 0)
     }
-    series.append(
-      Series(
-        name: name, points: valid.map { Point(x: $0.0, y: $0.1) },
-        color: LineChart.palette[series.count % LineChart.palette.count]))
+    let distinct = Set(series.map { $0.color.map(Int.init) }).count
+    let color =
+      colorOf.flatMap { n in series.first { $0.name == n }?.color }
+      ?? LineChart.palette[distinct % LineChart.palette.count]
+    series.append(Series(name: name, points: valid.map { Point(x: $0.0, y: $0.1) }, color: color, style: style))
   }
+
+  /// Whether no series has a point to draw (writing such a chart throws).
+  public var isEmpty: Bool { series.allSatisfy { $0.points.isEmpty } }
 
   // MARK: Layout
 
@@ -70,7 +88,8 @@ public struct LineChart: Sendable {
         var out: [Double] = []
         var e = floor(log10(lo))
         let span = log10(hi) - log10(lo)
-        let mults: [Double] = span < 1.5 ? [1, 2, 5] : [1]
+        // 1-2-5 over a few decades, 1-3 over several, decades beyond.
+        let mults: [Double] = span <= 2.5 ? [1, 2, 5] : span <= 5 ? [1, 3] : [1]
         while pow(10, e) <= hi * 1.0001 {
           for m in mults {
             let v = m * pow(10, e)
@@ -179,29 +198,44 @@ public struct LineChart: Sendable {
     img.draw(
       text: xLabel + (logX ? " (log)" : ""), x: left + (pw - BitmapFont.measure(xLabel, scale: 2)) / 2,
       y: height - 28, scale: 2, color: black)
-    img.draw(text: yLabel + (logY ? " (log)" : ""), x: 10, y: top - 19, scale: 2, color: black)
+    // Above the top tick's label (which sits at most 7 pixels above the plot), below the title.
+    img.draw(text: yLabel + (logY ? " (log)" : ""), x: 10, y: top - 26, scale: 2, color: black)
     for s in series {
-      for (a, b) in zip(s.points, s.points.dropFirst()) {
-        img.drawLine(x0: px(a.x), y0: py(a.y), x1: px(b.x), y1: py(b.y), thickness: 3, color: s.color)
+      if s.style != .markers {
+        for (a, b) in zip(s.points, s.points.dropFirst()) {
+          img.drawLine(x0: px(a.x), y0: py(a.y), x1: px(b.x), y1: py(b.y), thickness: 3, color: s.color)
+        }
       }
-      for p in s.points {
-        let (x, y) = (Int(px(p.x)), Int(py(p.y)))
-        img.fill(x0: x - 4, y0: y - 4, x1: x + 5, y1: y + 5, color: s.color)
+      if s.style != .line {
+        for p in s.points {
+          let (x, y) = (Int(px(p.x)), Int(py(p.y)))
+          img.fill(x0: x - 4, y0: y - 4, x1: x + 5, y1: y + 5, color: s.color)
+        }
       }
     }
     for (i, s) in series.enumerated() {
       let y = top + 10 + i * 26
       let x = width - right + 15
-      img.drawLine(
-        x0: Double(x), y0: Double(y + 7), x1: Double(x + 24), y1: Double(y + 7), thickness: 3, color: s.color)
+      if s.style != .markers {
+        img.drawLine(
+          x0: Double(x), y0: Double(y + 7), x1: Double(x + 24), y1: Double(y + 7), thickness: 3, color: s.color)
+      }
+      if s.style != .line { img.fill(x0: x + 8, y0: y + 3, x1: x + 17, y1: y + 12, color: s.color) }
       img.draw(text: s.name, x: x + 32, y: y, scale: 2, color: black)
     }
     return img
   }
 
-  /// Writes the chart as PNG.
+  /// Writes the chart as PNG; throws, writing nothing, when it has no data (``isEmpty``).
   public func writePNG(to url: URL, width: Int = 900, height: Int = 540) throws {
+    try checkNotEmpty(url)
     try render(width: width, height: height).writePNG(to: url)
+  }
+
+  func checkNotEmpty(_ url: URL) throws {
+    if isEmpty {
+      throw ImageError(problem: "the chart '\(title)' has no points to draw; '\(url.path)' was not written")
+    }
   }
 
   // MARK: SVG
@@ -246,20 +280,30 @@ public struct LineChart: Sendable {
     out += "<text x=\"10\" y=\"\(top - 15)\" font-size=\"15\">\(esc(yLabel))\(logY ? " (log)" : "")</text>\n"
     for (i, s) in series.enumerated() {
       let pts = s.points.map { "\(px($0.x)),\(py($0.y))" }.joined(separator: " ")
-      out += "<polyline fill=\"none\" stroke=\"\(hex(s.color))\" stroke-width=\"3\" points=\"\(pts)\"/>\n"
-      for p in s.points {
-        out += "<circle cx=\"\(px(p.x))\" cy=\"\(py(p.y))\" r=\"4\" fill=\"\(hex(s.color))\"/>\n"
+      if s.style != .markers {
+        out += "<polyline fill=\"none\" stroke=\"\(hex(s.color))\" stroke-width=\"3\" points=\"\(pts)\"/>\n"
+      }
+      if s.style != .line {
+        for p in s.points {
+          out += "<circle cx=\"\(px(p.x))\" cy=\"\(py(p.y))\" r=\"4\" fill=\"\(hex(s.color))\"/>\n"
+        }
       }
       let y = top + 10 + i * 24
-      out +=
-        "<line x1=\"\(width - right + 15)\" y1=\"\(y)\" x2=\"\(width - right + 40)\" y2=\"\(y)\" stroke=\"\(hex(s.color))\" stroke-width=\"3\"/>\n"
+      if s.style != .markers {
+        out +=
+          "<line x1=\"\(width - right + 15)\" y1=\"\(y)\" x2=\"\(width - right + 40)\" y2=\"\(y)\" stroke=\"\(hex(s.color))\" stroke-width=\"3\"/>\n"
+      }
+      if s.style != .line {
+        out += "<circle cx=\"\(width - right + 27)\" cy=\"\(y)\" r=\"5\" fill=\"\(hex(s.color))\"/>\n"
+      }
       out += "<text x=\"\(width - right + 46)\" y=\"\(y + 5)\" font-size=\"14\">\(esc(s.name))</text>\n"
     }
     return out + "</svg>\n"
   }
 
-  /// Writes the chart as SVG (atomically).
+  /// Writes the chart as SVG (atomically); throws, writing nothing, when it has no data.
   public func writeSVG(to url: URL, width: Int = 900, height: Int = 540) throws {
+    try checkNotEmpty(url)
     try AtomicFile.write(Data(svg(width: width, height: height).utf8), to: url)
   }
 }

@@ -202,6 +202,8 @@ public enum StreamTag {
   public static let evaluation: UInt64 = 0x6576_616C
   /// The environments' reset seeds in a training run ("envs").
   public static let environments: UInt64 = 0x656E_7673
+  /// The open-loop pictures of a training run: their replay windows and latent samples ("openl").
+  public static let openLoop: UInt64 = 0x6F70_656E_6C
 
   /// Every tag, for the uniqueness test.
   public static let all: [UInt64] = [

@@ -145,22 +145,41 @@ public enum SamplingMode: Equatable, Sendable {
   case recency(halfLife: Double)
 }
 
-/// In JSON: `"uniform"`, `"episodes"` or `{"recency": {"halfLife": 1000}}`.
+/// In JSON: `"uniform"`, `"episodes"` or `"recency:1000"` (the half-life in steps); the form
+/// older builds wrote for recency (`{"recency": {"halfLife": 1000}}`) is read too.
 extension SamplingMode: Codable {
   enum CodingKeys: String, CodingKey { case recency }
   enum RecencyKeys: String, CodingKey { case halfLife }
 
+  /// The plain form: `uniform`, `episodes`, `recency:<half-life>`.
+  public var plainText: String {
+    switch self {
+    case .uniform: return "uniform"
+    case .episodes: return "episodes"
+    case .recency(let h): return "recency:\(h.rounded() == h && abs(h) < 1e15 ? String(Int(h)) : String(h))"
+    }
+  }
+
+  /// Reads ``plainText``; nil when `text` is not one.
+  public init?(plainText text: String) {
+    switch text {
+    case "uniform": self = .uniform
+    case "episodes": self = .episodes
+    default:
+      guard text.hasPrefix("recency:"), let h = Double(text.dropFirst("recency:".count)) else { return nil }
+      self = .recency(halfLife: h)
+    }
+  }
+
   public init(from decoder: Decoder) throws {
     if let name = try? decoder.singleValueContainer().decode(String.self) {
-      switch name {
-      case "uniform": self = .uniform
-      case "episodes": self = .episodes
-      default:
+      guard let mode = SamplingMode(plainText: name) else {
         throw DecodingError.dataCorrupted(
           .init(
-            codingPath: decoder.codingPath, debugDescription: "'\(name)' is not uniform, episodes or {\"recency\": ...}"
-          ))
+            codingPath: decoder.codingPath,
+            debugDescription: "'\(name)' is not uniform, episodes or recency:<half-life>"))
       }
+      self = mode
       return
     }
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -169,18 +188,8 @@ extension SamplingMode: Codable {
   }
 
   public func encode(to encoder: Encoder) throws {
-    switch self {
-    case .uniform:
-      var c = encoder.singleValueContainer()
-      try c.encode("uniform")
-    case .episodes:
-      var c = encoder.singleValueContainer()
-      try c.encode("episodes")
-    case .recency(let halfLife):
-      var c = encoder.container(keyedBy: CodingKeys.self)
-      var r = c.nestedContainer(keyedBy: RecencyKeys.self, forKey: .recency)
-      try r.encode(halfLife, forKey: .halfLife)
-    }
+    var c = encoder.singleValueContainer()
+    try c.encode(plainText)
   }
 }
 
@@ -407,6 +416,28 @@ public final class Replay: @unchecked Sendable {
   public func sample(
     batchSize: Int, length: Int, mode: SamplingMode = .uniform, into batch: inout ReplayBatch
   ) throws -> Bool {
+    var own: SeededGenerator? = nil
+    return try sample(batchSize: batchSize, length: length, mode: mode, into: &batch, generator: &own)
+  }
+
+  /// Like ``sample(batchSize:length:mode:)`` but draws with `generator` instead of the replay's
+  /// own generator, which stays as it was: a look at the replay (a picture, a diagnostic) that
+  /// leaves the batches a learner draws unchanged.
+  public func sample(
+    batchSize: Int, length: Int, mode: SamplingMode = .uniform, using generator: inout SeededGenerator
+  ) throws -> ReplayBatch? {
+    var batch = ReplayBatch.empty(layout: layout)
+    var external: SeededGenerator? = generator
+    defer { generator = external! }
+    return try sample(batchSize: batchSize, length: length, mode: mode, into: &batch, generator: &external)
+      ? batch : nil
+  }
+
+  /// Draws with `generator`, or the replay's own generator when it is nil.
+  func sample(
+    batchSize: Int, length: Int, mode: SamplingMode, into batch: inout ReplayBatch,
+    generator: inout SeededGenerator?
+  ) throws -> Bool {
     guard batchSize >= 1, length >= 1 else {
       throw ReplayError("batch size and length must be positive, got \(batchSize) x \(length)")
     }
@@ -414,6 +445,8 @@ public final class Replay: @unchecked Sendable {
       throw ReplayError("recency half-life must be positive, got \(h)")
     }
     return lock.withLock { () -> Bool in
+      var rng = generator ?? self.rng
+      defer { if generator == nil { self.rng = rng } else { generator = rng } }
       var picks: [(segment: Int, start: Int, valid: Int)] = []
       picks.reserveCapacity(batchSize)
       switch mode {

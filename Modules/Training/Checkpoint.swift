@@ -135,15 +135,19 @@ extension TrainingRun {
     try communicator.everyRankSucceeds("write its part of the checkpoint") {
       try holdLock()
       try metrics?.synchronize()
+      try events?.synchronize()
       try replay.save(to: folder.replayDirectory(rank: rank), manifestName: replayManifest)
       let directory = folder.checkpointDirectory(rank: rank)
       try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
       for part in checkpointParts(ofRank: rank) { try part.save(directory.appendingPathComponent(files[part.name]!)) }
       try FileSystem.synchronizeDirectory(directory)
     }
+    // The checkpoint this one replaces: its agent is kept when the run keeps several.
+    let previous = rank == 0 && config.checkpointKeep > 1 ? try? folder.readManifest() : nil
     let manifest = CheckpointManifest(
       progress: progress, files: files, replayManifest: replayManifest, replayInserted: replay.inserted,
-      metricsBytes: metrics?.bytes ?? 0, ranks: communicator.size > 1 ? communicator.size : nil)
+      metricsBytes: metrics?.bytes ?? 0, eventsBytes: events?.bytes,
+      ranks: communicator.size > 1 ? communicator.size : nil)
     // Every rank's files are complete: rank 0 names them all, and only then do the old ones go.
     try communicator.everyRankSucceeds("write state.json") {
       guard rank == 0 else { return }
@@ -152,10 +156,28 @@ extension TrainingRun {
       try AtomicFile.write(JSONSeal.sealed(try encoder.encode(manifest)), to: folder.manifestFile)
       try FileSystem.synchronizeDirectory(folder.checkpointDirectory)
     }
+    if let previous, previous.progress.envSteps != envSteps { keepAgent(of: previous) }
     try removeFilesOfOtherCheckpoints(than: manifest)
     return CheckpointReport(
       envSteps: envSteps, updates: loop.updates, directory: folder.checkpointDirectory,
       seconds: Date().timeIntervalSince(start))
+  }
+
+  /// Moves the agent of the checkpoint `previous` (just replaced) to
+  /// `checkpoint/kept/agent-<env step>.safetensors` and removes the oldest kept agents beyond
+  /// `checkpointKeep - 1`. Best effort: a checkpoint never fails over an older one.
+  func keepAgent(of previous: CheckpointManifest) {
+    guard let file = previous.files["agent"] else { return }
+    let fm = FileManager.default
+    let kept = folder.keptDirectory
+    try? fm.createDirectory(at: kept, withIntermediateDirectories: true)
+    try? fm.moveItem(
+      at: folder.checkpointDirectory.appendingPathComponent(file),
+      to: kept.appendingPathComponent("agent-\(previous.progress.envSteps).safetensors"))
+    let steps = folder.keptAgentSteps()
+    for old in steps.dropLast(max(0, config.checkpointKeep - 1)) {
+      try? fm.removeItem(at: kept.appendingPathComponent("agent-\(old).safetensors"))
+    }
   }
 
   /// The parts rank `rank` keeps in its own folder: every part on rank 0; on the others only the
@@ -173,7 +195,7 @@ extension TrainingRun {
     let keep = Set(checkpointParts(ofRank: rank).compactMap { manifest.files[$0.name] }).union(
       rank == 0 ? [folder.manifestFile.lastPathComponent] : [])
     for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-    where !keep.contains(name) && !name.hasPrefix(RunFolder.rankPrefix) {
+    where !keep.contains(name) && !name.hasPrefix(RunFolder.rankPrefix) && name != RunFolder.keptName {
       try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
     }
     try retireOlderReplayManifests(keeping: manifest.replayManifest)

@@ -47,6 +47,11 @@ public final class Collector {
   var scores: [Double]
   var lengths: [Int]
 
+  /// Each environment's current episode so far: its return and its steps (an episode that just
+  /// ended keeps its totals until the next reset).
+  public var runningScores: [Double] { scores }
+  public var runningLengths: [Int] { lengths }
+
   public init(agent: Agent, envs: BatchEnv, seed: UInt64) throws {
     self.agent = agent
     self.envs = envs

@@ -8,7 +8,8 @@ extension TrainingConfig {
   /// are migrated first: settings that did not exist then take the values that version meant
   /// (version 1, written before configurations carried a version: `sampling` uniform, the heads
   /// on [h, z] and one reward distribution, the SSM's step range and input scale at their
-  /// defaults; version 2: greedy evaluation). The `departures` list a file holds is derived
+  /// defaults; version 2: greedy evaluation; version 3: logs by steps only, one checkpoint kept,
+  /// no open-loop images). The `departures` list a file holds is derived
   /// (``departures``), not read. Throws ``TrainingError/badConfiguration(_:)`` naming `source`
   /// and the problem.
   ///
@@ -35,6 +36,7 @@ extension TrainingConfig {
     }
     if version == 1 { object = migratedFromVersion1(object) }
     if (object["version"] as? Int) == 2 { object = migratedFromVersion2(object) }
+    if (object["version"] as? Int) == 3 { object = migratedFromVersion3(object) }
     if object["adjustments"] == nil { object["adjustments"] = [Any]() }  // none recorded
     let config: TrainingConfig
     do {
@@ -73,6 +75,17 @@ extension TrainingConfig {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     return try encoder.encode(self)
+  }
+
+  /// A version-3 object as version 4: version 3 logged by steps only (`logSeconds` 0), kept
+  /// one checkpoint and wrote no open-loop images (`openLoopMinutes` 0).
+  static func migratedFromVersion3(_ v3: [String: Any]) -> [String: Any] {
+    var object = v3
+    object["version"] = 4
+    if object["logSeconds"] == nil { object["logSeconds"] = 0 }
+    if object["checkpointKeep"] == nil { object["checkpointKeep"] = 1 }
+    if object["openLoopMinutes"] == nil { object["openLoopMinutes"] = 0 }
+    return object
   }
 
   /// A version-2 object as version 3: version 2 evaluated greedily (`evaluation` greedy); the

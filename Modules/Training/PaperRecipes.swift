@@ -172,8 +172,9 @@ public struct Departure: Equatable, Sendable, CustomStringConvertible {
 
   /// The settings that are a run's bookkeeping, not its recipe: never departures.
   public static let bookkeepingKeys: Set<String> = [
-    "version", "env", "backbone", "preset", "steps", "minutes", "seed", "logEvery", "evalEvery", "evalEpisodes",
-    "checkpointEvery", "adjustments", "agent.actorCritic.imaginationChunk",
+    "version", "env", "backbone", "preset", "steps", "minutes", "seed", "logEvery", "logSeconds", "evalEvery",
+    "evalEpisodes", "checkpointEvery", "checkpointKeep", "openLoopMinutes", "adjustments",
+    "agent.actorCritic.imaginationChunk",
   ]
 
   /// The one place that names departures: each group of settings with its name, first match

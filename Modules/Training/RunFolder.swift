@@ -1,14 +1,18 @@
 import FileSupport
 import Foundation
+import TensorBoard
 
 /// Where the files of a run live, and the one reader of each file outside the checkpoint parts:
 ///
 /// ```
 /// <run>/config.json          the TrainingConfig (versioned JSON)
 /// <run>/metrics.jsonl        one MetricsLine per line
+/// <run>/events.out.tfevents.r2i   the same numbers (and open-loop images) for TensorBoard
+/// <run>/openl/openl-<env step>.png  open-loop prediction pictures (image observations)
 /// <run>/replay/              the replay (its own manifest and chunks)
 /// <run>/checkpoint/state.json     the manifest, written last: progress and each part's file
 /// <run>/checkpoint/<part>-<token>.<ext>   agent, learner, collector, loop
+/// <run>/checkpoint/kept/agent-<env step>.safetensors   earlier agents (checkpointKeep > 1)
 /// ```
 ///
 /// A run trained by N processes (`mpirun -np N`) keeps rank 0's files there and each other
@@ -20,6 +24,10 @@ public struct RunFolder: Sendable {
 
   public var configFile: URL { url.appendingPathComponent("config.json") }
   public var metricsFile: URL { url.appendingPathComponent("metrics.jsonl") }
+  /// The TensorBoard event file: `tensorboard --logdir <folder of runs>` shows every run.
+  public var eventsFile: URL { url.appendingPathComponent(EventFileWriter.fileName) }
+  /// The open-loop prediction pictures (``OpenLoopPicture``), one per ``TrainingConfig/openLoopMinutes``.
+  public var openLoopDirectory: URL { url.appendingPathComponent("openl") }
   public var replayDirectory: URL { url.appendingPathComponent("replay") }
   public var checkpointDirectory: URL { url.appendingPathComponent("checkpoint") }
   /// `checkpoint/state.json`.
@@ -38,6 +46,21 @@ public struct RunFolder: Sendable {
 
   /// The name prefix of the other ranks' folders inside rank 0's.
   static let rankPrefix = "rank-"
+
+  /// The folder of earlier checkpoints' agents in `checkpoint/`.
+  static let keptName = "kept"
+
+  /// `checkpoint/kept/`: the agents of earlier checkpoints (``TrainingConfig/checkpointKeep``).
+  public var keptDirectory: URL { checkpointDirectory.appendingPathComponent(Self.keptName) }
+
+  /// The env steps of the kept earlier agents, oldest first.
+  public func keptAgentSteps() -> [Int] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: keptDirectory.path)) ?? []
+    return names.compactMap { name -> Int? in
+      guard name.hasPrefix("agent-"), name.hasSuffix(".safetensors") else { return nil }
+      return Int(name.dropFirst("agent-".count).dropLast(".safetensors".count))
+    }.sorted()
+  }
 
   /// Whether the folder holds a run: its `config.json`, which a new run writes last, after its
   /// first checkpoint, so a folder either holds a run that resumes or none.
@@ -58,7 +81,8 @@ public struct RunFolder: Sendable {
   func removeUnfinishedStart() throws {
     let fm = FileManager.default
     guard !holdsRun, fm.fileExists(atPath: url.appendingPathComponent(".lock").path) else { return }
-    for leftover in [checkpointDirectory, replayDirectory, metricsFile] where fm.fileExists(atPath: leftover.path) {
+    for leftover in [checkpointDirectory, replayDirectory, metricsFile, eventsFile, openLoopDirectory]
+    where fm.fileExists(atPath: leftover.path) {
       do {
         try fm.removeItem(at: leftover)
       } catch {
@@ -160,6 +184,9 @@ struct CheckpointManifest: Codable {
   var replayInserted: Int
   /// The length of `metrics.jsonl` at the checkpoint (a resume cuts lines written after it).
   var metricsBytes: UInt64
+  /// The length of the TensorBoard event file at the checkpoint (absent: written before runs
+  /// had one; a resume then rebuilds it from `metrics.jsonl`).
+  var eventsBytes: UInt64?
   /// The processes that trained the run (absent: one). Each rank other than 0 kept its
   /// collector and replay under the same file names in its own folders
   /// (``RunFolder/checkpointDirectory(rank:)``, ``RunFolder/replayDirectory(rank:)``).

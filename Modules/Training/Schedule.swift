@@ -43,11 +43,13 @@ public struct Every: Sendable, Equatable {
 }
 
 /// When a run does what: random actions until `prefill`, then learner steps by the train ratio;
-/// log lines, evaluations and checkpoints by their periods; a wall-clock budget over all
-/// sessions.
+/// log lines, evaluations and checkpoints by their periods (log lines by time as well); a
+/// wall-clock budget over all sessions.
 struct Schedule {
   let prefill: Int
   let log: Every
+  /// A log line also after this many seconds since the last (nil: by steps only).
+  let logSeconds: Double?
   let evaluation: Every
   let checkpoint: Every
   /// The wall-clock budget in seconds (nil: none).
@@ -56,6 +58,7 @@ struct Schedule {
   init(_ config: TrainingConfig) {
     prefill = config.prefill
     log = Every(config.logEvery)
+    logSeconds = config.logSeconds > 0 ? config.logSeconds : nil
     evaluation = Every(config.evalEvery)
     checkpoint = Every(config.checkpointEvery)
     budget = config.minutes.map { $0 * 60 }
@@ -69,15 +72,25 @@ struct Schedule {
     after > prefill ? ratio.updates(forEnvSteps: after - max(before, prefill)) : 0
   }
 
+  /// Whether a log line is due by time at `seconds`, the last having been written at `last`.
+  func logDue(at seconds: Double, last: Double) -> Bool { logSeconds.map { seconds - last >= $0 } == true }
+
   /// Whether `seconds` of wall-clock time spend the budget.
   func budgetSpent(_ seconds: Double) -> Bool { budget.map { seconds >= $0 } == true }
 }
 
 /// Wall-clock seconds of a run over all its sessions: those before this session (from the
-/// checkpoint) and this one's so far.
+/// checkpoint) and this one's so far, read from `now` (seconds on any fixed origin; a test
+/// passes a clock of its own).
 struct WallClock {
   var earlier: Double = 0
-  let sessionStart = Date()
+  let now: @Sendable () -> Double
+  let sessionStart: Double
 
-  var total: Double { earlier + Date().timeIntervalSince(sessionStart) }
+  init(now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+    self.now = now
+    sessionStart = now()
+  }
+
+  var total: Double { earlier + now() - sessionStart }
 }

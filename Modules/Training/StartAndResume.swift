@@ -38,6 +38,7 @@ extension TrainingRun {
       seed: rankSeed(config.seed, rank: communicator.rank))
     let run = try TrainingRun(
       config: config, folder: folder, lock: lock, metrics: metrics, replay: replay, communicator: communicator)
+    if communicator.rank == 0 { run.events = try newEventFile(folder) }
     run.shareParameters()
     // The checkpoint at step 0 first, config.json last: killed before it, the folder holds no
     // run and the next start begins afresh; after it, the run resumes.
@@ -130,6 +131,7 @@ extension TrainingRun {
     run.shareParameters()
     try communicator.everyRankSucceeds("finish the resume") {
       try run.metrics?.truncate(to: manifest.metricsBytes)
+      if rank == 0 { try run.restoreEvents(cutTo: manifest.eventsBytes) }
       try run.removeFilesOfOtherCheckpoints(than: manifest)
       guard rank == 0 else { return }
       // config.json takes the new learning rates and their record, and keeps its own budget.
@@ -246,8 +248,12 @@ extension TrainingRun {
   }
 
   /// The agent of the run in `directory` at its last checkpoint (parameters only; no replay or
-  /// learner state), with the configuration and the env steps it was saved at.
-  public static func loadAgent(from directory: URL) throws -> (config: TrainingConfig, agent: Agent, envSteps: Int) {
+  /// learner state), with the configuration and the env steps it was saved at; with `envSteps`,
+  /// the agent of the earlier checkpoint at that step (kept when ``TrainingConfig/checkpointKeep``
+  /// is above 1; ``keptCheckpoints(of:)`` lists them).
+  public static func loadAgent(from directory: URL, envSteps wanted: Int? = nil) throws -> (
+    config: TrainingConfig, agent: Agent, envSteps: Int
+  ) {
     let folder = RunFolder(directory)
     let config = try folder.readConfig()
     let manifest = try folder.readManifest()
@@ -255,11 +261,31 @@ extension TrainingRun {
     guard let file = manifest.files["agent"] else {
       throw TrainingError.runFolder("'\(folder.manifestFile.path)' names no agent file")
     }
-    do {
-      try SafeTensors.load(into: agent, from: folder.checkpointDirectory.appendingPathComponent(file))
-    } catch {
-      throw TrainingError.runFolder("the agent in '\(folder.checkpointDirectory.path)' cannot be loaded: \(error)")
+    var url = folder.checkpointDirectory.appendingPathComponent(file)
+    var steps = manifest.progress.envSteps
+    if let wanted, wanted != steps {
+      let kept = folder.keptAgentSteps()
+      guard kept.contains(wanted) else {
+        let list = (kept + [steps]).map(String.init).joined(separator: ", ")
+        throw TrainingError.runFolder(
+          "'\(directory.path)' keeps no checkpoint at env step \(wanted); it has \(list) (keep more with --set checkpointKeep=N)"
+        )
+      }
+      url = folder.keptDirectory.appendingPathComponent("agent-\(wanted).safetensors")
+      steps = wanted
     }
-    return (config, agent, manifest.progress.envSteps)
+    do {
+      try SafeTensors.load(into: agent, from: url)
+    } catch {
+      throw TrainingError.runFolder("the agent in '\(url.path)' cannot be loaded: \(error)")
+    }
+    return (config, agent, steps)
+  }
+
+  /// The env steps of the checkpoints whose agents the run in `directory` keeps, oldest first,
+  /// the last checkpoint's included.
+  public static func keptCheckpoints(of directory: URL) -> [Int] {
+    let folder = RunFolder(directory)
+    return folder.keptAgentSteps() + ((try? folder.readManifest()).map { [$0.progress.envSteps] } ?? [])
   }
 }

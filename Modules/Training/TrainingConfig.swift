@@ -9,7 +9,7 @@ import Replay
 /// ``defaults(env:backbone:preset:steps:envs:seed:)``.
 public struct TrainingConfig: Codable, Equatable, Sendable {
   /// The version of the JSON form this build writes.
-  public static let currentVersion = 3
+  public static let currentVersion = 4
   /// The version of the JSON form the configuration was read from or will be written as.
   public var version = TrainingConfig.currentVersion
   /// The environment's registry name (see ``EnvRegistry``).
@@ -34,6 +34,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   public var replayCapacity: Int
   /// A metrics line of the learner's means every this many environment steps.
   public var logEvery: Int
+  /// A metrics line also when this many wall-clock seconds passed since the last one (0: by
+  /// steps only), so a slow run reports as often as a fast one (DreamerV3 logs by time). Lines
+  /// by time depend on the machine's speed: runs that must give identical `metrics.jsonl` files
+  /// set it to 0.
+  public var logSeconds: Double = 60
   /// Evaluation every this many environment steps (0: never), over this many episodes.
   public var evalEvery: Int
   public var evalEpisodes: Int
@@ -42,6 +47,15 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   public var evaluation: EvaluationMode
   /// A checkpoint every this many environment steps (and always at the end or on a stop).
   public var checkpointEvery: Int
+  /// Checkpoints kept in the run folder, the last first (`checkpoint/`, earlier ones in
+  /// `checkpoint/kept-<env step>/`, each with the agent's parameters for `r2i eval`); a resume
+  /// continues from the last.
+  public var checkpointKeep: Int = 1
+  /// An open-loop prediction image (real frames above the model's, see `openl` in the event
+  /// file and `openl/` in the run folder) every this many minutes of training, for image
+  /// observations (0: never). It reads the replay with a generator of its own, so the run
+  /// trains exactly as without it.
+  public var openLoopMinutes: Double = 10
   /// The agent, resolved from the preset and the environment's spaces.
   public var agent: AgentConfig
   /// A wall-clock budget in minutes (nil: none). The run stops, with a checkpoint, at the end of
@@ -155,6 +169,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
       "replayCapacity must be in length...100000000 (\(length)...), got \(replayCapacity)")
     try check(version == Self.currentVersion, "version must be \(Self.currentVersion), got \(version)")
     try check(logEvery >= 1, "logEvery must be at least 1, got \(logEvery)")
+    try check(
+      logSeconds >= 0 && logSeconds <= 1e6, "logSeconds must be in 0...1000000 (0: by steps only), got \(logSeconds)")
+    try check((1...1000).contains(checkpointKeep), "checkpointKeep must be in 1...1000, got \(checkpointKeep)")
+    try check(
+      openLoopMinutes >= 0 && openLoopMinutes <= 1e6,
+      "openLoopMinutes must be in 0...1000000 (0: never), got \(openLoopMinutes)")
     try check(evalEvery >= 0, "evalEvery must be >= 0 (0 turns evaluation off), got \(evalEvery)")
     try check((1...10_000).contains(evalEpisodes), "evalEpisodes must be in 1...10000, got \(evalEpisodes)")
     try check(checkpointEvery >= 1, "checkpointEvery must be at least 1, got \(checkpointEvery)")
@@ -163,7 +183,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         minutes > 0 && minutes <= 1e6, "minutes must be in (0, 1000000] (or absent for no limit), got \(minutes)")
     }
     if case .recency(let h) = sampling {
-      try check(h > 0 && h.isFinite, "sampling.recency.halfLife must be a positive number, got \(h)")
+      try check(h > 0 && h.isFinite, "sampling recency:<half-life> needs a positive half-life, got \(h)")
     }
     try check(
       batch * length <= 1 << 22,

@@ -3,7 +3,9 @@ import Distributed
 import Envs
 import FileSupport
 import Foundation
+import Imaging
 import Replay
+import TensorBoard
 
 /// A training run in a run folder (``RunFolder``): the agent and its learner, the replay, the
 /// collector stepping the environments, and the loop that joins them on a ``Schedule``.
@@ -43,8 +45,13 @@ public final class TrainingRun {
   public private(set) var lastEvaluation: EvaluationReport?
   var loop: LoopState
   var learnerRNG: SeededGenerator
+  /// The open-loop pictures' own generator (replay windows, latent samples): not part of the
+  /// training state, so pictures change nothing the run computes.
+  var pictureRNG: SeededGenerator
   /// `metrics.jsonl`, written by rank 0 (nil on the other ranks).
   var metrics: MetricsLog?
+  /// The TensorBoard event file, written by rank 0 beside `metrics.jsonl` (nil on the other ranks).
+  var events: EventFileWriter?
   var clock = WallClock()
   let schedule: Schedule
   /// The run folder's exclusive lock (one writer per folder): taken by start and resume, held
@@ -99,6 +106,7 @@ public final class TrainingRun {
     let envs = try BatchEnv(name: config.env, count: config.envs, seed: envSeed)
     collector = try Collector(agent: agent, envs: envs, seed: Self.rankSeed(config.seed, rank: communicator.rank))
     learnerRNG = SeededGenerator(seed: config.seed, stream: StreamTag.learner)  // the same on every rank
+    pictureRNG = SeededGenerator(seed: config.seed, stream: StreamTag.openLoop)
     loop = LoopState(ratio: Self.trainRatio(config, ranks: communicator.size))
     schedule = Schedule(config)
   }
@@ -132,6 +140,11 @@ public final class TrainingRun {
     // takes no step (its budget or steps already spent) writes nothing, not even the replay.
     var savedAt = envSteps
     var budget = agreed([schedule.budgetSpent(clock.total)])[0]
+    // A log line due by time, agreed by every rank at the end of the step before.
+    var logDue = false
+    // The next open-loop picture (rank 0, image observations), in seconds of the run's clock.
+    let pictures = communicator.rank == 0 && config.openLoopMinutes > 0 && replay.layout.imageSize > 0
+    var nextPicture = clock.total + 60 * config.openLoopMinutes
     while envSteps < config.steps && !stop && !budget {
       let before = envSteps
       let finished: [EpisodeRecord]
@@ -153,9 +166,13 @@ public final class TrainingRun {
         guard let update = try learn() else { break }
         report(.update(update))
       }
-      if schedule.log.crossed(from: before, to: after) { report(.log(try writeTrainLine())) }
+      if schedule.log.crossed(from: before, to: after) || logDue { report(.log(try writeTrainLine())) }
       if schedule.evaluation.crossed(from: before, to: after) {
         if let e = try evaluateOnSchedule() { report(.evaluation(e)) }
+      }
+      if pictures && loop.updates > 0 && clock.total >= nextPicture {
+        try writeOpenLoopPicture()
+        nextPicture = clock.total + 60 * config.openLoopMinutes
       }
       if schedule.checkpoint.crossed(from: before, to: after) {
         report(.checkpoint(try checkpoint()))
@@ -163,8 +180,11 @@ public final class TrainingRun {
       }
       report(.collected(envSteps: after))
       // Every rank stops at the same step: when any asked to, or its clock ran out.
-      let flags = agreed([stop, schedule.budgetSpent(clock.total)])
-      (stop, budget) = (flags[0], flags[1])
+      let now = clock.total
+      let flags = agreed([
+        stop, schedule.budgetSpent(now), schedule.logDue(at: now, last: loop.pending.lastLogSeconds),
+      ])
+      (stop, budget, logDue) = (flags[0], flags[1], flags[2])
     }
     if savedAt != envSteps { _ = handler(.checkpoint(try checkpoint())) }
     return TrainingSummary(
@@ -247,7 +267,7 @@ public final class TrainingRun {
     loop.episodes += 1
     loop.recent.append(e)
     if loop.recent.count > 100 { loop.recent.removeFirst(loop.recent.count - 100) }
-    try metrics?.write(.episode(EpisodeLine(stamp: stamp("episode"), episode: e)))
+    try write(.episode(EpisodeLine(stamp: stamp("episode"), episode: e)))
   }
 
   /// Writes the `train` line of the learner steps since the last one and starts the next.
@@ -266,7 +286,7 @@ public final class TrainingRun {
       line.recentSuccess = EpisodeRecord.successRate(recent)
     }
     loop.pending = PendingLog(lastLogSteps: steps, lastLogSeconds: now)
-    try metrics?.write(.train(line))
+    try write(.train(line))
     return line
   }
 
@@ -277,11 +297,33 @@ public final class TrainingRun {
     guard communicator.rank == 0 else { return nil }
     let e = try evaluate(episodes: config.evalEpisodes, index: loop.evaluations)
     lastEvaluation = e
-    try metrics?.write(
+    try write(
       .evaluation(
         EvaluationLine(
           stamp: stamp("eval"), score: e.meanScore, length: e.meanLength, episodes: e.episodes.count,
           success: e.successRate)))
     return e
+  }
+
+  /// Writes an open-loop prediction picture of a few replayed sequences to `openl/` and to the
+  /// event file (tag `openl`), drawn with ``pictureRNG`` so the training itself is unchanged.
+  func writeOpenLoopPicture() throws {
+    let length = min(config.length, OpenLoopPicture.span)
+    guard
+      let sampled = try replay.sample(batchSize: 3, length: length, mode: config.sampling, using: &pictureRNG),
+      let picture = OpenLoopPicture.render(agent: agent, batch: WorldModelBatch(sampled), rng: &pictureRNG)
+    else { return }
+    let url = folder.openLoopDirectory.appendingPathComponent("openl-\(envSteps).png")
+    let png: Data
+    do {
+      try FileManager.default.createDirectory(at: folder.openLoopDirectory, withIntermediateDirectories: true)
+      png = try picture.pngData()
+      try png.write(to: url)
+    } catch {
+      throw TrainingError.runFolder("cannot write the open-loop picture '\(url.path)' (\(error.localizedDescription))")
+    }
+    try writeEvent(
+      step: envSteps,
+      values: [.image(tag: "openl", png: [UInt8](png), width: picture.width, height: picture.height, channels: 3)])
   }
 }

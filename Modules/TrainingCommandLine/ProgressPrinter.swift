@@ -5,8 +5,11 @@ import Training
 
 /// Prints a run's events the same way in `r2i train` and in the memory sweep's runs. On a
 /// terminal: one progress line redrawn in place at most twice a second (steps, pace, learner
-/// steps, last score, losses, time left) and a line per evaluation. Elsewhere (a log file): the
-/// `train` lines as they are written, evaluations and checkpoints.
+/// steps, time so far, last score and evaluation, losses, time left) and a line per evaluation.
+/// Elsewhere (a log file): the `train` lines as they are written (by steps and by time, see
+/// ``TrainingConfig/logSeconds``) with the time left, evaluations and checkpoints. The time
+/// left comes from the recent pace after the random prefill (``ProgressEstimate``); once it is
+/// measured, a run that would take more than a day says so, once.
 ///
 /// ```swift
 /// let printer = ProgressPrinter(run: run, terminal: isatty(STDOUT_FILENO) != 0)
@@ -18,42 +21,89 @@ public final class ProgressPrinter {
   let terminal: Bool
   let startSteps: Int
   let startUpdates: Int
-  let start = Date()
-  var lastDraw = Date.distantPast
+  /// Seconds on a clock that only moves forward (a test passes its own).
+  let now: () -> Double
+  let write: (String) -> Void
+  var lastDraw = -Double.infinity
   var lastScore = Double.nan
   var lastLosses = ""
+  var lastEvaluation: EvaluationReport?
+  public private(set) var estimate: ProgressEstimate
+  /// The run's first learner step of this session, and whether the long-run warning was given.
+  var firstUpdate: (seconds: Double, updates: Int)?
+  var warned = false
 
-  public init(run: TrainingRun, terminal: Bool) {
+  /// A printer of `run`'s events; `write` receives each piece of output (default: standard
+  /// output), `now` the clock the pace is measured by.
+  public init(
+    run: TrainingRun, terminal: Bool, now: @escaping () -> Double = { ProcessInfo.processInfo.systemUptime },
+    write: @escaping (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }
+  ) {
     self.run = run
     self.terminal = terminal
+    self.now = now
+    self.write = write
     startSteps = run.envSteps
     startUpdates = run.updates
+    estimate = ProgressEstimate(prefill: run.config.prefill)
   }
 
   public func show(_ event: TrainingEvent) {
     switch event {
     case .episode(let e, _): lastScore = e.score
-    case .update(let u): lastLosses = TrainLine.losses(u.metrics)
-    case .log(let line): if !terminal { print(line) }
-    case .evaluation(let e): print(terminal ? "\r\u{1B}[K\(e)" : "\(e)")
-    case .checkpoint(let c): if !terminal { print(c) }
-    case .collected(let steps): if terminal { redraw(steps) }
+    case .update(let u):
+      lastLosses = TrainLine.losses(u.metrics)
+      if firstUpdate == nil { firstUpdate = (now(), u.updates) }
+    case .log(let line):
+      if !terminal { write("\(line) | ETA \(ProgressEstimate.duration(remaining(line.stamp.envSteps)))\n") }
+    case .evaluation(let e):
+      lastEvaluation = e
+      write(terminal ? "\r\u{1B}[K\(e)\n" : "\(e)\n")
+    case .checkpoint(let c): if !terminal { write("\(c)\n") }
+    case .collected(let steps):
+      estimate.observe(steps: steps, seconds: now())
+      warnIfLong(steps)
+      if terminal { redraw(steps) }
     }
   }
 
+  /// Seconds left at `steps` (nil before the pace after prefill is known, without a budget).
+  func remaining(_ steps: Int) -> Double? {
+    estimate.remainingSeconds(
+      at: steps, target: run.config.steps, elapsed: run.progress.seconds,
+      budgetSeconds: run.config.minutes.map { $0 * 60 })
+  }
+
+  /// Once a minute of learning (and 10 learner steps) has been measured: a warning when the
+  /// run would take more than a day at this pace.
+  func warnIfLong(_ steps: Int) {
+    guard !warned, let first = firstUpdate, now() - first.seconds >= 60, run.updates - first.updates >= 10,
+      let left = remaining(steps)
+    else { return }
+    warned = true
+    guard left > 86_400 else { return }
+    let budget = run.config.minutes == nil ? "" : " (its wall-clock budget included)"
+    write(
+      "\(terminal ? "\r\u{1B}[K" : "")warning: at its pace so far this run needs \(ProgressEstimate.duration(left)) more to reach \(run.config.steps) env steps\(budget); set a budget with --minutes, fewer --steps, or a smaller --preset (compute per preset: docs/compute.md)\n"
+    )
+  }
+
   func redraw(_ steps: Int) {
-    guard Date().timeIntervalSince(lastDraw) > 0.5 else { return }
-    lastDraw = Date()
-    let rate = Double(steps - startSteps) / max(1e-9, Date().timeIntervalSince(start))
-    let eta = rate > 0 ? Double(run.config.steps - steps) / rate : .nan
-    let line =
-      "\r\u{1B}[K\(steps)/\(run.config.steps) steps | \(TrainLine.format(rate, 0)) steps/s | \(run.updates) updates | last score \(TrainLine.format(lastScore, 2)) | \(lastLosses) | ETA \(TrainLine.format(eta / 60, 1)) min"
-    FileHandle.standardOutput.write(Data(line.utf8))
+    let t = now()
+    guard t - lastDraw >= 0.5 else { return }
+    lastDraw = t
+    let rate = estimate.stepsPerSecond.map { TrainLine.format($0, 0) } ?? "-"
+    let eta = steps < run.config.prefill ? "after prefill" : ProgressEstimate.duration(remaining(steps))
+    let eval = lastEvaluation.map { " | eval \(TrainLine.format($0.meanScore, 2))" } ?? ""
+    write(
+      "\r\u{1B}[K\(steps)/\(run.config.steps) steps | \(rate) steps/s | \(run.updates) updates | \(ProgressEstimate.duration(run.progress.seconds)) | score \(TrainLine.format(lastScore, 2))\(eval) | \(lastLosses) | ETA \(eta)"
+    )
   }
 
   /// How the run ended, where its files are, and how to go on.
   public func finish(_ summary: TrainingSummary) {
     func fmt(_ x: Double, _ d: Int) -> String { TrainLine.format(x, d) }
+    func print(_ line: String) { write(line + "\n") }
     if terminal { print("") }
     let ended = summary.budgetReached ? "wall-clock budget reached" : summary.stoppedEarly ? "stopped" : "done"
     print(

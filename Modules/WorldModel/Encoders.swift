@@ -11,6 +11,62 @@ public enum ObservationKind: Sendable, Codable, Equatable {
     case .image(let h, let w, let c): return h * w * c
     }
   }
+
+  /// The plain form `config.json` holds and `--set` takes: `vector:5`, `image:64x64x3`
+  /// (height x width x channels).
+  public var plainText: String {
+    switch self {
+    case .vector(let n): return "vector:\(n)"
+    case .image(let h, let w, let c): return "image:\(h)x\(w)x\(c)"
+    }
+  }
+
+  /// Reads ``plainText``; nil when `text` is not one.
+  public init?(plainText text: String) {
+    let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+    guard parts.count == 2 else { return nil }
+    let ns = parts[1].split(separator: "x", omittingEmptySubsequences: false).compactMap { Int($0) }
+    switch (parts[0], ns.count) {
+    case ("vector", 1) where !parts[1].contains("x"): self = .vector(size: ns[0])
+    case ("image", 3): self = .image(height: ns[0], width: ns[1], channels: ns[2])
+    default: return nil
+    }
+  }
+
+  private enum CodingKeys: String, CodingKey { case vector, image }
+  private enum VectorKeys: String, CodingKey { case size }
+  private enum ImageKeys: String, CodingKey { case height, width, channels }
+
+  /// The JSON form is ``plainText`` (`"vector:5"`); the form older builds wrote
+  /// (`{"vector": {"size": 5}}`, `{"image": {"height": 64, "width": 64, "channels": 3}}`) is
+  /// read too.
+  public init(from decoder: Decoder) throws {
+    if let text = try? decoder.singleValueContainer().decode(String.self) {
+      guard let kind = ObservationKind(plainText: text) else {
+        throw DecodingError.dataCorrupted(
+          .init(
+            codingPath: decoder.codingPath,
+            debugDescription: "'\(text)' is not an observation kind (vector:N or image:HxWxC)"))
+      }
+      self = kind
+      return
+    }
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    if c.contains(.vector) {
+      let v = try c.nestedContainer(keyedBy: VectorKeys.self, forKey: .vector)
+      self = .vector(size: try v.decode(Int.self, forKey: .size))
+    } else {
+      let i = try c.nestedContainer(keyedBy: ImageKeys.self, forKey: .image)
+      self = .image(
+        height: try i.decode(Int.self, forKey: .height), width: try i.decode(Int.self, forKey: .width),
+        channels: try i.decode(Int.self, forKey: .channels))
+    }
+  }
+
+  public func encode(to encoder: Encoder) throws {
+    var c = encoder.singleValueContainer()
+    try c.encode(plainText)
+  }
 }
 
 /// Maps observations [B, T, ...] to embeddings [B, T, E].

@@ -185,11 +185,18 @@ func narrowConfig(
 @Suite struct ActionSpecCodingTests {
   @Test func actionSpacesReadAsTheyAreWrittenAndOlderFilesStillRead() throws {
     let cases: [(ActionSpec, String)] = [
-      (.discrete(2), #"{"discrete":2}"#), (.multiDiscrete([3, 4]), #"{"multiDiscrete":[3,4]}"#),
-      (.continuous(6), #"{"continuous":6}"#),
+      (.discrete(2), #""discrete:2""#), (.multiDiscrete([3, 4]), #""multiDiscrete:3,4""#),
+      (.continuous(6), #""continuous:6""#),
     ]
     for (spec, json) in cases {
       #expect(String(decoding: try JSONEncoder().encode(spec), as: UTF8.self) == json)
+      #expect(try JSONDecoder().decode(ActionSpec.self, from: Data(json.utf8)) == spec)
+    }
+    // What builds before this one wrote: an object by kind, with or without a "_0" level.
+    for (spec, json) in [
+      (ActionSpec.discrete(2), #"{"discrete":2}"#), (.multiDiscrete([3, 4]), #"{"multiDiscrete":[3,4]}"#),
+      (.continuous(6), #"{"continuous":6}"#),
+    ] {
       #expect(try JSONDecoder().decode(ActionSpec.self, from: Data(json.utf8)) == spec)
     }
     // What builds before this one wrote.
@@ -198,7 +205,10 @@ func narrowConfig(
       (#"{"continuous":{"_0":6}}"#, .continuous(6)),
     ]
     for (json, spec) in older { #expect(try JSONDecoder().decode(ActionSpec.self, from: Data(json.utf8)) == spec) }
-    for bad in [#"{}"#, #"{"discrete":2,"continuous":1}"#, #"{"discrete":"two"}"#, #"{"boxed":2}"#] {
+    for bad in [
+      #"{}"#, #"{"discrete":2,"continuous":1}"#, #"{"discrete":"two"}"#, #"{"boxed":2}"#, #""discrete:2,3""#,
+      #""discrete""#, #""boxed:2""#, #""multiDiscrete:3,""#,
+    ] {
       #expect(throws: DecodingError.self, "\(bad)") { try JSONDecoder().decode(ActionSpec.self, from: Data(bad.utf8)) }
     }
   }

@@ -100,4 +100,58 @@ import Testing
     #expect(tickLabels(success).y == ["0", "0.2", "0.4", "0.6", "0.8", "1.0"])
     #expect(tickLabels(success).x == ["0", "100", "200", "300"])
   }
+
+  /// A chart with nothing to draw is not written (no empty 0-1 chart on disk).
+  @Test func aChartWithoutPointsIsNotWritten() throws {
+    var chart = LineChart(title: "t", xLabel: "x", yLabel: "y")
+    chart.add(series: "a", points: [(1, .nan)])
+    #expect(chart.isEmpty)
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("empty-\(UUID().uuidString).png")
+    #expect(throws: ImageError.self) { try chart.writePNG(to: url) }
+    #expect(throws: ImageError.self) { try chart.writeSVG(to: url.appendingPathExtension("svg")) }
+    #expect(!FileManager.default.fileExists(atPath: url.path))
+  }
+
+  /// Log axes: 1-2-5 ticks over up to 2.5 decades, 1-3 up to 5, decades beyond.
+  @Test func logAxesTickBetweenDecades() {
+    func yTicks(_ lo: Double, _ hi: Double) -> [String] {
+      var chart = LineChart(title: "t", xLabel: "x", yLabel: "y", logY: true)
+      chart.add(series: "a", points: [(1, lo), (2, hi)])
+      return tickLabels(chart).y
+    }
+    #expect(yTicks(1, 100) == ["1", "2", "5", "10", "20", "50", "100"])
+    #expect(yTicks(1, 10_000) == ["1", "3", "10", "30", "100", "300", "1000", "3000", "10000"])
+    #expect(yTicks(1, 1e7) == ["1", "10", "100", "1000", "10000", "1e+05", "1e+06", "1e+07"])
+  }
+
+  /// The y axis's label sits above the top tick's label and below the title (PNG): the rows of
+  /// the label and of the top tick share no pixel row.
+  @Test func theAxisLabelClearsTheTopTick() {
+    var chart = LineChart(title: "T", xLabel: "x", yLabel: "YYYY")
+    chart.yRange = (0, 1)
+    chart.add(series: "a", points: [(0, 0), (1, 1)])
+    let image = chart.render(width: 900, height: 540)
+    // Rows with dark text pixels in the left margin (x < 90): the label's and the ticks'.
+    let dark = (0..<image.height).filter { y in (0..<88).contains { image[$0, y][0] < 100 } }
+    var runs: [[Int]] = []
+    for y in dark {
+      if let last = runs.last?.last, last == y - 1 { runs[runs.count - 1].append(y) } else { runs.append([y]) }
+    }
+    // The first run is the axis label, the second the top tick ("1.0"): apart, in that order.
+    #expect(runs.count >= 3)
+    #expect((runs.first?.last ?? 0) < (runs.dropFirst().first?.first ?? 0) - 1)
+  }
+
+  /// Markers-only series draw no line; a series may share another's colour.
+  @Test func seriesStylesAndSharedColours() {
+    var chart = LineChart(title: "t", xLabel: "x", yLabel: "y")
+    chart.add(series: "run", points: [(0, 0), (10, 1)], style: .line)
+    chart.add(series: "run eval", points: [(5, 0.5)], style: .markers, colorOf: "run")
+    chart.add(series: "other", points: [(0, 1), (10, 0)])
+    #expect(chart.series[1].color == chart.series[0].color && chart.series[2].color != chart.series[0].color)
+    let svg = chart.svg()
+    #expect(svg.components(separatedBy: "<polyline").count - 1 == 2)
+    // The eval dot and its legend dot, the other series' two dots and its legend dot.
+    #expect(svg.components(separatedBy: "<circle").count - 1 == 1 + 1 + 2 + 1)
+  }
 }

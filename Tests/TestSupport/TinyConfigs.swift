@@ -24,7 +24,8 @@ public enum TinyConfigs {
   /// and the task's reward head) and actor and critic of 16
   /// units, 2 environments, batch 4 x 8, a learner step every 16 environment steps after 48
   /// prefill steps, horizon 4 in chunks of 16 starts (several per learner step), a log line
-  /// every 40 steps, evaluation (2 episodes) every 100, a checkpoint every 60.
+  /// every 40 steps (none by time, so identical runs write identical lines), evaluation (2
+  /// episodes) every 100, a checkpoint every 60, no open-loop images.
   public static func training(env: String = "bsuite/memory_len/3", backbone: Backbone = .r2i, steps: Int = 240) throws
     -> TrainingConfig
   {
@@ -43,6 +44,8 @@ public enum TinyConfigs {
     c.prefill = 48
     c.replayCapacity = 10_000
     c.logEvery = 40
+    c.logSeconds = 0
+    c.openLoopMinutes = 0
     c.evalEvery = 100
     c.evalEpisodes = 2
     c.checkpointEvery = 60

@@ -1,5 +1,6 @@
 import Foundation
 import Random
+import TensorBoard
 import TestSupport
 import Testing
 import Training
@@ -184,7 +185,7 @@ import Training
   /// land in a new run's first instant): after every kill the folder either holds no run and
   /// starts afresh, or resumes without a warning, and each chain, run to its end, leaves exactly
   /// the files of an uninterrupted run: the same agent, optimiser, collector and replay bytes,
-  /// the same loop state and the same metrics lines, wall-clock fields aside.
+  /// the same loop state, the same metrics lines and event-file scalars, wall-clock fields aside.
   @Test func killedRunsResumeBitExactlyLikeAnUninterruptedRun() throws {
     let r2i = try BuiltProducts.executable("r2i")
     let root = temporaryFolder("kills")
@@ -260,6 +261,8 @@ private struct RunFingerprint {
   var metrics: [NSDictionary] = []
   var chunks: [Data] = []
   var replayState: NSDictionary = [:]
+  /// The event file's scalars (step, tag, value bits), wall-clock tags aside.
+  var events: [String] = []
 
   init(_ run: URL) throws {
     let checkpoint = run.appendingPathComponent("checkpoint")
@@ -271,6 +274,10 @@ private struct RunFingerprint {
     }
     let text = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
     metrics = try text.split(separator: "\n").map { try Self.json(Data($0.utf8)) }
+    let wallClock: Set<String> = ["train/seconds", "train/update_ms", "train/steps_per_second"]
+    events = try EventFileReader.scalars(run.appendingPathComponent(EventFileWriter.fileName)).filter {
+      !wallClock.contains($0.tag)
+    }.map { "\($0.step) \($0.tag) \($0.value.bitPattern)" }
     // The chunks the checkpoint's replay manifest names, in order, by content (their names
     // carry a random token, and which older chunks stay beside them depends on the history).
     let replay = run.appendingPathComponent("replay")
@@ -311,6 +318,7 @@ private struct RunFingerprint {
       break
     }
     if replayState != other.replayState { out.append("replay manifest") }
+    if events != other.events { out.append("event file (\(events.count) vs \(other.events.count) scalars)") }
     if chunks != other.chunks { out.append("replay chunks (\(chunks.count) vs \(other.chunks.count) files)") }
     return out
   }

@@ -74,6 +74,7 @@ import WorldModel
     d.steps = 1000
     d.seed = 9
     d.logEvery = 7
+    (d.logSeconds, d.checkpointKeep, d.openLoopMinutes) = (5, 4, 0)
     #expect(try d.departures() == [])
     d.agent.actorCritic.actorOptimizer.learningRate = 1e-3
     d.evaluation = .greedy

@@ -306,16 +306,17 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
   }
 
   /// A version-1 configuration (no version, the settings added since absent, unset options as
-  /// null) reads as version 3 with the values version 1 meant; a newer version is refused.
+  /// null) reads as version 4 with the values version 1 meant; a newer version is refused.
   @Test func aVersionOneConfigurationIsMigrated() throws {
     var c = try tinyTrainingConfig()
     c.sampling = .episodes
     c.agent.worldModel.rewardByAction = true
+    (c.logSeconds, c.checkpointKeep, c.openLoopMinutes) = (30, 3, 5)
     var object = try JSONSerialization.jsonObject(with: c.encoded()) as! [String: Any]
-    #expect(object["version"] as? Int == 3)
-    object["version"] = nil
-    object["sampling"] = nil
-    object["evaluation"] = nil
+    #expect(object["version"] as? Int == 4)
+    for key in ["version", "sampling", "evaluation", "logSeconds", "checkpointKeep", "openLoopMinutes"] {
+      object[key] = nil
+    }
     var agent = object["agent"] as! [String: Any]
     var model = agent["worldModel"] as! [String: Any]
     model["rewardByAction"] = NSNull()
@@ -333,13 +334,14 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     expected.sampling = .uniform
     expected.agent.worldModel.rewardByAction = false
     expected.evaluation = .greedy  // what version 1 and 2 runs did
+    (expected.logSeconds, expected.checkpointKeep, expected.openLoopMinutes) = (0, 1, 0)  // and versions 1 to 3
     #expect(migrated == expected)
     #expect(migrated.agent.worldModel.ssm.minStep == 0.001 && migrated.agent.worldModel.ssm.inputScale == 1)
     #expect(migrated.agent.worldModel.ssm.resetsAtEpisodeStart && migrated.agent.worldModel.optimizer.weightDecay == 0)
-    object["version"] = 4
+    object["version"] = 5
     #expect {
-      try TrainingConfig.decode(JSONSerialization.data(withJSONObject: object), source: "v4.json")
-    } throws: { "\($0)".contains("version 4") && "\($0)".contains("v4.json") }
+      try TrainingConfig.decode(JSONSerialization.data(withJSONObject: object), source: "v5.json")
+    } throws: { "\($0)".contains("version 5") && "\($0)".contains("v5.json") }
     #expect(throws: TrainingError.self) { try TrainingConfig.decode(Data("[1]".utf8), source: "list.json") }
   }
 

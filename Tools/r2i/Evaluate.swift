@@ -31,6 +31,17 @@ struct Evaluate: ParsableCommand {
   )
   var frames: String?
 
+  @Option(
+    name: .customLong("at-step"), parsing: .unconditional,
+    help: "Evaluate the kept checkpoint of this env step instead of the last (runs with checkpointKeep above 1).")
+  var atStep: Int?
+
+  @Option(help: "Write the first episode as one video file: a .gif, or an .mp4 where ffmpeg is installed.")
+  var video: String?
+
+  @Option(parsing: .unconditional, help: "Frames per second of --video, 1...100.")
+  var fps: Double = 20
+
   @Flag(help: "Take the policy's most likely actions (default: as the run's 'evaluation' setting says).")
   var greedy = false
 
@@ -42,6 +53,10 @@ struct Evaluate: ParsableCommand {
   func validate() throws {
     try OptionCheck.range(episodes, 1...10_000, "--episodes")
     if greedy && sample { throw ValidationError("--greedy and --sample exclude each other; give one") }
+    if !(fps >= 1 && fps <= 100) { throw ValidationError("--fps must be in 1...100, got \(fps)") }
+    if let video, !["gif", "mp4"].contains(URL(fileURLWithPath: video).pathExtension.lowercased()) {
+      throw ValidationError("--video must name a .gif or .mp4 file, got '\(video)'")
+    }
   }
 
   func run() throws {
@@ -54,10 +69,16 @@ struct Evaluate: ParsableCommand {
     } catch {
       throw ValidationError("--run: \(error)")
     }
-    loaded = try TrainingRun.loadAgent(from: URL(fileURLWithPath: runFolder))
+    if let atStep, !TrainingRun.keptCheckpoints(of: URL(fileURLWithPath: runFolder)).contains(atStep) {
+      let kept = TrainingRun.keptCheckpoints(of: URL(fileURLWithPath: runFolder)).map(String.init)
+      throw ValidationError(
+        "--at-step: the run keeps no checkpoint at env step \(atStep); it has \(kept.joined(separator: ", ")) (keep more with --set checkpointKeep=N)"
+      )
+    }
+    loaded = try TrainingRun.loadAgent(from: URL(fileURLWithPath: runFolder), envSteps: atStep)
     let c = loaded.config
     var pictures: [Image] = []
-    var recording = frames != nil
+    var recording = frames != nil || video != nil
     // Environment 0's first episode as the world model saw it (for the open-loop grid).
     var seenObservations: [Tensor] = []
     var seenActions: [Tensor] = []
@@ -69,7 +90,11 @@ struct Evaluate: ParsableCommand {
       agent: loaded.agent, env: c.env, count: episodes, environments: c.envs, seed: seed, mode: mode
     ) { collector, finished in
       guard recording else { return }
-      if let picture = Self.picture(of: collector.envs.envs[0]) { pictures.append(picture) }
+      if let picture = EpisodePictures.picture(of: collector.envs.envs[0]) {
+        pictures.append(
+          EpisodePictures.captioned(
+            picture, step: collector.runningLengths[0], return: collector.runningScores[0]))
+      }
       if case .image = collector.envs.observationSpace, seenObservations.count < Self.openLoopLength {
         seenObservations.append(collector.lastObservations.slice(at: 0, axis: 0))
         seenActions.append(collector.pendingActions.slice(at: 0, axis: 0))
@@ -87,6 +112,14 @@ struct Evaluate: ParsableCommand {
         report.meanLength))
     if let s = report.successRate { print(String(format: "success rate %.1f%%", 100 * s)) }
     if done.count < episodes { print("only \(done.count) episodes ended within \(10_000 * episodes) steps") }
+    if let video {
+      if pictures.isEmpty {
+        print("no video: \(c.env) has vector observations and draws no picture")
+      } else {
+        try Video.write(pictures, to: URL(fileURLWithPath: video), framesPerSecond: fps)
+        print("video of the first episode (\(pictures.count) frames) in \(video)")
+      }
+    }
     if let frames {
       if pictures.isEmpty {
         print("no frames: \(c.env) has vector observations and draws no picture")
@@ -95,51 +128,30 @@ struct Evaluate: ParsableCommand {
           pictures, to: URL(fileURLWithPath: frames), prefix: c.env.replacingOccurrences(of: "/", with: "_"))
         print("\(urls.count) frames in \(frames)")
       }
-      if seenObservations.count > Self.openLoopContext {
+      if seenObservations.count > Self.openLoopContext,
         let grid = Self.openLoopGrid(
           agent: loaded.agent, observations: seenObservations, actions: seenActions, seed: seed)
+      {
         let url = URL(fileURLWithPath: frames).appendingPathComponent("openl.png")
         try grid.writePNG(to: url)
         print(
-          "open-loop grid in \(url.path): real frames (top), then the model's (reconstructions for the first \(Self.openLoopContext), imagination from the episode's actions after)"
+          "open-loop picture in \(url.path): real frames above the model's, every \(OpenLoopPicture.every)rd step; left of the red line the model saw the frames (\(Self.openLoopContext) steps), right of it it imagines them from the episode's actions"
         )
       }
     }
   }
 
-  static let openLoopLength = 45
-  static let openLoopContext = 5
+  static let openLoopLength = OpenLoopPicture.span
+  static let openLoopContext = OpenLoopPicture.context
 
-  /// DreamerV3's "openl" picture: every third of up to 45 steps, real frames above the model's
-  /// (reconstructed for the first 5 steps, imagined open-loop from the real actions after).
-  static func openLoopGrid(agent: Agent, observations: [Tensor], actions: [Tensor], seed: UInt64) -> Image {
+  /// The open-loop picture (``OpenLoopPicture``) of the first evaluation episode's first steps.
+  static func openLoopGrid(agent: Agent, observations: [Tensor], actions: [Tensor], seed: UInt64) -> Image? {
     let t = observations.count
     let batch = WorldModelBatch(
       observations: Tensor.stack(observations, axis: 0).reshaped([1, t] + observations[0].shape),
       actions: Tensor.stack(actions, axis: 0).reshaped([1, t, actions[0].count]), rewards: Tensor.zeros([1, t]),
       isFirst: Tensor((0..<t).map { $0 == 0 ? 1 : 0 }, shape: [1, t]), isTerminal: Tensor.zeros([1, t]))
     var rng = SeededGenerator(seed: seed, stream: StreamTag.evaluation)
-    let predicted = agent.worldModel.openLoopPrediction(batch, context: openLoopContext, rng: &rng)  // [1, T, H, W, C]
-    func image(_ x: Tensor, scale: Float) -> Image {
-      let (h, w, c) = (x.shape[0], x.shape[1], x.shape[2])
-      return Image(
-        width: w, height: h, channels: c, pixels: x.scalars.map { UInt8(max(0, min(255, ($0 * scale).rounded()))) }
-      ).scaled(by: 2)
-    }
-    let picked = Array(stride(from: 0, to: t, by: 3))
-    let real = picked.map { image(observations[$0], scale: 1) }
-    let model = picked.map { image(predicted.slice(at: 0, axis: 0).slice(at: $0, axis: 0), scale: 255) }
-    return Image.grid(real + model, columns: picked.count)
-  }
-
-  /// What environment `env` looks like now: its image observation (Memory Maze with the top-down
-  /// map beside it), or its own drawing.
-  static func picture(of env: any Env) -> Image? {
-    guard let f = env.render() else { return nil }
-    let view = Image(width: f.width, height: f.height, channels: f.channels, pixels: f.pixels).scaled(
-      by: max(1, 256 / max(1, f.width)))
-    guard let maze = env as? MemoryMaze else { return view }
-    let map = maze.renderTopDown(cell: max(1, view.height / maze.gridSize))
-    return Image.row([view, Image(width: map.width, height: map.height, channels: 3, pixels: map.pixels)], padding: 4)
+    return OpenLoopPicture.render(agent: agent, batch: batch, sequences: 1, scale: 2, rng: &rng)
   }
 }

@@ -9,9 +9,9 @@ struct Plot: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Learning curves from runs' metrics.jsonl: score against env steps and against wall-clock (PNG and SVG).",
     discussion: """
-      One line per run. The score is the greedy evaluation score where the run has evaluations, \
-      otherwise the mean training episode score over a sliding window. With --metric any numeric \
-      field of the 'train' lines can be drawn instead (e.g. success_recent, wm/loss, actor/entropy).
+      One line per run: the mean training episode score over a sliding window, with the run's \
+      evaluations as dots of the same colour. With --metric any numeric field of the 'train' \
+      lines can be drawn instead (e.g. success_recent, wm/loss, actor/entropy).
       """)
 
   @Argument(help: "Run folders (or metrics.jsonl files).")
@@ -35,27 +35,36 @@ struct Plot: ParsableCommand {
     try OptionCheck.range(window, 1...10_000, "--window")
   }
 
-  /// (env steps, seconds, value) points of one run's metrics file.
-  func points(_ url: URL) throws -> [(Double, Double, Double)] {
+  /// One run's points: (env steps, seconds, value) of its training curve (the mean score of
+  /// the last `window` training episodes, or the `metric` field of its train lines) and of its
+  /// evaluations (score only).
+  func points(_ url: URL) throws -> (curve: [(Double, Double, Double)], evaluations: [(Double, Double, Double)]) {
     if metric != "score" {
       // Any field, by its name in the file: the generic view of the lines.
-      return try MetricsLog.read(url).compactMap { r in
+      let curve = try MetricsLog.read(url).compactMap { r -> (Double, Double, Double)? in
         guard case .text("train")? = r["kind"], let s = r["env_steps"]?.number, let t = r["seconds"]?.number,
           let v = r[metric]?.number, v.isFinite
         else { return nil }
         return (s, t, v)
       }
+      return (curve, [])
     }
     let lines = try MetricsLog.lines(url)
     let evals = lines.compactMap { line -> EvaluationLine? in
       if case .evaluation(let e) = line { return e } else { return nil }
     }
-    if !evals.isEmpty { return evals.map { (Double($0.stamp.envSteps), $0.stamp.seconds, $0.score) } }
-    return RunResults.curve(lines, window: window).map { (Double($0.envSteps), $0.seconds, $0.score) }
+    let curve = RunResults.curve(lines, window: window)
+    let every = max(1, curve.count / 500)  // at most about 500 points per line
+    return (
+      curve.enumerated().filter { $0.offset % every == 0 || $0.offset == curve.count - 1 }.map {
+        (Double($0.element.envSteps), $0.element.seconds, $0.element.score)
+      },
+      evals.map { (Double($0.stamp.envSteps), $0.stamp.seconds, $0.score) }
+    )
   }
 
   func run() throws {
-    var series: [(String, [(Double, Double, Double)])] = []
+    var series: [(name: String, curve: [(Double, Double, Double)], evaluations: [(Double, Double, Double)])] = []
     for path in runs {
       var url = URL(fileURLWithPath: path)
       var isDirectory: ObjCBool = false
@@ -69,20 +78,33 @@ struct Plot: ParsableCommand {
       if let config = try? TrainingRun.configuration(of: url.deletingLastPathComponent()) {
         name = "\((try? config.agentName()) ?? config.backbone.rawValue) \(config.env) s\(config.seed)"
       }
-      if p.isEmpty { print("\(path): no '\(metric)' values yet") }
-      series.append((name, p))
+      if p.curve.isEmpty && p.evaluations.isEmpty { print("\(path): no '\(metric)' values yet") }
+      series.append((name, p.curve, p.evaluations))
     }
     // Runs of the same backbone, task and seed are told apart by their folder names.
-    let names = series.map(\.0)
+    let names = series.map(\.name)
     for i in series.indices where names.filter({ $0 == names[i] }).count > 1 {
-      series[i].0 += " (\(URL(fileURLWithPath: runs[i]).lastPathComponent))"
+      series[i].name += " (\(URL(fileURLWithPath: runs[i]).lastPathComponent))"
     }
-    let what = metric == "score" ? "score (evaluation, or training episodes)" : metric
+    let what =
+      metric == "score" ? "score (line: last \(window) training episodes; dots: evaluations)" : metric
     var bySteps = LineChart(title: "Learning curves", xLabel: "environment steps", yLabel: what)
     var byTime = LineChart(title: "Learning curves", xLabel: "wall-clock minutes", yLabel: what)
-    for (name, p) in series {
-      bySteps.add(series: name, points: p.map { ($0.0, $0.2) })
-      byTime.add(series: name, points: p.map { ($0.1 / 60, $0.2) })
+    for s in series {
+      // A run's training curve and its evaluations share a colour.
+      let evalName = s.curve.isEmpty ? s.name : "\(s.name) eval"
+      if !s.curve.isEmpty {
+        bySteps.add(series: s.name, points: s.curve.map { ($0.0, $0.2) }, style: .line)
+        byTime.add(series: s.name, points: s.curve.map { ($0.1 / 60, $0.2) }, style: .line)
+      }
+      if !s.evaluations.isEmpty {
+        bySteps.add(series: evalName, points: s.evaluations.map { ($0.0, $0.2) }, style: .markers, colorOf: s.name)
+        byTime.add(series: evalName, points: s.evaluations.map { ($0.1 / 60, $0.2) }, style: .markers, colorOf: s.name)
+      }
+    }
+    guard !bySteps.isEmpty else {
+      print("nothing to plot yet: no run has a finished episode, train line or evaluation; no chart written")
+      return
     }
     // A run folder, or a metrics file (whose folder then gets the curves).
     var first = URL(fileURLWithPath: runs[0])
@@ -100,10 +122,15 @@ struct Plot: ParsableCommand {
       try chart.writeSVG(to: URL(fileURLWithPath: "\(prefix)_\(suffix).svg"))
     }
     print("wrote \(prefix)_steps.png, \(prefix)_time.png (and .svg)")
-    for (name, p) in series {
-      if let last = p.last {
+    for s in series {
+      if let last = s.curve.last {
         print(
-          "  \(name): \(p.count) points, last \(String(format: "%.3f", last.2)) at step \(Int(last.0)) (\(String(format: "%.1f", last.1 / 60)) min)"
+          "  \(s.name): \(s.curve.count) points, last \(String(format: "%.3f", last.2)) at step \(Int(last.0)) (\(String(format: "%.1f", last.1 / 60)) min)"
+        )
+      }
+      if let last = s.evaluations.last {
+        print(
+          "  \(s.name): \(s.evaluations.count) evaluations, last \(String(format: "%.3f", last.2)) at step \(Int(last.0))"
         )
       }
     }

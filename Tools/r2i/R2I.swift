@@ -12,7 +12,9 @@ struct R2ICommand: ParsableCommand {
     abstract: "R2I (Recall to Imagine): model-based RL with long memory, CPU-first.",
     discussion: "Exit status: 0 on success, 64 for a mistake on the command line, 1 for a failure while running.",
     version: r2iVersion,
-    subcommands: [Info.self, Train.self, Evaluate.self, Plot.self, EnvsCommand.self, Presets.self, Render.self])
+    subcommands: [
+      Info.self, Train.self, ConfigCommand.self, Evaluate.self, Plot.self, EnvsCommand.self, Presets.self, Render.self,
+    ])
 
   /// Line-buffered output, so progress shows up when stdout is a file or a pipe.
   static func main() {

@@ -134,10 +134,11 @@ extension TrainingRun {
       if rank == 0 { try run.restoreEvents(cutTo: manifest.eventsBytes) }
       try run.removeFilesOfOtherCheckpoints(than: manifest)
       guard rank == 0 else { return }
-      // config.json takes the new learning rates and their record, and keeps its own budget.
-      if run.config.adjustments != stored.adjustments {
-        try folder.writeConfig(stored.adjusted(to: run.config, atEnvStep: manifest.progress.envSteps))
-      }
+      // config.json takes the new learning rates and their record, and the watching settings
+      // given, and keeps its own budget.
+      var updated = stored.adjusted(to: run.config, atEnvStep: manifest.progress.envSteps)
+      updated.takeWatchingSettings(of: run.config)
+      if updated != stored { try folder.writeConfig(updated) }
       run.lock?.recordHolder()
     }
     return run
@@ -151,7 +152,10 @@ extension TrainingRun {
     var config = stored
     if let steps { config.steps = steps }
     if let minutes { config.minutes = minutes }
-    if let adjusting { config = config.adjusted(to: adjusting, atEnvStep: manifest.progress.envSteps) }
+    if let adjusting {
+      config = config.adjusted(to: adjusting, atEnvStep: manifest.progress.envSteps)
+      config.takeWatchingSettings(of: adjusting)
+    }
     try config.validate()
     let rank = communicator.rank
     let replay: Replay

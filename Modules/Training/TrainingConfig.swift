@@ -204,14 +204,15 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   }
 
   /// What differs between this (a stored run's) configuration and `other`, ignoring `steps`
-  /// and `minutes` (a resume may change them) and the ``adjustments`` record, first difference
-  /// only; nil when nothing does. With `allowingAdjustments`, the ``adjustableOnResume``
-  /// settings may differ too.
+  /// and `minutes` (a resume may change them), the ``watchingSettings`` (which change nothing
+  /// the run computes) and the ``adjustments`` record, first difference only; nil when nothing
+  /// does. With `allowingAdjustments`, the ``adjustableOnResume`` settings may differ too.
   public func difference(from other: TrainingConfig, allowingAdjustments: Bool = false) -> String? {
     var a = self
     a.steps = other.steps
     a.minutes = other.minutes
     a.adjustments = other.adjustments
+    a.takeWatchingSettings(of: other)
     if allowingAdjustments { for (_, path) in Self.adjustableOnResume { a[keyPath: path] = other[keyPath: path] } }
     guard a != other else { return nil }
     if env != other.env { return "env \(env), not \(other.env)" }
@@ -265,5 +266,20 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
       return
         "'\(term)' became non-finite at learner step \(update) (env step \(steps)); the run stopped and its last checkpoint, from before it, is kept. Resuming as it is would repeat the same steps; resume with lower learning rates instead (the change is recorded in config.json): r2i train --run RUN --resume --set agent.worldModel.optimizer.learningRate=... (or agent.actorCritic.actorOptimizer.learningRate, agent.actorCritic.criticOptimizer.learningRate)"
     }
+  }
+}
+
+extension TrainingConfig {
+  /// The settings that change only what a user sees of a run, not what it computes: log lines
+  /// by time, open-loop pictures, checkpoints kept. A run started under another build or with
+  /// other values of these resumes all the same (with the values a resume gives, see
+  /// ``TrainingRun/resume(from:steps:minutes:adjusting:communicator:)``).
+  public static let watchingSettings = ["logSeconds", "openLoopMinutes", "checkpointKeep"]
+
+  /// Takes `other`'s ``watchingSettings``.
+  public mutating func takeWatchingSettings(of other: TrainingConfig) {
+    logSeconds = other.logSeconds
+    openLoopMinutes = other.openLoopMinutes
+    checkpointKeep = other.checkpointKeep
   }
 }

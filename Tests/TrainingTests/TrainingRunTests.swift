@@ -410,6 +410,33 @@ func deterministicLines(_ folder: URL) throws -> [[String: MetricValue]] {
     }
     #expect(try Data(contentsOf: folder.appendingPathComponent("checkpoint/state.json")) == state)
   }
+
+  /// A run whose config.json is version 3 (no watching settings: they read as 0, 0 and 1)
+  /// resumes under today's defaults (60 s, 10 min, 1), which change nothing it computes; a
+  /// resume that gives other watching values keeps them in config.json.
+  @Test func aVersionThreeRunResumesUnderTodaysWatchingDefaults() throws {
+    var config = try tinyTrainingConfig(steps: 8)
+    let folder = temporaryFolder("open-v3")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try TrainingRun.start(config: config, in: folder).run()
+    let file = folder.appendingPathComponent("config.json")
+    var object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+    for key in ["crc32", "logSeconds", "openLoopMinutes", "checkpointKeep"] { object[key] = nil }
+    object["version"] = 3
+    try JSONSerialization.data(withJSONObject: object).write(to: file)
+    (config.logSeconds, config.openLoopMinutes, config.checkpointKeep) = (60, 10, 1)
+    config.steps = 16
+    let (run, resumed) = try TrainingRun.open(config: config, in: folder)
+    #expect(resumed && run.config.logSeconds == 0 && run.config.openLoopMinutes == 0)
+    try run.run()
+    var watching = config
+    (watching.logSeconds, watching.openLoopMinutes, watching.checkpointKeep) = (5, 2, 3)
+    watching.steps = 24
+    let again = try TrainingRun.resume(from: folder, steps: 24, adjusting: watching)
+    #expect(again.config.logSeconds == 5 && again.config.openLoopMinutes == 2 && again.config.checkpointKeep == 3)
+    let stored = try TrainingRun.configuration(of: folder)
+    #expect(stored.logSeconds == 5 && stored.openLoopMinutes == 2 && stored.checkpointKeep == 3 && stored.steps == 8)
+  }
 }
 
 @Suite struct SamplingSettingTests {

@@ -68,9 +68,9 @@ public enum OpenLoopPicture {
           // RGB from the first three channels (or the first one, grey, for fewer).
           var rgb = [UInt8](repeating: 0, count: h * w * 3)
           for i in 0..<(h * w) {
-            for k in 0..<3 {
-              let v = pixels[base + i * c + (c >= 3 ? k : 0)] * gain
-              rgb[i * 3 + k] = UInt8(max(0, min(255, v.rounded())))
+            for ch in 0..<3 {
+              let v = pixels[base + i * c + (c >= 3 ? ch : 0)] * gain
+              rgb[i * 3 + ch] = UInt8(max(0, min(255, v.rounded())))
             }
           }
           let frame = Image(width: w, height: h, channels: 3, pixels: rgb).scaled(by: scale)

@@ -66,14 +66,6 @@ extension TrainingRun {
     for (p, v) in zip(agent.parameters, values) { p.value = v }
   }
 
-  /// Opens the run in `directory` at its last checkpoint. `steps` and `minutes` replace the
-  /// configured total and wall-clock budget (to train longer). `adjusting`, when given, is the
-  /// configuration to continue with: it may differ from the stored one only in the
-  /// ``TrainingConfig/adjustableOnResume`` settings (the learning rates), whose new values
-  /// take effect from the checkpoint on and are recorded in `config.json`
-  /// (``TrainingConfig/adjustments``); any other difference throws
-  /// ``TrainingError/runFolder(_:)`` naming it. Every rank of `communicator` calls it; a run
-  /// resumes only with as many ranks as trained it.
   /// Starts a run on an environment of your own given by its factory: `factory` is registered
   /// under `config.env` (``EnvRegistry/register(name:replacing:factory:)``, replacing an earlier
   /// registration of that name in this process), so the run's evaluation finds it, and a later
@@ -98,6 +90,16 @@ extension TrainingRun {
     return try resume(from: directory, steps: steps, minutes: minutes, adjusting: adjusting, communicator: communicator)
   }
 
+  /// Opens the run in `directory` at its last checkpoint. `steps` and `minutes` replace the
+  /// configured total and wall-clock budget (to train longer). `adjusting`, when given, is the
+  /// configuration to continue with: it may differ from the stored one only in the
+  /// ``TrainingConfig/adjustableOnResume`` settings (the learning rates), whose new values
+  /// take effect from the checkpoint on and are recorded in `config.json`
+  /// (``TrainingConfig/adjustments``); any other difference throws
+  /// ``TrainingError/runFolder(_:)`` naming it; its watching settings
+  /// (``TrainingConfig/watchingSettings``: log seconds, picture minutes, checkpoints kept) are
+  /// taken as given. Every rank of `communicator` calls it; a run resumes only with as many
+  /// ranks as trained it.
   public static func resume(
     from directory: URL, steps: Int? = nil, minutes: Double? = nil, adjusting: TrainingConfig? = nil,
     communicator: any Communicator = SingleProcess()

@@ -271,8 +271,9 @@ public final class DirectoryLock {
   private var fd: Int32
 
   /// Locks `directory` (which must exist). A shared lock admits other shared holders; an
-  /// exclusive one waits for every other holder, or throws at once when `wait` is false.
-  public init(_ directory: URL, exclusive: Bool, wait: Bool = true) throws {
+  /// exclusive one waits for every other holder, or when `wait` is false throws once the folder
+  /// has stayed busy for `patience` seconds (0: at once).
+  public init(_ directory: URL, exclusive: Bool, wait: Bool = true, patience: Double = 0) throws {
     let path = directory.appendingPathComponent(".lock").path
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
@@ -281,9 +282,18 @@ public final class DirectoryLock {
     }
     var operation = exclusive ? LOCK_EX : LOCK_SH
     if !wait { operation |= LOCK_NB }
+    // A holder that just released the lock can still hold it for a moment through a child
+    // this process forked before it did (the child keeps the descriptor until it execs): a
+    // caller that expects no other holder gives some patience.
+    var retries = wait ? 0 : Int((patience / 0.05).rounded(.up))
     while flock(fd, operation) != 0 {
       let code = errno
       if code == EINTR { continue }
+      if code == EWOULDBLOCK && retries > 0 {
+        retries -= 1
+        usleep(50_000)
+        continue
+      }
       let holder = Self.recordedHolder(fd)
       close(fd)
       fd = -1

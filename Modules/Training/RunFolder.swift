@@ -66,11 +66,11 @@ public struct RunFolder: Sendable {
   /// first checkpoint, so a folder either holds a run that resumes or none.
   public var holdsRun: Bool { FileManager.default.fileExists(atPath: configFile.path) }
 
-  /// Takes the folder's exclusive lock (`.lock`, held for the life of the writer); throws at
-  /// once, naming the holder's process id, when another process holds it.
+  /// Takes the folder's exclusive lock (`.lock`, held for the life of the writer); throws,
+  /// naming the holder's process id, when another process holds it for a second.
   func lock() throws -> DirectoryLock {
     do {
-      return try DirectoryLock(url, exclusive: true, wait: false)
+      return try DirectoryLock(url, exclusive: true, wait: false, patience: 1)
     } catch let e as FileError {
       throw TrainingError.runFolder("'\(url.path)': \(e.problem)")
     }

@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "Imaging", targets: ["Imaging"]),
     .library(name: "SSM", targets: ["SSM"]),
     .library(name: "RSSM", targets: ["RSSM"]),
+    .library(name: "Attention", targets: ["Attention"]),
     .library(name: "WorldModel", targets: ["WorldModel"]),
     .library(name: "Envs", targets: ["Envs"]),
     .library(name: "Replay", targets: ["Replay"]),
@@ -57,8 +58,9 @@ let package = Package(
     .target(name: "Imaging", dependencies: ["CPNG", "FileSupport"], path: "Modules/Imaging"),
     .target(name: "SSM", dependencies: ["NN", "Autodiff", "Tensor"], path: "Modules/SSM"),
     .target(name: "RSSM", dependencies: ["NN", "Autodiff", "Tensor"], path: "Modules/RSSM"),
+    .target(name: "Attention", dependencies: ["NN", "Autodiff", "Tensor"], path: "Modules/Attention"),
     .target(
-      name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Autodiff", "Tensor"],
+      name: "WorldModel", dependencies: ["NN", "SSM", "RSSM", "Attention", "Autodiff", "Tensor"],
       path: "Modules/WorldModel"),
 
     // The ranks of a data-parallel job (MPI under mpirun, else one process) and their collectives.
@@ -120,6 +122,8 @@ let package = Package(
     .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
     .testTarget(name: "SSMTests", dependencies: ["SSM", "NN", "Autodiff", "Tensor"], path: "Tests/SSMTests"),
     .testTarget(name: "RSSMTests", dependencies: ["RSSM", "NN", "Autodiff", "Tensor"], path: "Tests/RSSMTests"),
+    .testTarget(
+      name: "AttentionTests", dependencies: ["Attention", "Autodiff", "Tensor"], path: "Tests/AttentionTests"),
     .testTarget(
       name: "WorldModelTests", dependencies: ["WorldModel", "SSM", "RSSM", "NN", "Envs", "Replay", "TestSupport"],
       path: "Tests/WorldModelTests"),

@@ -2,7 +2,7 @@
 # One entry point for set-up, building, running and testing.
 #
 #   ./Tools/dev.sh run [args]    install what is missing, build (release), run the main job:
-#                                the R2I-vs-DreamerV3 speed benchmark (quick; --full for the sweep)
+#                                the speed benchmark, R2I vs DreamerV3 vs Transformer (quick; --full for the sweep)
 #   ./Tools/dev.sh test          install what is missing, build and run every test (release)
 #   ./Tools/dev.sh bench ARGS    install, build, run the benchmark harness (r2i-bench ARGS)
 #   ./Tools/dev.sh deps          only install the Debian packages that are missing
@@ -66,7 +66,7 @@ case "$cmd" in
     ensure_python
     echo "==> Building (release)"
     swift build -c release --product r2i-bench
-    echo "==> Running the main job: r2i-bench speed (world-model update time, R2I vs DreamerV3)"
+    echo "==> Running the main job: r2i-bench speed (world-model update time, R2I vs DreamerV3 vs Transformer)"
     .build/release/r2i-bench speed "$@"
     ;;
   bench)

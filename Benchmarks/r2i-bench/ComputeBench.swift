@@ -35,7 +35,7 @@ struct ComputeBench: ParsableCommand {
   @Option(parsing: .upToNextOption, help: "Cases as preset:env (default: every preset on a task of its domain).")
   var cases: [String] = ComputeBench.defaultCases
 
-  @Option(parsing: .upToNextOption, help: "Backbones (r2i, dreamerv3).")
+  @Option(parsing: .upToNextOption, help: "Backbones (r2i, dreamerv3, transformer).")
   var backbones: [Backbone] = [.r2i, .dreamerv3]
 
   @Option(parsing: .unconditional, help: "Learner steps timed per case after the warm-up ones, 1...100.")

@@ -53,18 +53,19 @@ struct MemoryJob {
   var log: URL { folder.deletingLastPathComponent().appendingPathComponent("\(name).log") }
 }
 
-/// RL on memory tasks: trains both backbones with the Training module under one budget and
+/// RL on memory tasks: trains the backbones with the Training module under one budget and
 /// reports success rates, BSuite scores and POPGym returns, with curves.
 struct MemoryBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "memory",
-    abstract: "Train R2I and DreamerV3 on BSuite and POPGym memory tasks under one budget; CSV, table and charts.",
+    abstract:
+      "Train R2I and DreamerV3 (and with --backbones the Transformer) on BSuite and POPGym memory tasks under one budget; CSV, table and charts.",
     discussion: """
       Every (task, backbone, seed) trains in its own run folder under <output>/runs, as \
       'r2i train' would, until --steps or --minutes (wall-clock over all its sessions), \
       whichever comes first. The sweep is resumable: run the same command again and finished \
       runs are skipped, unfinished ones resume from their last checkpoint. --jobs runs that many \
-      at once (each on cores/jobs threads; the two backbones of a task run side by side, so host \
+      at once (each on cores/jobs threads; the backbones of a task run side by side, so host \
       noise hits both alike). Ctrl-C stops every run with a checkpoint. The report (memory.csv, \
       memory.md, charts) is written at the end, or alone with --report-only.
       """)
@@ -75,7 +76,9 @@ struct MemoryBench: ParsableCommand {
   @Option(help: "Comma-separated environment names to run instead of the mode's (e.g. popgym/RepeatPreviousEasy).")
   var tasks: String?
 
+  /// `--backbones`; without it R2I and DreamerV3 (add `transformer` for the third).
   @OptionGroup var backboneOption: BackboneListOption
+  static let defaultBackbones: [Backbone] = [.r2i, .dreamerv3]
 
   @Option(help: "Comma-separated seeds, each 0...1000000.")
   var seeds = "0"
@@ -127,7 +130,7 @@ struct MemoryBench: ParsableCommand {
   var probeArms = false
 
   func validate() throws {
-    _ = try backboneOption.parsed()
+    _ = try backboneOption.parsed(default: Self.defaultBackbones)
     _ = try seedList()
     _ = try taskList()
     if let minutes, !(minutes > 0 && minutes <= 1e6) {
@@ -178,7 +181,7 @@ struct MemoryBench: ParsableCommand {
     var jobList: [MemoryJob] = []
     for env in try taskList() {
       for seed in try seedList() {
-        for backbone in try backboneOption.parsed() {
+        for backbone in try backboneOption.parsed(default: Self.defaultBackbones) {
           jobList.append(MemoryJob(env: env, backbone: backbone, seed: seed, runs: runs))
         }
       }
@@ -191,8 +194,11 @@ struct MemoryBench: ParsableCommand {
     }
     let budget =
       "Budget per run: \(fmt(budgetMinutes, 0)) min of wall-clock or \(steps) env steps, \(envs.map { "\($0)" } ?? "the preset's") envs, \(jobs) run(s) at a time on \(Machine.summary)."
-    try MemoryReport(runs: reported, tasks: try taskList(), backbones: try backboneOption.parsed(), budget: budget)
-      .write(to: out)
+    try MemoryReport(
+      runs: reported, tasks: try taskList(), backbones: try backboneOption.parsed(default: Self.defaultBackbones),
+      budget: budget
+    )
+    .write(to: out)
   }
 
   /// The training options of a job's run: what `memory-run` is given, so that the sweep and

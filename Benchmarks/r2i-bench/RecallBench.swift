@@ -21,7 +21,7 @@ import WorldModel
 ///
 /// Also reported: how well the cue can be read linearly (ridge regression, fitted on half of the
 /// held-out episodes and scored on the other half) at the final step from what the heads read,
-/// [h, z], and from the memory x (the SSM states for R2I, the GRU state for DreamerV3); and, as a
+/// [h, z], and from the memory x (the SSM states for R2I, h for DreamerV3 and the Transformer); and, as a
 /// control for whether the cue was encoded at all, from the full state at t = 1.
 struct RecallBench: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -294,7 +294,7 @@ struct RecallBench: ParsableCommand {
   }
 
   func probe(backbone: Backbone, length l: Int, target: String) throws -> ProbeResult {
-    // The same episodes for both backbones and both targets (only the final reward differs).
+    // The same episodes for every backbone and both targets (only the final reward differs).
     let train = try episodes(length: l, count: trainEpisodes, seed: seed &+ 1_000 &+ UInt64(l), target: target)
     let test = try episodes(length: l, count: testEpisodes, seed: seed &+ 9_000_000 &+ UInt64(l), target: target)
     let c = config(backbone)

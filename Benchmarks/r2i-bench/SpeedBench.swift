@@ -7,11 +7,13 @@ import Imaging
 import TrainingCommandLine
 import WorldModel
 
-/// World-model update time against sequence length for both backbones (`docs/benchmarks.md`, `speed`).
+/// World-model update time against sequence length for each backbone (`docs/benchmarks.md`, `speed`).
 struct SpeedBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "speed",
-    abstract: "World-model update time vs sequence length, R2I vs DreamerV3 (CSV, chart, ratios, GFLOP/s, memory).")
+    abstract:
+      "World-model update and acting time vs sequence length, R2I vs DreamerV3 vs Transformer (CSV, charts, ratios, GFLOP/s, memory)."
+  )
 
   @Option(
     help:
@@ -110,6 +112,7 @@ struct SpeedBench: ParsableCommand {
       return
     }
     var updateTimes: [Backbone: [Int: Double]] = [:]
+    var actingTimes: [Backbone: [Int: Double]] = [:]
     for bb in bbs {
       let config = WorldModelConfig.preset(isImage ? .benchmarkImage : .benchmarkVector, backbone: bb)
       let model = WorldModel(config: config, seed: 0)
@@ -131,7 +134,9 @@ struct SpeedBench: ParsableCommand {
         // dense count (analytic) for model GFLOP/s: sums of one-hot weight rows replace part of it.
         let (_, executed) = MatmulCounter.measure { trainer.update(data, rng: &rng) }
         let gflops = Double(executed) / timing.median / 1e6
-        let modelGflops = Double(config.updateMatmulFLOPs(batch: batch, length: l)) / timing.median / 1e6
+        let modelFLOPs =
+          config.updateMatmulFLOPs(batch: batch, length: l) + config.updateAttentionFLOPs(batch: batch, length: l)
+        let modelGflops = Double(modelFLOPs) / timing.median / 1e6
         updateTimes[bb, default: [:]][l] = timing.median
         table.add([
           bb.rawValue, preset, "\(batch)", "\(l)", "wm_update", fmt(timing.median, 1), fmt(timing.min, 1),
@@ -142,19 +147,31 @@ struct SpeedBench: ParsableCommand {
           "  length \(l): update \(fmt(timing.median, 1)) ms (\(fmt(gflops, 1)) GFLOP/s executed, \(fmt(100 * gflops / peak, 0))% of sgemm peak; \(fmt(modelGflops, 1)) GFLOP/s of the dense model), peak RSS \(fmt(rss, 0)) MB"
         )
       }
-      // Acting: one observation step for a batch of environments.
-      let acting = actingStep(model: model, config: config)
-      table.add([
-        bb.rawValue, preset, "\(batch)", "1", "act_step", fmt(acting.median, 3), fmt(acting.min, 3),
-        fmt(acting.max, 3), "", "", "\(threads)", "", "", "",
-      ])
-      print("  acting step (encode + observe, batch \(batch)): \(fmt(acting.median, 2)) ms")
+      // Acting: one observation step for a batch of environments after `l` steps of context
+      // (the Transformer attends to all of them; the recurrent cores carry a fixed state).
+      for l in ls {
+        let acting = actingStep(model: model, config: config, context: l)
+        actingTimes[bb, default: [:]][l] = acting.median
+        table.add([
+          bb.rawValue, preset, "\(batch)", "\(l)", "act_step", fmt(acting.median, 3), fmt(acting.min, 3),
+          fmt(acting.max, 3), "", "", "\(threads)", "", "", "",
+        ])
+        print("  acting step after \(l) steps (encode + observe, batch \(batch)): \(fmt(acting.median, 2)) ms")
+      }
     }
     print("\n" + table.render())
-    if let r = updateTimes[.r2i], let d = updateTimes[.dreamerv3] {
-      var ratios = ResultTable(["length", "r2i_ms", "dreamerv3_ms", "dreamerv3/r2i"])
+    if let r = updateTimes[.r2i], bbs.count > 1 {
+      let others = bbs.filter { $0 != .r2i }
+      var ratios = ResultTable(
+        ["length", "r2i_ms"] + others.flatMap { ["\($0.rawValue)_ms", "\($0.rawValue)/r2i"] })
       for l in ls {
-        if let a = r[l], let b = d[l] { ratios.add(["\(l)", fmt(a, 1), fmt(b, 1), fmt(b / a, 2) + "x"]) }
+        guard let a = r[l] else { continue }
+        ratios.add(
+          ["\(l)", fmt(a, 1)]
+            + others.flatMap { bb -> [String] in
+              guard let b = updateTimes[bb]?[l] else { return ["", ""] }
+              return [fmt(b, 1), fmt(b / a, 2) + "x"]
+            })
       }
       print("\nWorld-model update, ratio per length:\n" + ratios.render())
     }
@@ -162,13 +179,21 @@ struct SpeedBench: ParsableCommand {
       "World-model update time (\(preset), batch \(batch), \(threads) threads)", yLabel: "ms per update",
       times: updateTimes, lengths: ls, backbones: bbs)
     try writeResults(table, chart: chart, to: dir, name: "speed_\(preset)")
+    let acting = timeChart(
+      "Acting step after L steps of context (\(preset), batch \(batch), \(threads) threads)",
+      yLabel: "ms per acting step", times: actingTimes, lengths: ls, backbones: bbs, xLabel: "steps of context")
+    if !acting.isEmpty {
+      try acting.writePNG(to: dir.appendingPathComponent("speed_act_\(preset).png"))
+      try acting.writeSVG(to: dir.appendingPathComponent("speed_act_\(preset).svg"))
+    }
   }
 
   /// Milliseconds against sequence length, one line per backbone, both axes logarithmic.
   func timeChart(
-    _ title: String, yLabel: String, times: [Backbone: [Int: Double]], lengths ls: [Int], backbones bbs: [Backbone]
+    _ title: String, yLabel: String, times: [Backbone: [Int: Double]], lengths ls: [Int], backbones bbs: [Backbone],
+    xLabel: String = "sequence length"
   ) -> LineChart {
-    var chart = LineChart(title: title, xLabel: "sequence length", yLabel: yLabel, logX: true, logY: true)
+    var chart = LineChart(title: title, xLabel: xLabel, yLabel: yLabel, logX: true, logY: true)
     for bb in bbs {
       chart.add(series: bb.rawValue, points: ls.compactMap { l in times[bb]?[l].map { (Double(l), $0) } })
     }
@@ -249,7 +274,10 @@ struct SpeedBench: ParsableCommand {
       isTerminal: Tensor.zeros([b, t]))
   }
 
-  func actingStep(model: WorldModel, config c: WorldModelConfig) -> Timing {
+  /// One acting step's time after `context` steps observed since the episode began (stepped
+  /// through first for the Transformer, whose step attends to them all; the recurrent cores
+  /// carry a state of fixed size, so theirs is timed as it is).
+  func actingStep(model: WorldModel, config c: WorldModelConfig, context: Int) -> Timing {
     var rng = SeededGenerator(seed: 3)
     var state = model.initialState(batch: batch)
     let obs: Tensor
@@ -259,6 +287,11 @@ struct SpeedBench: ParsableCommand {
     }
     let action = Tensor.oneHot([Int](repeating: 0, count: batch), depth: c.actionSize)
     let isFirst = Tensor.zeros([batch])
+    for _ in 0..<(c.backbone == .transformer ? max(0, context - 3) : 0) {
+      withoutGradient {
+        state = model.observeStep(observation: obs, previousAction: action, isFirst: isFirst, state: state, rng: &rng)
+      }
+    }
     return measure(warmup: 3, repeats: 21) {
       withoutGradient {
         state = model.observeStep(

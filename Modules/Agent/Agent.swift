@@ -33,12 +33,27 @@ public final class Agent: Module {
     }
 
     /// The state as named tensors under `prefix` (for checkpoints): `previousAction`, and when
-    /// a latent exists `deter`, `stoch` and `recurrent.<layer>`.
+    /// a latent exists `deter`, `stoch` and `recurrent.<layer>`; with a Transformer's cache also
+    /// `context.ownFirst`, `context.position` and, once it holds steps, `context.<layer>.keys`
+    /// and `.values` [steps, N, width]. (An acting state's cache has no shared prefix.)
     public func tensors(prefix: String) -> [(String, Tensor)] {
       var out = [("\(prefix)previousAction", previousAction)]
       if let latent {
         out += [("\(prefix)deter", latent.deter.value), ("\(prefix)stoch", latent.stoch.value)]
         out += latent.recurrent.enumerated().map { ("\(prefix)recurrent.\($0.offset)", $0.element.value) }
+        if let context = latent.context {
+          precondition(
+            context.sequence == nil && !context.rows.prefixRow.contains { $0 >= 0 },
+            "Agent.State.tensors: an acting state's cache has no shared prefix")
+          out.append(("\(prefix)context.ownFirst", Tensor(context.rows.ownFirst.map(Float.init))))
+          out.append(("\(prefix)context.position", Tensor(context.rows.position.map(Float.init))))
+          if context.ownSteps > 0 {
+            for (i, layer) in context.layers.enumerated() {
+              out.append(("\(prefix)context.\(i).keys", Tensor.stack(layer.ownKeys.map(\.value), axis: 0)))
+              out.append(("\(prefix)context.\(i).values", Tensor.stack(layer.ownValues.map(\.value), axis: 0)))
+            }
+          }
+        }
       }
       return out
     }
@@ -66,6 +81,31 @@ public final class Agent: Module {
           deter: Variable(try take("deter", l.deter.shape)), stoch: Variable(try take("stoch", l.stoch.shape)),
           recurrent: try l.recurrent.enumerated().map { Variable(try take("recurrent.\($0.offset)", $0.element.shape)) }
         )
+        if let template = l.context {
+          let n = template.rows.count
+          var context = AttentionContext(empty: n, layers: template.layers.count, window: template.window)
+          context.rows.ownFirst = try take("context.ownFirst", [n]).scalars.map { Int32($0) }
+          context.rows.position = try take("context.position", [n]).scalars.map { Int32($0) }
+          if let keys = tensors[prefix + "context.0.keys"] {
+            let steps = keys.shape.first ?? 0
+            guard keys.rank == 3, keys.shape[1] == n else {
+              throw CheckpointError(
+                problem: "'\(prefix)context.0.keys' has shape \(keys.shape), expected [steps, \(n), width]")
+            }
+            for i in context.layers.indices {
+              let shape = [steps, n, keys.shape[2]]
+              let k = try take("context.\(i).keys", shape)
+              let v = try take("context.\(i).values", shape)
+              context.layers[i].ownKeys = (0..<steps).map { Variable(k.slice(at: $0, axis: 0)) }
+              context.layers[i].ownValues = (0..<steps).map { Variable(v.slice(at: $0, axis: 0)) }
+            }
+          }
+          guard context.rows.ownFirst.allSatisfy({ $0 >= 0 && Int($0) <= context.ownSteps }) else {
+            throw CheckpointError(
+              problem: "'\(prefix)context.ownFirst' points past the \(context.ownSteps) cached steps")
+          }
+          latent?.context = context
+        }
       }
     }
   }

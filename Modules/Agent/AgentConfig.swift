@@ -49,6 +49,7 @@ public struct AgentConfig: Sendable, Codable, Equatable {
       ssm: SSMSettings(states: 32, channels: 128, layers: 2, hippoBlocks: 4))
     wm.groups = 8
     wm.classes = 8
+    if backbone == .transformer { wm.transformer = TransformerSettings.matching(wm.ssm) }
     wm.optimizer.learningRate = 1e-3
     var ac = ActorCriticSettings()
     ac.actorOptimizer.learningRate = 3e-4

@@ -43,15 +43,16 @@ extension WorldModelConfig {
   public func validate(prefix: String = "") throws {
     let c = SettingCheck(prefix: prefix)
     try c.count("actionSize", actionSize, 1...65_536)
+    // The observation is one setting, `observation=vector:N` or `image:HxWxC`.
+    func observationCheck(_ ok: Bool, _ range: String) throws {
+      if !ok { throw SettingError(key: prefix + "observation", value: observation.plainText, range: range) }
+    }
     switch observation {
-    case .vector(let size): try c.count("observation.vector.size", size, 1...1_048_576)
+    case .vector(let size): try observationCheck((1...1_048_576).contains(size), "vector:N with N in 1...1048576")
     case .image(let h, let w, let ch):
-      try c.count("observation.image.height", h, 16...1024)
-      try c.count("observation.image.width", w, 16...1024)
-      try c.count("observation.image.channels", ch, 1...16)
-      if h % 16 != 0 || w % 16 != 0 {
-        throw SettingError(key: prefix + "observation.image", value: "\(h)x\(w)", range: "sides divisible by 16")
-      }
+      let sides = (16...1024).contains(h) && (16...1024).contains(w)
+      try observationCheck(sides && (1...16).contains(ch), "image:HxWxC with H, W in 16...1024 and C in 1...16")
+      try observationCheck(h % 16 == 0 && w % 16 == 0, "image:HxWxC with H and W divisible by 16")
     }
     try c.count("deter", deter, 1...16_384)
     try c.count("units", units, 1...16_384)
@@ -79,6 +80,18 @@ extension WorldModelConfig {
     try c.number("ssm.minStep", ssm.minStep, 0, 100, open: true)
     try c.number("ssm.maxStep", ssm.maxStep, ssm.minStep, 100)
     try c.number("ssm.inputScale", ssm.inputScale, 0, 1000, open: true)
+    if let t = transformer {
+      try c.count("transformer.layers", t.layers, 1...64)
+      try c.count("transformer.width", t.width, 2...16_384)
+      try c.count("transformer.heads", t.heads, 1...t.width)
+      try c.count("transformer.mlpRatio", t.mlpRatio, 1...64)
+      try c.count("transformer.window", t.window, 0...16_384)
+      if t.problem != nil {
+        throw SettingError(
+          key: prefix + "transformer.width", value: "\(t.width) with \(t.heads) heads",
+          range: "a multiple of transformer.heads giving an even head size (rotary positions turn pairs)")
+      }
+    }
     if rewardByAction && !discreteActions {
       throw SettingError(key: prefix + "rewardByAction", value: "true", range: "false with continuous actions")
     }

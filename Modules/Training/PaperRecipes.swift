@@ -188,7 +188,9 @@ public struct Departure: Equatable, Sendable, CustomStringConvertible {
           "agent.worldModel.mlpLayers", "agent.worldModel.encoderLayers", "agent.worldModel.encoderUnits",
           "agent.worldModel.cnnDepth", "agent.worldModel.latent.groups", "agent.worldModel.latent.classes",
           "agent.worldModel.ssm.states", "agent.worldModel.ssm.channels", "agent.worldModel.ssm.layers",
-          "agent.worldModel.ssm.hippoBlocks",
+          "agent.worldModel.ssm.hippoBlocks", "agent.worldModel.transformer.layers",
+          "agent.worldModel.transformer.width", "agent.worldModel.transformer.heads",
+          "agent.worldModel.transformer.mlpRatio",
         ]
         return sizes.contains(key)
       }
@@ -218,6 +220,7 @@ public struct Departure: Equatable, Sendable, CustomStringConvertible {
     ("ssmResets", { $0 == "agent.worldModel.ssm.resetsAtEpisodeStart" }),
     ("discretization", { $0 == "agent.worldModel.ssm.discretization" }),
     ("initialState", { $0 == "agent.worldModel.learnedInitialState" }),
+    ("window", { $0 == "agent.worldModel.transformer.window" }),
   ]
 }
 
@@ -243,7 +246,8 @@ extension TrainingConfig {
   /// when the configuration is the recipe (bookkeeping such as the budget, seed and logging
   /// aside). Sizes are named `smallSizes` when they are the `small` preset's (``withSizes(of:)``),
   /// `sizes` otherwise.
-  /// With the GRU core the SSM's settings do nothing and are not compared.
+  /// With the GRU or the Transformer core the SSM's settings do nothing and are not compared
+  /// (the Transformer's recipe is the paper's with its core in place of the SSM's).
   public func departures() throws -> [Departure] {
     let recipe = PaperRecipe.domain(of: env, observation: agent.worldModel.observation)
     let paper = try Self.paperReference(recipe, env: env, backbone: backbone).settingsByKey()
@@ -251,7 +255,7 @@ extension TrainingConfig {
     var byGroup: [String: [Departure.Setting]] = [:]
     var position: [String: Int] = [:]  // the group's place in Departure.groups (ungrouped keys last)
     for key in Set(mine.keys).union(paper.keys).sorted() where !Departure.bookkeepingKeys.contains(key) {
-      if backbone == .dreamerv3 && key.hasPrefix("agent.worldModel.ssm.") { continue }
+      if backbone != .r2i && key.hasPrefix("agent.worldModel.ssm.") { continue }
       let (a, b) = (mine[key] ?? "absent", paper[key] ?? "absent")
       if a == b { continue }
       let group = Departure.groups.firstIndex { $0.matches(key) }
@@ -265,11 +269,11 @@ extension TrainingConfig {
       .map { Departure(name: $0, settings: byGroup[$0]!) }
   }
 
-  /// The agent's name as reports print it: "R2I" or "DreamerV3" alone when nothing departs
-  /// from the paper's recipe, else with each departure added, "R2I + smallSizes + rewardByAction"
-  /// (no commas, so a CSV cell holds it as it is).
+  /// The agent's name as reports print it: "R2I", "DreamerV3" or "Transformer" alone when
+  /// nothing departs from the paper's recipe, else with each departure added, "R2I +
+  /// smallSizes + rewardByAction" (no commas, so a CSV cell holds it as it is).
   public func agentName() throws -> String {
-    let base = backbone == .r2i ? "R2I" : "DreamerV3"
+    let base = backbone.displayName
     return ([base] + (try departures().map(\.name))).joined(separator: " + ")
   }
 }
@@ -342,6 +346,10 @@ extension PaperRecipe {
     ("agent.worldModel.ssm.resetsAtEpisodeStart", "ssm_cell.reset_mode (init or none)"),
   ]
 
+  /// Settings of the Transformer backbone: the paper has none, so no recipe decides them (this
+  /// project pairs its sizes with the SSM's, ``TransformerSettings/matching(_:)``).
+  public static func isTransformerSetting(_ key: String) -> Bool { key.hasPrefix("agent.worldModel.transformer") }
+
   /// Settings that follow the environment (its spaces), not the recipe.
   public static func followsEnvironment(_ key: String) -> Bool {
     key.hasPrefix("agent.actions") || key.hasPrefix("agent.worldModel.observation")
@@ -390,6 +398,10 @@ extension TrainingConfig {
     for path in Self.sizeKeyPaths { c.agent[keyPath: path] = sized[keyPath: path] }
     c.agent.worldModel.encoderLayers = sized.worldModel.encoderLayers
     c.agent.worldModel.encoderUnits = sized.worldModel.encoderUnits
+    if var t = sized.worldModel.transformer {
+      t.window = c.agent.worldModel.transformer?.window ?? t.window
+      c.agent.worldModel.transformer = t
+    }
     return c
   }
 
@@ -398,5 +410,6 @@ extension TrainingConfig {
     let small = withSizes(of: .small)
     return Self.sizeKeyPaths.allSatisfy { agent[keyPath: $0] == small.agent[keyPath: $0] }
       && agent.worldModel.encoderMLP == small.agent.worldModel.encoderMLP
+      && agent.worldModel.transformer == small.agent.worldModel.transformer
   }
 }

@@ -263,7 +263,7 @@ extension TrainingRun {
     let folder = RunFolder(directory)
     let config = try folder.readConfig()
     let manifest = try folder.readManifest()
-    let agent = Agent(config: config.agent, seed: config.seed)
+    let agent = Agent(config: config.resolvedAgent, seed: config.seed)
     guard let file = manifest.files["agent"] else {
       throw TrainingError.runFolder("'\(folder.manifestFile.path)' names no agent file")
     }

@@ -69,6 +69,17 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
   /// ``adjustableOnResume``).
   public var adjustments: [SettingAdjustment] = []
 
+  /// The agent a run builds: ``agent`` with a Transformer window of 0 (the default) set to the
+  /// batch length.
+  public var resolvedAgent: AgentConfig {
+    var a = agent
+    if var t = a.worldModel.transformer, t.window == 0 {
+      t.window = length
+      a.worldModel.transformer = t
+    }
+    return a
+  }
+
   /// The defaults for `env` and `preset`. A preset that is one of the paper's recipes
   /// (``PaperRecipe``: `bsuite`, `popgym`, `memorymaze`, `atari100k`, `dmc-proprio`,
   /// `dmc-vision`; no preset: ``defaultPreset(env:)``) gives that recipe whole (``recipe(_:env:backbone:steps:envs:seed:)``); `steps`

@@ -92,7 +92,7 @@ public final class TrainingRun {
     self.metrics = metrics
     self.replay = replay
     self.communicator = communicator
-    agent = Agent(config: config.agent, seed: config.seed)
+    agent = Agent(config: config.resolvedAgent, seed: config.seed)
     learner = AgentLearner(agent: agent)
     learner.share(with: communicator)
     // Rank 0 draws as a run of one process does; every other rank from streams of its own.

@@ -4,15 +4,19 @@ import CommandLineSupport
 
 /// `--backbones r2i,dreamerv3`: the sequence backbones to run.
 public struct BackboneListOption: ParsableArguments {
-  @Option(help: "Comma-separated backbones: r2i and/or dreamerv3.")
-  public var backbones = "r2i,dreamerv3"
+  @Option(help: "Comma-separated backbones of r2i, dreamerv3, transformer (default: the command's).")
+  public var backbones: String?
 
   public init() {}
 
   public func validate() throws { _ = try parsed() }
 
-  public func parsed() throws -> [Backbone] {
-    try OptionCheck.list(backbones, "--backbones", each: "one of r2i, dreamerv3") { Backbone(rawValue: $0) }
+  /// The backbones given, or `defaults` when none are.
+  public func parsed(default defaults: [Backbone] = Backbone.allCases) throws -> [Backbone] {
+    guard let backbones else { return defaults }
+    return try OptionCheck.list(backbones, "--backbones", each: "one of r2i, dreamerv3, transformer") {
+      Backbone(rawValue: $0)
+    }
   }
 }
 

@@ -12,7 +12,7 @@ public struct TrainingOptions: ParsableArguments {
   @Option(help: "Environment name (see 'r2i envs'), e.g. classic/CartPole, bsuite/memory_len/10.")
   public var env: String?
 
-  @Option(help: "Sequence backbone: r2i or dreamerv3.")
+  @Option(help: "Sequence backbone: r2i, dreamerv3 or transformer (a causal Transformer, this project's third).")
   public var backbone: Backbone?
 
   @Option(

@@ -80,6 +80,7 @@ extension WorldModelConfig {
       (c.encoderLayers, c.encoderUnits) = (1, 512)
     default: break
     }
+    if backbone == .transformer { c.transformer = TransformerSettings.matching(ssm) }
     return c
   }
 
@@ -111,12 +112,20 @@ extension WorldModelConfig {
     switch backbone {
     case .r2i: out["core"] = S3M.parameterCount(embed: embed, self)
     case .dreamerv3: out["core"] = DreamerCore.parameterCount(embed: embed, self)
+    case .transformer: out["core"] = TransformerCore.parameterCount(embed: embed, self)
     }
     return out
   }
 
   /// Total parameters (see ``parameterBreakdown()``).
   public var parameterCount: Int { parameterBreakdown().values.reduce(0, +) }
+
+  /// FLOPs of the fused attention kernels in one world-model update (forward and backward) on
+  /// B x T steps whose only resets are at t = 0: zero but for the Transformer, whose attention
+  /// runs outside BLAS (``updateMatmulFLOPs(batch:length:)`` counts its projections).
+  public func updateAttentionFLOPs(batch b: Int, length t: Int) -> Int {
+    backbone == .transformer ? TransformerCore.attentionFLOPs(batch: b, length: t, self) : 0
+  }
 
   /// Matrix-product FLOPs of one world-model update (forward and backward) on B x T steps whose
   /// only resets are at t = 0, counted analytically: 2 m n k per product; a layer's backward
@@ -146,6 +155,7 @@ extension WorldModelConfig {
     switch backbone {
     case .r2i: total += S3M.updateFLOPs(batch: b, length: t, embed: embed, self)
     case .dreamerv3: total += DreamerCore.updateFLOPs(batch: b, length: t, embed: embed, self)
+    case .transformer: total += TransformerCore.updateFLOPs(batch: b, length: t, embed: embed, self)
     }
     return total
   }

@@ -1,3 +1,4 @@
+@_exported import Attention
 @_exported import NN
 import RSSM
 import SSM
@@ -8,6 +9,17 @@ public enum Backbone: String, Sendable, Codable, CaseIterable {
   case r2i
   /// DreamerV3: the GRU RSSM with a recurrent posterior.
   case dreamerv3
+  /// A causal Transformer core (``TransformerCore``) with R2I's non-recurrent posterior.
+  case transformer
+
+  /// The name reports print: R2I, DreamerV3, Transformer.
+  public var displayName: String {
+    switch self {
+    case .r2i: return "R2I"
+    case .dreamerv3: return "DreamerV3"
+    case .transformer: return "Transformer"
+    }
+  }
 }
 
 /// What the policy, critic and heads read from a latent state.
@@ -30,16 +42,22 @@ public struct LatentState {
   /// The sampled latent z (flattened one-hot groups), [..., groups * classes].
   public var stoch: Variable
   /// The backbone's recurrent memory x: each SSM layer's complex state [..., 2P] for R2I; empty
-  /// for the GRU, whose memory is `deter`.
+  /// for the GRU and the Transformer, whose memory features are `deter`.
   public var recurrent: [Variable]
+  /// The Transformer's key/value cache of the steps each entry has seen (nil for the other
+  /// backbones). Not a feature: the heads, the policy and the critic never read it, and
+  /// ``stacked(_:)`` drops it.
+  public var context: AttentionContext?
 
-  public init(deter: Variable, stoch: Variable, recurrent: [Variable]) {
+  public init(deter: Variable, stoch: Variable, recurrent: [Variable], context: AttentionContext? = nil) {
     self.deter = deter
     self.stoch = stoch
     self.recurrent = recurrent
+    self.context = context
   }
 
-  /// x, the memory as flat real features: the SSM states of every layer, or h for the GRU.
+  /// x, the memory as flat real features: the SSM states of every layer, or h for the GRU and
+  /// the Transformer.
   public var memory: Variable { recurrent.isEmpty ? deter : Variable.concat(recurrent, axis: -1) }
 
   /// Features of `view`, [..., F]: what the heads, the policy and the critic read.
@@ -67,7 +85,9 @@ public struct LatentState {
 
   /// The same state with gradients stopped.
   public var detached: LatentState {
-    LatentState(deter: deter.detached, stoch: stoch.detached, recurrent: recurrent.map { $0.detached })
+    LatentState(
+      deter: deter.detached, stoch: stoch.detached, recurrent: recurrent.map { $0.detached }, context: context?.detached
+    )
   }
 
   /// The size of the first axis.
@@ -80,11 +100,12 @@ public struct LatentState {
       precondition(v.rank >= 3, "flattened() needs sequence states [B, T, ...], got \(v.shape)")
       return v.reshaped([v.shape[0] * v.shape[1]] + v.shape.dropFirst(2))
     }
-    return LatentState(deter: merge(deter), stoch: merge(stoch), recurrent: recurrent.map(merge))
+    return LatentState(
+      deter: merge(deter), stoch: merge(stoch), recurrent: recurrent.map(merge), context: context?.flattened())
   }
 
   /// States of equal shape [N, ...] stacked on a new leading axis, [K, N, ...] (imagined steps
-  /// as one batch for the heads, the policy and the critic).
+  /// as one batch for the heads, the policy and the critic; without their contexts).
   public static func stacked(_ states: [LatentState]) -> LatentState {
     precondition(!states.isEmpty, "stacked needs at least one state")
     let layers = states[0].recurrent.count
@@ -96,19 +117,22 @@ public struct LatentState {
   /// Entries `range` of the first axis (a chunk of starts, or steps of a stacked rollout).
   public func rows(_ range: Range<Int>) -> LatentState {
     func pick(_ v: Variable) -> Variable { v.slice(axis: 0, range) }
-    return LatentState(deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick))
+    return LatentState(
+      deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick), context: context?.rows(Array(range)))
   }
 
   /// Entries `indices` of the first axis, in that order (a subset of imagination starts).
   public func rows(_ indices: [Int]) -> LatentState {
     func pick(_ v: Variable) -> Variable { v.gather(indices: indices, axis: 0) }
-    return LatentState(deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick))
+    return LatentState(
+      deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick), context: context?.rows(indices))
   }
 
   /// Step `t` of sequence states [B, T, ...], as [B, ...].
   public func step(_ t: Int) -> LatentState {
     func pick(_ v: Variable) -> Variable { v.slice(at: t, axis: 1) }
-    return LatentState(deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick))
+    return LatentState(
+      deter: pick(deter), stoch: pick(stoch), recurrent: recurrent.map(pick), context: context?.step(t))
   }
 }
 
@@ -120,21 +144,28 @@ public struct SequenceOutput {
   public var postLogits: Variable
   public var priorLogits: Variable
 
-  public init(states: LatentState, postLogits: Variable, priorLogits: Variable) {
+  /// The state after the last step when `states` cannot give it (a Transformer that observed
+  /// step by step keeps its cache there).
+  var last: LatentState?
+
+  public init(states: LatentState, postLogits: Variable, priorLogits: Variable, last: LatentState? = nil) {
     self.states = states
     self.postLogits = postLogits
     self.priorLogits = priorLogits
+    self.last = last
   }
 
   /// The sequence length T.
   public var length: Int { states.deter.shape[1] }
 
   /// The state after the last step, [B, ...] (pass it as `state` to continue the sequences).
-  public var final: LatentState { states.step(length - 1) }
+  public var final: LatentState { last ?? states.step(length - 1) }
 
   /// The same output with gradients stopped (what imagination starts from).
   public var detached: SequenceOutput {
-    SequenceOutput(states: states.detached, postLogits: postLogits.detached, priorLogits: priorLogits.detached)
+    SequenceOutput(
+      states: states.detached, postLogits: postLogits.detached, priorLogits: priorLogits.detached,
+      last: last?.detached)
   }
 }
 

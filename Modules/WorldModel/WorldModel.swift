@@ -23,6 +23,9 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   /// Channel multiplier of the image encoder and decoder.
   public var cnnDepth: Int
   public var ssm: SSMSettings
+  /// The Transformer backbone's sizes (nil: ``TransformerSettings/matching(_:)`` the SSM's;
+  /// the other backbones ignore them).
+  public var transformer: TransformerSettings?
   /// The stochastic latent: 32 groups of 32 classes with 1 % unimix by default.
   public var latent = CategoricalLatent(groups: 32, classes: 32, unimix: 0.01)
   public var groups: Int {
@@ -76,6 +79,8 @@ public struct WorldModelConfig: Sendable, Codable, Equatable {
   /// Size of x as features: the real and imaginary parts of every SSM layer's P states, or h
   /// for the GRU.
   public var memorySize: Int { backbone == .r2i ? ssm.layers * 2 * ssm.states : deter }
+  /// The Transformer's sizes in effect: ``transformer``, or those matching the SSM's.
+  public var transformerSettings: TransformerSettings { transformer ?? TransformerSettings.matching(ssm) }
   /// Size of the features of `view`.
   public func featureSize(_ view: FeatureView) -> Int {
     switch view {
@@ -160,6 +165,12 @@ public final class WorldModel: Module {
     case .dreamerv3:
       core = DreamerCore(
         embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, latent: c.latent,
+        learnedInitialState: c.learnedInitialState, rng: &rng)
+    case .transformer:
+      let settings = c.transformerSettings
+      core = TransformerCore(
+        embedSize: embed, actionSize: c.actionSize, deter: c.deter, units: c.units, settings: settings,
+        window: settings.window > 0 ? settings.window : Int(Int32.max), latent: c.latent,
         learnedInitialState: c.learnedInitialState, rng: &rng)
     }
     precondition(

@@ -4,7 +4,8 @@ import Testing
 @testable import Agent
 
 /// The small CPU preset narrowed to `width` (deter, units, SSM channels, actor and critic) with
-/// an SSM of `states` states and `layers` layers, for fast tests.
+/// an SSM of `states` states and `layers` layers, for fast tests (a Transformer: `layers` + 1
+/// blocks of `width`, 2 heads).
 func narrowConfig(
   _ backbone: Backbone, observation: Int, actions: ActionSpec, width: Int, states: Int, layers: Int
 ) -> AgentConfig {
@@ -12,6 +13,9 @@ func narrowConfig(
   config.worldModel.deter = width
   config.worldModel.units = width
   config.worldModel.ssm = SSMSettings(states: states, channels: width, layers: layers, hippoBlocks: 2)
+  if backbone == .transformer {
+    config.worldModel.transformer = TransformerSettings(layers: layers + 1, width: width, heads: 2)
+  }
   config.units = width
   return config
 }

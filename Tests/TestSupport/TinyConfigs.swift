@@ -7,7 +7,8 @@ import Training
 /// and a training run of it on a short task.
 public enum TinyConfigs {
   /// A tiny world model: deter 10, units 9, one MLP layer, CNN depth 2, 4 x 3 latents, an SSM
-  /// of 2 layers of 4 states over 6 channels.
+  /// of 2 layers of 4 states over 6 channels (a Transformer: 2 layers of width 8, 2 heads, no
+  /// window).
   public static func worldModel(
     _ backbone: Backbone, observation: ObservationKind = .vector(size: 5), actions: Int = 3,
     discreteActions: Bool = true
@@ -17,6 +18,7 @@ public enum TinyConfigs {
       units: 9, mlpLayers: 1, cnnDepth: 2, ssm: SSMSettings(states: 4, channels: 6, layers: 2, hippoBlocks: 2))
     c.groups = 4
     c.classes = 3
+    if backbone == .transformer { c.transformer = TransformerSettings(layers: 2, width: 8, heads: 2) }
     return c
   }
 

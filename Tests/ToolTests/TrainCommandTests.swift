@@ -13,6 +13,31 @@ import Training
     "--threads", "1",
   ]
 
+  /// `--backbone transformer` trains, resumes and evaluates like the other two, its sizes in
+  /// `config.json`; a width its heads do not divide is refused naming the setting.
+  @Test func theTransformerBackboneTrainsResumesAndEvaluates() throws {
+    let r2i = try BuiltProducts.executable("r2i")
+    let root = temporaryFolder("cli-transformer")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let run = root.appendingPathComponent("run")
+    let trained = try runProcess(
+      r2i, ["train", "--steps", "40", "--run", run.path, "--backbone", "transformer"] + Self.tiny)
+    #expect(trained.status == 0, "\(trained.standardError)")
+    #expect(trained.standardOutput.contains("Transformer + "), "\(trained.standardOutput)")
+    let config = try TrainingConfig.decode(
+      Data(contentsOf: run.appendingPathComponent("config.json")), source: "config.json")
+    #expect(config.backbone == .transformer && config.agent.worldModel.transformer != nil)
+    let resumed = try runProcess(r2i, ["train", "--run", run.path, "--resume", "--steps", "70", "--threads", "1"])
+    #expect(resumed.status == 0 && resumed.standardOutput.contains("done at env step 70"), "\(resumed.standardError)")
+    let evaluated = try runProcess(r2i, ["eval", "--run", run.path, "--episodes", "2", "--threads", "1"])
+    #expect(evaluated.status == 0 && evaluated.standardOutput.contains("mean score"), "\(evaluated.standardError)")
+    let refused = try runProcess(
+      r2i,
+      ["train", "--steps", "40", "--run", root.appendingPathComponent("bad").path, "--backbone", "transformer"]
+        + Self.tiny + ["--set", "agent.worldModel.transformer.heads=3"])
+    #expect(refused.status == 64 && refused.standardError.contains("transformer.width"), "\(refused.standardError)")
+  }
+
   @Test func trainEvalPlotAndEveryMisuseOfARunFolder() throws {
     let r2i = try BuiltProducts.executable("r2i")
     let root = temporaryFolder("cli-run")

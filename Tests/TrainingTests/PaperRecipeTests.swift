@@ -49,6 +49,7 @@ import WorldModel
     // Every setting the recipe decides is a row of the table, and every row matches.
     let decided = Set(code.keys).filter { key in
       !Departure.bookkeepingKeys.contains(key) && !PaperRecipe.followsEnvironment(key)
+        && !PaperRecipe.isTransformerSetting(key)
     }
     #expect(decided.subtracting(table.keys).sorted() == [], "\(recipe): settings without a row in docs/presets.md")
     #expect(Set(PaperRecipe.settingSources.map(\.key)) == Set(table.keys), "r2i presets and the page list other rows")
@@ -58,8 +59,8 @@ import WorldModel
     }
   }
 
-  /// `--preset popgym` on a POPGym game is the recipe with nothing departing, for both
-  /// backbones, and reports name the agent plainly.
+  /// `--preset popgym` on a POPGym game is the recipe with nothing departing, for every
+  /// backbone (the Transformer's: the recipe with its core), and reports name the agent plainly.
   @Test(arguments: Backbone.allCases)
   func aRecipePresetIsThePaperAgent(_ backbone: Backbone) throws {
     let c = try TrainingConfig.defaults(
@@ -68,7 +69,7 @@ import WorldModel
     #expect(c.batch == 4 && c.length == 1024 && c.trainRatio == 64 && c.envs == 8 && c.prefill == 32768)
     #expect(c.steps == 200_000_000 && c.evaluation == .sample && c.seed == 3)
     #expect(try c.departures() == [])
-    #expect(try c.agentName() == (backbone == .r2i ? "R2I" : "DreamerV3"))
+    #expect(try c.agentName() == backbone.displayName)
     // Budget, seed and logging are not departures; a changed learning rate is.
     var d = c
     d.steps = 1000

@@ -41,7 +41,9 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
       block.ssm.xInit!.value = Tensor.normal(block.ssm.xInit!.shape, using: &rng)
     }
   }
-  if let w = (model.core as? S3M)?.initial.weight ?? (model.core as? DreamerCore)?.rssm.initial.weight {
+  if let w = (model.core as? S3M)?.initial.weight ?? (model.core as? DreamerCore)?.rssm.initial.weight
+    ?? (model.core as? TransformerCore)?.initial.weight
+  {
     w.value = Tensor.normal(w.shape, using: &rng)
   }
   return model
@@ -270,7 +272,9 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
     c.cnnDepth = 4
     let model = WorldModel(config: c, seed: 9)
     var initRNG = SeededGenerator(seed: 31)
-    if let w = (model.core as? S3M)?.initial.weight ?? (model.core as? DreamerCore)?.rssm.initial.weight {
+    if let w = (model.core as? S3M)?.initial.weight ?? (model.core as? DreamerCore)?.rssm.initial.weight
+      ?? (model.core as? TransformerCore)?.initial.weight
+    {
       w.value = Tensor.normal(w.shape, using: &initRNG)
     }
     let batch = randomBatch(c, b: 2, t: 5, seed: 10, resets: [(1, 3)])
@@ -482,6 +486,7 @@ func modelWithVisibleResets(_ c: WorldModelConfig, seed: UInt64) -> WorldModel {
   @Test(arguments: [
     (Backbone.r2i, ObservationKind.vector(size: 5)), (.dreamerv3, .vector(size: 5)),
     (.r2i, .image(height: 16, width: 16, channels: 2)), (.dreamerv3, .image(height: 16, width: 16, channels: 2)),
+    (.transformer, .vector(size: 5)),
   ])
   func updateFLOPsMatchTheInstrumentedCount(_ backbone: Backbone, _ obs: ObservationKind) {
     let c = tinyConfig(backbone, observation: obs)

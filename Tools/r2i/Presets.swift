@@ -9,7 +9,7 @@ import WorldModel
 struct Presets: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract:
-      "Print the paper's recipes (every setting of every preset side by side, with its source in the reference), or with --sizes the world-model sizes and parameter counts for both backbones."
+      "Print the paper's recipes (every setting of every preset side by side, with its source in the reference), or with --sizes the world-model sizes and parameter counts for the three backbones."
   )
 
   @Flag(help: "Print the world-model presets' sizes and parameter counts instead of the recipes.")
@@ -76,15 +76,18 @@ struct Presets: ParsableCommand {
   func printSizes() throws {
     let obs = try parsedObservation()
     let header = [
-      "preset", "observation", "deter", "units", "mlp", "cnn", "SSM P/H/layers", "r2i params", "dreamerv3 params",
+      "preset", "observation", "deter", "units", "mlp", "cnn", "SSM P/H/layers", "Transformer layers/width/heads",
+      "r2i params", "dreamerv3 params", "transformer params",
     ]
     var rows: [[String]] = []
     for p in WorldModelPreset.allCases {
-      let r = WorldModelConfig.preset(p, backbone: .r2i, observation: obs, actionSize: actions)
-      let d = WorldModelConfig.preset(p, backbone: .dreamerv3, observation: obs, actionSize: actions)
-      var counts = [r.parameterCount, d.parameterCount]
+      let configs = Backbone.allCases.map {
+        WorldModelConfig.preset(p, backbone: $0, observation: obs, actionSize: actions)
+      }
+      let r = configs[0]
+      var counts = configs.map(\.parameterCount)
       if verify {
-        for (i, c) in [r, d].enumerated() {
+        for (i, c) in configs.enumerated() {
           let built = WorldModel(config: c, seed: 0).parameterCount
           guard built == counts[i] else {
             throw ValidationError("\(p.rawValue)/\(c.backbone): formula \(counts[i]) but the built model has \(built)")
@@ -97,10 +100,12 @@ struct Presets: ParsableCommand {
       case .vector(let n): o = "vector \(n)"
       case .image(let h, let w, let c): o = "image \(h)x\(w)x\(c)"
       }
-      rows.append([
-        p.rawValue, o, "\(r.deter)", "\(r.units)", "\(r.mlpLayers)", "\(r.cnnDepth)",
-        "\(r.ssm.states)/\(r.ssm.channels)/\(r.ssm.layers)", millions(counts[0]), millions(counts[1]),
-      ])
+      let t = r.transformerSettings
+      rows.append(
+        [
+          p.rawValue, o, "\(r.deter)", "\(r.units)", "\(r.mlpLayers)", "\(r.cnnDepth)",
+          "\(r.ssm.states)/\(r.ssm.channels)/\(r.ssm.layers)", "\(t.layers)/\(t.width)/\(t.heads)",
+        ] + counts.map(millions))
     }
     printTable(header: header, rows: rows)
     print(

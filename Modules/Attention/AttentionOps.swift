@@ -222,15 +222,6 @@ public struct CacheRows: Equatable, Sendable {
   }
 }
 
-/// Calls `body` with base pointers of all `tensors`, valid for the call.
-func withBasePointers<R>(_ tensors: [Tensor], _ body: ([UnsafePointer<Float>]) -> R) -> R {
-  func go(_ i: Int, _ acc: [UnsafePointer<Float>]) -> R {
-    if i == tensors.count { return body(acc) }
-    return tensors[i].withUnsafeBufferPointer { go(i + 1, acc + [$0.baseAddress!]) }
-  }
-  return go(0, [])
-}
-
 /// One attention step: each row's query `q` [N, width] against the keys and values of `cache`
 /// that `rows` lets it see (see ``CacheRows``), `heads` heads. Differentiable in `q` and the
 /// cache's own keys and values; the prefix is constant. A row that sees no key gets zeros.
@@ -262,8 +253,8 @@ public func stepAttention(q: Variable, cache: KeyValueCache, rows: CacheRows, he
           rows.prefixFirst.withUnsafeBufferPointer { fp in
             rows.prefixEnd.withUnsafeBufferPointer { ep in
               rows.ownFirst.withUnsafeBufferPointer { op in
-                withBasePointers(ownK) { kps in
-                  withBasePointers(ownV) { vps in
+                Tensor.withUnsafeBaseAddresses(ownK) { kps in
+                  Tensor.withUnsafeBaseAddresses(ownV) { vps in
                     body(
                       AttentionKernel.StepSources(
                         prefixKeys: hasPrefix ? pkp.baseAddress! : nil,

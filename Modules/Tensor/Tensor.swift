@@ -116,6 +116,15 @@ public struct Tensor: @unchecked Sendable {
     try body(UnsafeBufferPointer(start: storage.base, count: storage.count))
   }
 
+  /// Calls `body` with the first element's address of each of `tensors`, in order, valid for
+  /// the call (for kernels that read a list of tensors, such as one buffer per step).
+  @inlinable
+  public static func withUnsafeBaseAddresses<R>(
+    _ tensors: [Tensor], _ body: ([UnsafePointer<Float>]) throws -> R
+  ) rethrows -> R {
+    try withExtendedLifetime(tensors) { try body(tensors.map { UnsafePointer($0.storage.base) }) }
+  }
+
   /// Calls `body` with mutable access to the elements, copying first if the storage is shared.
   @inlinable
   public mutating func withUnsafeMutableBufferPointer<R>(

@@ -90,6 +90,15 @@ public enum AttentionKernel {
   /// How many (sequence, head) pairs are worth a thread: about a million multiply-adds each.
   static func grain(pairWork: Int) -> Int { max(1, 1_000_000 / max(1, pairWork)) }
 
+  /// ``grain(pairWork:)`` for a sequence problem whose queries see the keys from `first` on,
+  /// with `perKey` vector operations of `headSize` per visible key.
+  static func grain(first: UnsafePointer<Int32>, shape: Shape, perKey: Int) -> Int {
+    let (bn, tn) = (shape.batch, shape.length)
+    var visible = 0
+    for i in 0..<(bn * tn) { visible += i % tn - Int(first[i]) + 1 }
+    return grain(pairWork: visible / max(1, bn) * shape.headSize * perKey)
+  }
+
   // MARK: Sequences
 
   /// Causal attention over `shape.batch` sequences: query `i` of sequence `b` sees keys
@@ -99,12 +108,9 @@ public enum AttentionKernel {
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, first: UnsafePointer<Int32>,
     out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>, shape: Shape
   ) {
-    let (bn, tn, hn, dn, w) = (shape.batch, shape.length, shape.heads, shape.headSize, shape.width)
+    let (tn, hn, dn, w) = (shape.length, shape.heads, shape.headSize, shape.width)
     let scale = shape.scale
-    var span = 0
-    for i in 0..<(bn * tn) { span += i % tn - Int(first[i]) + 1 }
-    let pairWork = span / max(1, bn) * dn * 2
-    Parallelism.forEachChunk(count: bn * hn, grain: grain(pairWork: pairWork)) { pairs in
+    Parallelism.forEachChunk(count: shape.batch * hn, grain: grain(first: first, shape: shape, perKey: 2)) { pairs in
       let scores = UnsafeMutablePointer<Float>.allocate(capacity: keyBlock)
       defer { scores.deallocate() }
       for pair in pairs {
@@ -161,12 +167,9 @@ public enum AttentionKernel {
     out: UnsafePointer<Float>, logSumExp: UnsafePointer<Float>, gOut: UnsafePointer<Float>,
     gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>, shape: Shape
   ) {
-    let (bn, tn, hn, dn, w) = (shape.batch, shape.length, shape.heads, shape.headSize, shape.width)
+    let (tn, hn, dn, w) = (shape.length, shape.heads, shape.headSize, shape.width)
     let scale = shape.scale
-    var span = 0
-    for i in 0..<(bn * tn) { span += i % tn - Int(first[i]) + 1 }
-    let pairWork = span / max(1, bn) * dn * 5
-    Parallelism.forEachChunk(count: bn * hn, grain: grain(pairWork: pairWork)) { pairs in
+    Parallelism.forEachChunk(count: shape.batch * hn, grain: grain(first: first, shape: shape, perKey: 5)) { pairs in
       let delta = UnsafeMutablePointer<Float>.allocate(capacity: tn)
       defer { delta.deallocate() }
       for pair in pairs {

@@ -126,15 +126,9 @@ public final class S3M: Module, SequenceModel {
     embed: Variable, prevActions: Variable, isFirst: Tensor, state: LatentState?,
     rng: inout SeededGenerator
   ) -> SequenceOutput {
-    let (b, t) = (embed.shape[0], embed.shape[1])
-    let s = stochSize
     let postLogits = posterior(embed)
     let z = latent.sampleSequence(postLogits, using: &rng)
-    // z_{t-1}: the carried latent before t = 0, the initial latent at resets.
-    let zInit = initialLatent().z
-    let first = (state?.stoch ?? zInit.broadcast(to: [b, s])).reshaped([b, 1, s])
-    let shifted = t > 1 ? Variable.concat([first, z.slice(axis: 1, 0..<(t - 1))], axis: 1) : first
-    let zPrev = select(isFirst.reshaped([b, t, 1]), zInit.reshaped([1, 1, s]), shifted)
+    let zPrev = previousLatents(z, carried: state?.stoch, initial: initialLatent().z, isFirst: isFirst)
     let u = inputLayer(blocks: [InputBlock(zPrev, mayBeBinary: true), InputBlock(prevActions, mayBeBinary: true)])
     let carry = state.map { SSMStackState(layers: $0.recurrent) }
     let (o, layerStates, _) = stack(u, isFirst: stackResets(isFirst), state: carry)

@@ -208,3 +208,13 @@ public protocol SequenceModel: AnyObject {
 extension SequenceModel {
   public var stochSize: Int { latent.size }
 }
+
+/// z_{t-1} for every step of sequences whose latents are `z` [B, T, S] (the cores with a
+/// posterior that reads the observation alone): `carried` [B, S] (or `initial`) before t = 0,
+/// the previous step's latent after, and `initial` [1, S] at every `isFirst` [B, T].
+func previousLatents(_ z: Variable, carried: Variable?, initial: Variable, isFirst: Tensor) -> Variable {
+  let (b, t, s) = (z.shape[0], z.shape[1], z.shape[2])
+  let first = (carried ?? initial.broadcast(to: [b, s])).reshaped([b, 1, s])
+  let shifted = t > 1 ? Variable.concat([first, z.slice(axis: 1, 0..<(t - 1))], axis: 1) : first
+  return select(isFirst.reshaped([b, t, 1]), initial.reshaped([1, 1, s]), shifted)
+}

@@ -266,13 +266,9 @@ public final class TransformerCore: Module, SequenceModel {
     {
       return observeStepwise(embed: embed, prevActions: prevActions, isFirst: isFirst, state: state, rng: &rng)
     }
-    let s = stochSize
     let postLogits = posterior(embed)
     let z = latent.sampleSequence(postLogits, using: &rng)
-    let zInit = initialLatent().z
-    let first = (state?.stoch ?? zInit.broadcast(to: [b, s])).reshaped([b, 1, s])
-    let shifted = t > 1 ? Variable.concat([first, z.slice(axis: 1, 0..<(t - 1))], axis: 1) : first
-    let zPrev = select(isFirst.reshaped([b, t, 1]), zInit.reshaped([1, 1, s]), shifted)
+    let zPrev = previousLatents(z, carried: state?.stoch, initial: initialLatent().z, isFirst: isFirst)
     var x = inputLayer(blocks: [InputBlock(zPrev, mayBeBinary: true), InputBlock(prevActions, mayBeBinary: true)])
     // Positions count from each episode's start (from the carried position before one).
     let flags = isFirst.scalars

@@ -87,6 +87,18 @@ public enum AttentionKernel {
     for i in 0..<n { y[i] *= alpha }
   }
 
+  /// p[c] = exp(p[c] - shift) for c in 0 ..< count, eight at a time.
+  @inline(__always)
+  static func exponentiate(_ p: UnsafeMutablePointer<Float>, _ count: Int, minus shift: Float) {
+    let m = Float8(repeating: shift)
+    var c = 0
+    while c < count {
+      let lanes = min(8, count - c)
+      store8(FastMath.exp(load8(p, c, lanes) - m), p, c, lanes)
+      c += 8
+    }
+  }
+
   /// How many (sequence, head) pairs are worth a thread: about a million multiply-adds each.
   static func grain(pairWork: Int) -> Int { max(1, 1_000_000 / max(1, pairWork)) }
 
@@ -139,13 +151,7 @@ public enum AttentionKernel {
             }
             m = mNew
             // The block's probabilities eight at a time, then their weighted values.
-            let count = j1 - j0
-            var c = 0
-            while c < count {
-              let lanes = min(8, count - c)
-              store8(FastMath.exp(load8(scores, c, lanes) - Float8(repeating: m)), scores, c, lanes)
-              c += 8
-            }
+            exponentiate(scores, j1 - j0, minus: m)
             for j in j0..<j1 {
               let p = scores[j - j0]
               l += p
@@ -171,7 +177,11 @@ public enum AttentionKernel {
     let scale = shape.scale
     Parallelism.forEachChunk(count: shape.batch * hn, grain: grain(first: first, shape: shape, perKey: 5)) { pairs in
       let delta = UnsafeMutablePointer<Float>.allocate(capacity: tn)
-      defer { delta.deallocate() }
+      let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: tn)
+      defer {
+        delta.deallocate()
+        probabilities.deallocate()
+      }
       for pair in pairs {
         let (b, h) = (pair / hn, pair % hn)
         func at(_ p: UnsafePointer<Float>, _ t: Int) -> UnsafePointer<Float> { p + (b * tn + t) * w + h * dn }
@@ -189,8 +199,11 @@ public enum AttentionKernel {
         let lse = logSumExp + (b * hn + h) * tn
         for i in 0..<tn {
           let (qi, gi, gqi) = (at(q, i), at(gOut, i), at(gq, i))
-          for j in Int(first[b * tn + i])...i {
-            let p = expf(dot(qi, at(k, j), dn) * scale - lse[i])
+          let f = Int(first[b * tn + i])
+          for j in f...i { probabilities[j - f] = dot(qi, at(k, j), dn) * scale }
+          exponentiate(probabilities, i - f + 1, minus: lse[i])
+          for j in f...i {
+            let p = probabilities[j - f]
             axpy(p, gi, at(gv, j), dn)
             let ds = p * (dot(gi, at(v, j), dn) - delta[i]) * scale
             axpy(ds, at(k, j), gqi, dn)
@@ -231,30 +244,40 @@ public enum AttentionKernel {
     let (hn, dn, w) = (heads, headSize, heads * headSize)
     let scale = 1 / Float(dn).squareRoot()
     let work = (s.prefixLength + s.ownKeys.count) * dn * 2
+    let most = s.prefixLength + s.ownKeys.count
     Parallelism.forEachChunk(count: rows * hn, grain: grain(pairWork: work)) { pairs in
+      // One query at a time: its scores, their maximum, the probabilities eight at a time,
+      // then the weighted values.
+      let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: max(1, most))
+      defer { probabilities.deallocate() }
       for pair in pairs {
         let (n, h) = (pair / hn, pair % hn)
         let qi = q + n * w + h * dn
         let oi = out + n * w + h * dn
         for d in 0..<dn { oi[d] = 0 }
         var m = -Float.infinity
-        var l: Float = 0
-        forEachKey(of: n, head: h, s, width: w, headSize: dn) { key, value in
+        var count = 0
+        forEachKey(of: n, head: h, s, width: w, headSize: dn) { key, _ in
           let sc = dot(qi, key, dn) * scale
-          if sc > m {
-            if m > -Float.infinity {
-              let c = expf(m - sc)
-              l *= c
-              Self.scale(oi, c, dn)
-            }
-            m = sc
-          }
-          let p = expf(sc - m)
+          probabilities[count] = sc
+          m = max(m, sc)
+          count += 1
+        }
+        guard count > 0 else {
+          logSumExp[n * hn + h] = 0
+          continue
+        }
+        exponentiate(probabilities, count, minus: m)
+        var l: Float = 0
+        var index = 0
+        forEachKey(of: n, head: h, s, width: w, headSize: dn) { _, value in
+          let p = probabilities[index]
           l += p
           axpy(p, value, oi, dn)
+          index += 1
         }
-        if l > 0 { Self.scale(oi, 1 / l, dn) }
-        logSumExp[n * hn + h] = l > 0 ? m + logf(l) : 0
+        Self.scale(oi, 1 / l, dn)
+        logSumExp[n * hn + h] = m + logf(l)
       }
     }
   }
@@ -270,8 +293,11 @@ public enum AttentionKernel {
   ) {
     let (hn, dn, w) = (heads, headSize, heads * headSize)
     let scale = 1 / Float(dn).squareRoot()
-    let work = (s.prefixLength + s.ownKeys.count) * dn * 5
+    let most = s.prefixLength + s.ownKeys.count
+    let work = most * dn * 5
     Parallelism.forEachChunk(count: rows * hn, grain: grain(pairWork: work)) { pairs in
+      let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: max(1, most))
+      defer { probabilities.deallocate() }
       for pair in pairs {
         let (n, h) = (pair / hn, pair % hn)
         let off = n * w + h * dn
@@ -285,11 +311,17 @@ public enum AttentionKernel {
         }
         let delta = dot(gi, out + off, dn)
         let lse = logSumExp[n * hn + h]
+        var count = 0
+        forEachKey(of: n, head: h, s, width: w, headSize: dn) { key, _ in
+          probabilities[count] = dot(qi, key, dn) * scale
+          count += 1
+        }
+        exponentiate(probabilities, count, minus: lse)
         var index = 0
         let ownStart = s.prefixRow[n] >= 0 ? Int(s.prefixEnd[n] - s.prefixFirst[n]) : 0
         let firstOwn = Int(s.ownFirst[n])
         forEachKey(of: n, head: h, s, width: w, headSize: dn) { key, value in
-          let p = expf(dot(qi, key, dn) * scale - lse)
+          let p = probabilities[index]
           let ds = p * (dot(gi, value, dn) - delta) * scale
           axpy(ds, key, gqi, dn)
           if index >= ownStart {

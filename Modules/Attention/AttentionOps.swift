@@ -95,22 +95,24 @@ public func visibleFirst(isFirst: Tensor, window: Int) -> [Int32] {
 /// back).
 public func rotary(_ x: Variable, positions: [Int32], heads: Int, base: Float = 10_000) -> Variable {
   let w = x.shape.last!
-  let rows = x.count / max(1, w)
-  precondition(positions.count == rows, "rotary: \(positions.count) positions for \(rows) rows")
-  precondition(w % heads == 0 && (w / heads) % 2 == 0, "rotary: head size must be even")
-  let table = RotaryTable(positions: positions, headSize: w / heads, base: base)
-  let y = table.apply(x.value, heads: heads, inverse: false)
-  return customVJP(inputs: [x], outputs: [y]) { g in [table.apply(g[0], heads: heads, inverse: true)] }[0]
+  precondition(w % heads == 0, "rotary: width \(w) is not a multiple of \(heads) heads")
+  return RotaryTable(positions: positions, headSize: w / heads, base: base)(x, heads: heads)
 }
 
-/// The cosines and sines of ``rotary(_:positions:heads:base:)`` for each row and pair.
-struct RotaryTable {
-  let headSize: Int
+/// The cosines and sines of ``rotary(_:positions:heads:base:)`` for each row and feature pair:
+/// made once for a set of positions and applied to every tensor with those rows (the queries
+/// and keys of every layer of one step).
+public struct RotaryTable {
+  public let headSize: Int
+  /// One position per row.
+  public let positions: [Int32]
   var cosines: [Float]
   var sines: [Float]
 
-  init(positions: [Int32], headSize: Int, base: Float) {
+  public init(positions: [Int32], headSize: Int, base: Float = 10_000) {
+    precondition(headSize >= 2 && headSize % 2 == 0, "RotaryTable: head size must be even, got \(headSize)")
     self.headSize = headSize
+    self.positions = positions
     let pairs = headSize / 2
     var c = [Float](repeating: 0, count: positions.count * pairs)
     var s = c
@@ -124,6 +126,16 @@ struct RotaryTable {
     }
     cosines = c
     sines = s
+  }
+
+  /// `x` [..., heads * headSize] with one row per position, rotated; the gradient turns back.
+  public func callAsFunction(_ x: Variable, heads: Int) -> Variable {
+    let w = x.shape.last!
+    precondition(w == heads * headSize, "rotary: width \(w) is not \(heads) heads of \(headSize)")
+    precondition(
+      x.count / max(1, w) == positions.count, "rotary: \(positions.count) positions for \(x.count / max(1, w)) rows")
+    let y = apply(x.value, heads: heads, inverse: false)
+    return customVJP(inputs: [x], outputs: [y]) { g in [apply(g[0], heads: heads, inverse: true)] }[0]
   }
 
   func apply(_ x: Tensor, heads: Int, inverse: Bool) -> Tensor {

@@ -142,10 +142,9 @@ public final class S3M: Module, SequenceModel {
     embed: Variable, prevAction: Variable, isFirst: Tensor, state: LatentState,
     rng: inout SeededGenerator
   ) -> (state: LatentState, postLogits: Variable, priorLogits: Variable) {
-    let b = embed.shape[0]
-    let postLogits = posterior(embed)
-    let z = latent.sample(postLogits, using: &rng)
-    let zPrev = select(isFirst.reshaped([b, 1]), initialLatent().z, state.stoch)
+    let (postLogits, z, zPrev) = observedLatents(
+      embed, posterior: posterior, latent: latent, previous: state.stoch, initial: initialLatent().z,
+      isFirst: isFirst, rng: &rng)
     let u = inputLayer(Variable.concat([zPrev, prevAction], axis: -1))
     let (o, next) = stack.step(u, isFirst: stackResets(isFirst), state: SSMStackState(layers: state.recurrent))
     let (h, priorLogits) = outputs(o)

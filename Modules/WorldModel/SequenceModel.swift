@@ -218,3 +218,15 @@ func previousLatents(_ z: Variable, carried: Variable?, initial: Variable, isFir
   let shifted = t > 1 ? Variable.concat([first, z.slice(axis: 1, 0..<(t - 1))], axis: 1) : first
   return select(isFirst.reshaped([b, t, 1]), initial.reshaped([1, 1, s]), shifted)
 }
+
+/// One observed step of the cores with a posterior that reads the observation alone: the
+/// posterior's logits for `embed` [N, E], their sample z_t, and z_{t-1} (`previous` [N, S], or
+/// `initial` [1, S] where `isFirst` [N] is set).
+func observedLatents(
+  _ embed: Variable, posterior: LatentHead, latent: CategoricalLatent, previous: Variable, initial: Variable,
+  isFirst: Tensor, rng: inout SeededGenerator
+) -> (postLogits: Variable, z: Variable, zPrev: Variable) {
+  let postLogits = posterior(embed)
+  let z = latent.sample(postLogits, using: &rng)
+  return (postLogits, z, select(isFirst.reshaped([embed.shape[0], 1]), initial, previous))
+}

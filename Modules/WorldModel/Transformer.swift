@@ -173,14 +173,11 @@ public final class TransformerBlock: Module {
 
   var width: Int { attentionOut.outFeatures }
 
-  /// The rotated queries, the rotated keys and the values of `x` [..., width] at `positions`
-  /// (one per row).
-  func projections(_ x: Variable, positions: [Int32]) -> (q: Variable, k: Variable, v: Variable) {
+  /// The rotated queries, the rotated keys and the values of `x` [..., width], its rows at the
+  /// positions of `rotation`.
+  func projections(_ x: Variable, rotation: RotaryTable) -> (q: Variable, k: Variable, v: Variable) {
     let parts = qkv(attentionNorm(x)).split(count: 3, axis: -1)
-    return (
-      rotary(parts[0], positions: positions, heads: heads), rotary(parts[1], positions: positions, heads: heads),
-      parts[2]
-    )
+    return (rotation(parts[0], heads: heads), rotation(parts[1], heads: heads), parts[2])
   }
 
   /// The rest of the block after attention: residual, then the MLP with its residual.
@@ -282,9 +279,10 @@ public final class TransformerCore: Module, SequenceModel {
       }
     }
     let firstKey = visibleFirst(isFirst: isFirst, window: window)
+    let rotation = rotaryTable(positions)
     var caches: [KeyValueCache] = []
     for block in blocks {
-      let (q, k, v) = block.projections(x, positions: positions)
+      let (q, k, v) = block.projections(x, rotation: rotation)
       let attended = sequenceAttention(q: q, k: k, v: v, first: firstKey, heads: block.heads)
       x = block.finish(x, attended: attended)
       caches.append(KeyValueCache(prefixKeys: k.value, prefixValues: v.value))
@@ -341,13 +339,19 @@ public final class TransformerCore: Module, SequenceModel {
     return context
   }
 
+  /// The rotary table of rows at `positions`, shared by every block (same width and heads).
+  func rotaryTable(_ positions: [Int32]) -> RotaryTable {
+    RotaryTable(positions: positions, headSize: blocks[0].width / blocks[0].heads)
+  }
+
   /// One step of every block for N entries with input `u` [N, width] against `context`, which
   /// takes the step's keys and values.
   func step(_ u: Variable, context: inout AttentionContext) -> Variable {
     context.makeRoom()
+    let rotation = rotaryTable(context.rows.position)
     var x = u
     for (i, block) in blocks.enumerated() {
-      let (q, k, v) = block.projections(x, positions: context.rows.position)
+      let (q, k, v) = block.projections(x, rotation: rotation)
       context.layers[i].ownKeys.append(k)
       context.layers[i].ownValues.append(v)
       let attended = stepAttention(q: q, cache: context.layers[i], rows: context.rows, heads: block.heads)
@@ -361,10 +365,9 @@ public final class TransformerCore: Module, SequenceModel {
     embed: Variable, prevAction: Variable, isFirst: Tensor, state: LatentState,
     rng: inout SeededGenerator
   ) -> (state: LatentState, postLogits: Variable, priorLogits: Variable) {
-    let n = embed.shape[0]
-    let postLogits = posterior(embed)
-    let z = latent.sample(postLogits, using: &rng)
-    let zPrev = select(isFirst.reshaped([n, 1]), initialLatent().z, state.stoch)
+    let (postLogits, z, zPrev) = observedLatents(
+      embed, posterior: posterior, latent: latent, previous: state.stoch, initial: initialLatent().z,
+      isFirst: isFirst, rng: &rng)
     var context = Self.cache(of: state)
     context.reset(isFirst.scalars)
     let x = step(inputLayer(Variable.concat([zPrev, prevAction], axis: -1)), context: &context)
